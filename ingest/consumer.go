@@ -1,0 +1,146 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// Consumer is one member of the ingest consumer group. Several processes
+// with the same GroupID share the topic's partitions between them.
+type Consumer struct {
+	cfg    Config
+	store  store
+	dlq    *deadLetter
+	m      *metrics
+	logger *slog.Logger
+	dialer *kafka.Dialer
+}
+
+// New checks cfg and returns a consumer that writes through conn, a
+// clickhouse-go connection bound to the database holding the events table.
+// Its metrics are registered on reg.
+func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, errors.New("ingest: a ClickHouse connection is required")
+	}
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)
+	}
+	return &Consumer{
+		cfg:    cfg,
+		store:  store{conn: conn},
+		dlq:    newDeadLetter(cfg),
+		m:      m,
+		logger: logger.With("component", "ingest", "topic", cfg.Topic),
+		dialer: &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true},
+	}, nil
+}
+
+// Run consumes until ctx ends. On the way out every partition flushes the
+// records it holds and commits them (within ShutdownTimeout), then the
+// member leaves the group. Run returns nil after a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                c.cfg.GroupID,
+		Brokers:           c.cfg.Brokers,
+		Dialer:            c.dialer,
+		Topics:            []string{c.cfg.Topic},
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  c.cfg.ShutdownTimeout + 5*time.Second,
+		JoinGroupBackoff:  time.Second,
+		// Rebalances on new partitions, so a topic grown at run time is read.
+		WatchPartitionChanges: true,
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { c.logger.Debug(fmt.Sprintf(msg, args...)) }),
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: cannot join consumer group %s: %w", c.cfg.GroupID, err)
+	}
+	c.logger.Info("ingest started", "group", c.cfg.GroupID, "brokers", c.cfg.Brokers)
+	closed := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		// Close ends the running generation and waits for every partition
+		// worker to flush and return.
+		closed <- group.Close()
+	}()
+	defer func() {
+		close(stop)
+		<-closed
+		if err := c.dlq.close(); err != nil {
+			c.logger.Warn("cannot close the dead-letter writer", "err", err)
+		}
+		c.logger.Info("ingest stopped")
+	}()
+	failures := 0
+	for {
+		gen, err := group.Next(ctx)
+		switch {
+		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
+			return nil
+		case err != nil:
+			failures++
+			if failures == 1 || failures%30 == 0 {
+				c.logger.Warn("consumer group not joined yet, retrying", "group", c.cfg.GroupID, "attempts", failures, "err", err)
+			}
+			continue
+		}
+		failures = 0
+		assigned := gen.Assignments[c.cfg.Topic]
+		ids := make([]int, len(assigned))
+		for i, pa := range assigned {
+			ids[i] = pa.ID
+			gen.Start(func(gctx context.Context) {
+				c.runPartition(gctx, gen, pa)
+			})
+		}
+		c.logger.Info("partitions assigned", "generation", gen.ID, "partitions", ids)
+	}
+}
+
+// retry calls fn until it succeeds or ctx ends, backing off exponentially
+// with jitter between attempts.
+func (c *Consumer) retry(ctx context.Context, step string, attrs []any, fn func(context.Context) error) error {
+	wait := c.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				c.logger.Info("recovered", append(attrs, "step", step, "attempts", attempt)...)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.m.retries.WithLabelValues(step).Inc()
+		if attempt == 1 || attempt%10 == 0 {
+			c.logger.Warn("step failed, retrying", append(attrs, "step", step, "attempt", attempt, "err", err)...)
+		}
+		jittered := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(jittered):
+		}
+		wait = min(wait*2, c.cfg.RetryMax)
+	}
+}

@@ -1,0 +1,329 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// partition is the worker that owns one assigned partition for the life of
+// a generation. It is single-goroutine: nothing in it is shared.
+type partition struct {
+	c     *Consumer
+	gen   *kafka.Generation
+	id    int32
+	attrs []any
+	conn  *kafka.Conn
+	next  int64 // next offset to read
+
+	// The batch being built: records [first, last] of this partition.
+	rows    rows
+	rejects []rejected
+	first   int64
+	last    int64
+	bytes   int
+	started time.Time
+	digest  *xxhash.Digest
+	// forced is the unfinished batch found in the intent log at start: the
+	// first batch must cover exactly its range, so that it gets the same
+	// deduplication token as the attempt that was interrupted.
+	forced *intent
+}
+
+func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa kafka.PartitionAssignment) {
+	p := &partition{
+		c: c, gen: gen, id: int32(pa.ID), digest: xxhash.New(),
+		attrs: []any{"partition", pa.ID},
+	}
+	defer p.closeConn()
+	lag := c.m.lag.WithLabelValues(strconv.Itoa(pa.ID))
+	if err := p.start(gctx, pa.Offset); err != nil {
+		return
+	}
+	for gctx.Err() == nil {
+		hwm, err := p.fetch(gctx)
+		if err != nil {
+			if gctx.Err() != nil {
+				break
+			}
+			p.closeConn()
+			c.logger.Warn("fetch failed, reconnecting", append(p.attrs, "offset", p.next, "err", err)...)
+			select {
+			case <-gctx.Done():
+			case <-time.After(c.cfg.RetryMin):
+			}
+			continue
+		}
+		if hwm >= 0 {
+			lag.Set(float64(max(hwm-p.next, 0)))
+		}
+		if p.due() {
+			if err := p.flush(gctx); err != nil {
+				return // the generation ended: the next owner replays the intent
+			}
+		}
+	}
+	// Stopping: store and commit what was read, within the shutdown budget.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), c.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := p.flush(fctx); err != nil {
+		c.logger.Warn("final flush incomplete; the intent log will replay it", append(p.attrs, "err", err)...)
+	}
+}
+
+// start finds where to read from: the committed offset, or the start of the
+// last recorded batch if that batch was not committed.
+func (p *partition) start(ctx context.Context, committed int64) error {
+	c := p.c
+	var in intent
+	var found bool
+	err := c.retry(ctx, "read_intent", p.attrs, func(ctx context.Context) error {
+		var err error
+		in, found, err = c.store.lastIntent(ctx, c.cfg.Topic, p.id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// A negative committed offset (no commit yet) is kafka.FirstOffset or
+	// LastOffset, resolved when the partition is connected.
+	p.next = committed
+	if found && (committed < 0 || in.Last >= committed) {
+		p.forced = &in
+		p.next = in.First
+		c.m.replays.Inc()
+		c.logger.Info("replaying an uncommitted batch", append(p.attrs, "first_offset", in.First, "last_offset", in.Last, "committed", committed)...)
+	}
+	return nil
+}
+
+func (p *partition) closeConn() {
+	if p.conn != nil {
+		_ = p.conn.Close()
+		p.conn = nil
+	}
+}
+
+func (p *partition) connect(ctx context.Context) error {
+	c := p.c
+	var lastErr error
+	for _, broker := range c.cfg.Brokers {
+		conn, err := c.dialer.DialLeader(ctx, "tcp", broker, c.cfg.Topic, int(p.id))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if err := p.seek(conn); err != nil {
+			_ = conn.Close()
+			return err
+		}
+		p.conn = conn
+		return nil
+	}
+	return fmt.Errorf("cannot reach the leader of %s/%d: %w", c.cfg.Topic, p.id, lastErr)
+}
+
+// seek positions conn at p.next, resolving a symbolic start and an offset
+// that the broker no longer (or not yet) has.
+func (p *partition) seek(conn *kafka.Conn) error {
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return fmt.Errorf("cannot read the offsets of %s/%d: %w", p.c.cfg.Topic, p.id, err)
+	}
+	switch {
+	case p.next == kafka.LastOffset:
+		p.next = last
+	case p.next < 0:
+		p.next = first
+	case p.next < first:
+		p.c.logger.Error("records were deleted by retention before they were ingested", append(p.attrs, "wanted", p.next, "first_available", first)...)
+		p.next = first
+		p.forced = nil
+	case p.next > last:
+		// The topic was recreated or truncated: what is there now is new.
+		p.c.logger.Error("committed offset is beyond the end of the partition; reading from its start", append(p.attrs, "committed", p.next, "first", first, "last", last)...)
+		p.next = first
+		p.forced = nil
+	}
+	if _, err := conn.Seek(p.next, kafka.SeekAbsolute); err != nil {
+		return fmt.Errorf("cannot seek %s/%d to %d: %w", p.c.cfg.Topic, p.id, p.next, err)
+	}
+	return nil
+}
+
+// fetch reads one fetch response worth of records into the batch and
+// returns the partition's high watermark (-1 if unknown).
+func (p *partition) fetch(ctx context.Context) (int64, error) {
+	c := p.c
+	if p.conn == nil {
+		if err := p.connect(ctx); err != nil {
+			return -1, err
+		}
+	}
+	wait := c.cfg.BatchInterval
+	if p.count() > 0 {
+		wait = max(c.cfg.BatchInterval-time.Since(p.started), time.Millisecond)
+	}
+	wait = min(wait, 250*time.Millisecond)
+	if err := p.conn.SetReadDeadline(time.Now().Add(wait + 15*time.Second)); err != nil {
+		return -1, err
+	}
+	b := p.conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: c.cfg.FetchMaxBytes, MaxWait: wait})
+	for {
+		msg, err := b.ReadMessage()
+		if err != nil {
+			break
+		}
+		if err := p.add(ctx, msg); err != nil {
+			_ = b.Close()
+			return -1, err
+		}
+	}
+	hwm := b.HighWaterMark()
+	if err := b.Close(); err != nil {
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			p.closeConn() // reconnecting re-resolves the offset
+		}
+		return -1, err
+	}
+	return hwm, nil
+}
+
+func (p *partition) count() int { return p.rows.len() + len(p.rejects) }
+
+// add decodes one record into the batch. A forced batch is flushed as soon
+// as its range is complete.
+func (p *partition) add(ctx context.Context, msg kafka.Message) error {
+	c := p.c
+	if msg.Offset < p.next {
+		return nil // a fetch may start before the requested offset
+	}
+	if p.forced != nil && msg.Offset > p.forced.Last {
+		// Records of the forced range are gone (retention): close it with
+		// what exists.
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if p.count() == 0 {
+		p.first = msg.Offset
+		p.started = time.Now()
+		p.bytes = 0
+		p.digest.Reset()
+	}
+	p.last = msg.Offset
+	p.next = msg.Offset + 1
+	p.bytes += len(msg.Value)
+	_, _ = p.digest.Write(msg.Value)
+	c.m.consumed.Inc()
+	ref := msg.Time
+	if ref.IsZero() {
+		ref = time.Now()
+	}
+	ev, err := schemas.Decode(msg.Value, ref, c.cfg.Limits)
+	if err != nil {
+		var verr *schemas.Error
+		if !errors.As(err, &verr) {
+			verr = &schemas.Error{Reason: schemas.ReasonMalformedJSON, Rule: err.Error()}
+		}
+		p.rejects = append(p.rejects, rejected{msg: msg, err: verr})
+	} else {
+		p.rows.add(&ev, p.id, msg.Offset)
+	}
+	if p.forced != nil && msg.Offset == p.forced.Last {
+		return p.flush(ctx)
+	}
+	return nil
+}
+
+// due says whether the batch should be cut now. A forced batch is cut only
+// by its range.
+func (p *partition) due() bool {
+	n := p.count()
+	if n == 0 || p.forced != nil {
+		return false
+	}
+	cfg := p.c.cfg
+	return n >= cfg.BatchRows || p.bytes >= cfg.BatchBytes || time.Since(p.started) >= cfg.BatchInterval
+}
+
+// flush stores the batch and commits its offsets: intent, rows, dead
+// letters, commit. It returns an error only when ctx ended (or the
+// generation did) before the commit; the intent log then lets the next
+// owner finish the job.
+func (p *partition) flush(ctx context.Context) error {
+	if p.count() == 0 {
+		return nil
+	}
+	c := p.c
+	begin := time.Now()
+	in := intent{First: p.first, Last: p.last, Rows: uint32(p.rows.len())}
+	// The content digest keeps a token from matching a batch of an earlier
+	// topic of the same name (a recreated topic starts again at offset 0).
+	token := in.token(c.cfg.Topic, p.id) + "/" + strconv.FormatUint(p.digest.Sum64(), 16)
+	attrs := append(p.attrs, "first_offset", in.First, "last_offset", in.Last)
+	replay := p.forced != nil && p.forced.First == in.First && p.forced.Last == in.Last
+	if p.rows.len() > 0 {
+		if !replay {
+			if err := c.retry(ctx, "write_intent", attrs, func(ctx context.Context) error {
+				return c.store.writeIntent(ctx, c.cfg.Topic, p.id, in)
+			}); err != nil {
+				return err
+			}
+		}
+		if err := c.retry(ctx, "insert", attrs, func(ctx context.Context) error {
+			return c.store.insert(ctx, &p.rows, token)
+		}); err != nil {
+			return err
+		}
+	}
+	if len(p.rejects) > 0 {
+		if err := c.retry(ctx, "dead_letter", attrs, func(ctx context.Context) error {
+			return c.dlq.write(ctx, p.rejects)
+		}); err != nil {
+			return err
+		}
+		for _, r := range p.rejects {
+			c.m.rejected.WithLabelValues(string(r.err.Reason)).Inc()
+		}
+		c.logger.Info("records sent to the dead-letter topic", append(attrs, "count", len(p.rejects), "first_reason", p.rejects[0].err.Error())...)
+	}
+	if err := p.commit(ctx, in.Last+1); err != nil {
+		return err
+	}
+	c.m.inserted.Add(float64(p.rows.len()))
+	c.m.batchRows.Observe(float64(p.count()))
+	c.m.batchSeconds.Observe(time.Since(begin).Seconds())
+	p.rows.reset()
+	clear(p.rejects)
+	p.rejects = p.rejects[:0]
+	p.forced = nil
+	return nil
+}
+
+// commit commits offset for the partition through the generation. A
+// generation that has ended cannot commit: that is final for this worker.
+func (p *partition) commit(ctx context.Context, offset int64) error {
+	c := p.c
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = p.gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: {int(p.id): offset}})
+		if err == nil {
+			return nil
+		}
+		c.m.retries.WithLabelValues("commit").Inc()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot commit offset %d: %w", offset, err)
+		case <-time.After(c.cfg.RetryMin << attempt):
+		}
+	}
+	return fmt.Errorf("cannot commit offset %d: %w", offset, err)
+}

@@ -1,0 +1,267 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cockpit-cs/cockpit/ingest"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// Config is everything a cockpit process can be told.
+type Config struct {
+	Log        Log           `yaml:"log"`
+	HTTP       HTTP          `yaml:"http"`
+	ClickHouse ClickHouse    `yaml:"clickhouse"`
+	Ingest     ingest.Config `yaml:"ingest"`
+}
+
+// Log selects the log output.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the API and dashboard server.
+type HTTP struct {
+	// Listen is the address to serve on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+}
+
+// ClickHouse says where the store is and how its schema is laid out.
+type ClickHouse struct {
+	// DSN of the server: clickhouse://host:9000 (native protocol) or
+	// http://host:8123 (HTTP, as the embedded engine speaks). User and
+	// password may be given in it. Default http://127.0.0.1:8123.
+	DSN string `yaml:"dsn"`
+	// Store is the database and cluster layout (see schemas.StoreConfig).
+	schemas.StoreConfig `yaml:",inline"`
+	// MaxOpenConns bounds the connection pool. Default 8.
+	MaxOpenConns int `yaml:"max_open_conns"`
+	// DialTimeout bounds connecting. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// QueryTimeout bounds one query or insert. Default 60s.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// Default returns the settings used when nothing is said.
+func Default() Config {
+	return Config{
+		Log:  Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		ClickHouse: ClickHouse{
+			DSN:          "http://127.0.0.1:8123",
+			StoreConfig:  schemas.StoreConfig{Database: "cockpit"},
+			MaxOpenConns: 8,
+			DialTimeout:  5 * time.Second,
+			QueryTimeout: 60 * time.Second,
+		},
+		Ingest: ingest.Default(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if _, err := ParseLevel(c.Log.Level); err != nil {
+		return err
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("log.format must be text or json, got %q", c.Log.Format)
+	}
+	if c.HTTP.Listen == "" {
+		return errors.New("http.listen is required")
+	}
+	u, err := url.Parse(c.ClickHouse.DSN)
+	if err != nil || (u.Scheme != "clickhouse" && u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp") || u.Host == "" {
+		return fmt.Errorf("clickhouse.dsn must look like clickhouse://host:9000 or http://host:8123, got %q", RedactDSN(c.ClickHouse.DSN))
+	}
+	if err := c.ClickHouse.StoreConfig.Validate(); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	return c.Ingest.Validate()
+}
+
+// ParseLevel maps a level name to slog's.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log.level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// RedactDSN hides a password in a DSN so it can be logged.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable dsn)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Load reads the YAML file at path (none when path is empty) over the
+// defaults, then applies COCKPIT_* variables from environ.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("cannot read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF: it means "all defaults".
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// EnvName is the variable that sets the YAML key path (e.g.
+// "ingest.batch_rows" -> COCKPIT_INGEST_BATCH_ROWS).
+func EnvName(path string) string {
+	return "COCKPIT_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(path))
+}
+
+// applyEnv sets every leaf field whose COCKPIT_* variable is present.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "COCKPIT_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	return walk(reflect.ValueOf(cfg).Elem(), "", func(path string, v reflect.Value) error {
+		raw, ok := env[EnvName(path)]
+		if !ok {
+			return nil
+		}
+		if err := setFromString(v, raw); err != nil {
+			return fmt.Errorf("%s: %w", EnvName(path), err)
+		}
+		return nil
+	})
+}
+
+// Keys lists every settable key path, for help texts and tests.
+func Keys() []string {
+	var out []string
+	cfg := Default()
+	_ = walk(reflect.ValueOf(&cfg).Elem(), "", func(path string, _ reflect.Value) error {
+		out = append(out, path)
+		return nil
+	})
+	return out
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func walk(v reflect.Value, prefix string, leaf func(path string, v reflect.Value) error) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		if opts == "inline" {
+			if err := walk(fv, prefix, leaf); err != nil {
+				return err
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		if fv.Kind() == reflect.Struct && f.Type != durationType {
+			if err := walk(fv, path, leaf); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := leaf(path, fv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, raw string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 250ms, 5s): %q", raw)
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", raw)
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", raw)
+		}
+		v.SetFloat(f)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", raw)
+		}
+		v.SetBool(b)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported list type %s", v.Type())
+		}
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported setting type %s", v.Type())
+	}
+	return nil
+}

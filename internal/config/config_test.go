@@ -1,0 +1,130 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cockpit.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadLayers(t *testing.T) {
+	path := writeFile(t, `
+http:
+  listen: 0.0.0.0:9999
+clickhouse:
+  dsn: clickhouse://ch:9000
+  database: cs
+ingest:
+  brokers: [k1:9092, k2:9092]
+  batch_rows: 1000
+  batch_interval: 50ms
+`)
+	cfg, err := Load(path, []string{
+		"COCKPIT_INGEST_BATCH_ROWS=2000",
+		"COCKPIT_INGEST_BROKERS=a:1, b:2",
+		"COCKPIT_INGEST_LIMITS_MAX_AGE=0s",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "0.0.0.0:9999" || cfg.ClickHouse.Database != "cs" || cfg.ClickHouse.DSN != "clickhouse://ch:9000" {
+		t.Fatalf("file values not applied: %+v", cfg)
+	}
+	if cfg.Ingest.BatchRows != 2000 || !slices.Equal(cfg.Ingest.Brokers, []string{"a:1", "b:2"}) {
+		t.Fatalf("environment did not override the file: %+v", cfg.Ingest)
+	}
+	if cfg.Ingest.BatchInterval != 50*time.Millisecond || cfg.Ingest.Limits.MaxAge != 0 {
+		t.Fatalf("durations wrong: %+v", cfg.Ingest)
+	}
+	if cfg.Ingest.Topic != "cs.conversation-events" || cfg.ClickHouse.MaxOpenConns != 8 {
+		t.Fatalf("defaults lost: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        []string
+		want       string
+	}{
+		{name: "unknown key", file: "ingest:\n  batch_rowz: 5\n", want: "batch_rowz"},
+		{name: "bad duration env", env: []string{"COCKPIT_INGEST_BATCH_INTERVAL=soon"}, want: "COCKPIT_INGEST_BATCH_INTERVAL"},
+		{name: "bad int env", env: []string{"COCKPIT_INGEST_BATCH_ROWS=many"}, want: "COCKPIT_INGEST_BATCH_ROWS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = writeFile(t, tc.file)
+			}
+			_, err := Load(path, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Default()
+	ok.Ingest.Brokers = []string{"k:9092"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(*Config){
+		"no brokers":   func(c *Config) { c.Ingest.Brokers = nil },
+		"bad level":    func(c *Config) { c.Log.Level = "loud" },
+		"bad dsn":      func(c *Config) { c.ClickHouse.DSN = "mysql://x" },
+		"sql in db":    func(c *Config) { c.ClickHouse.Database = "x; DROP TABLE y" },
+		"tiny batches": func(c *Config) { c.Ingest.BatchBytes = 10 },
+	}
+	for name, mutate := range cases {
+		c := ok
+		c.Ingest.Brokers = slices.Clone(ok.Ingest.Brokers)
+		mutate(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestEmptyFileAndKeys(t *testing.T) {
+	cfg, err := Load(writeFile(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != Default().HTTP.Listen {
+		t.Fatal("empty file changed defaults")
+	}
+	keys := Keys()
+	for _, want := range []string{"ingest.batch_rows", "clickhouse.database", "clickhouse.dsn", "ingest.limits.max_age"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys() lacks %s", want)
+		}
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	got := RedactDSN("clickhouse://user:s3cret@host:9000/db?password=other")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "other") {
+		t.Fatalf("secret leaked: %s", got)
+	}
+}
