@@ -42,6 +42,10 @@ type Config struct {
 	// store or the broker fails. Defaults 100ms and 5s.
 	RetryMin time.Duration `yaml:"retry_min"`
 	RetryMax time.Duration `yaml:"retry_max"`
+	// SessionTimeout is how long the group waits for a silent member before
+	// its partitions move to another. Default 10s (brokers refuse less
+	// than their group.min.session.timeout.ms, 6s by default).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// ShutdownTimeout bounds the final flush on stop. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -58,6 +62,7 @@ func Default() Config {
 		Limits:          schemas.DefaultLimits(),
 		RetryMin:        100 * time.Millisecond,
 		RetryMax:        5 * time.Second,
+		SessionTimeout:  10 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -94,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = d.RetryMax
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = d.SessionTimeout
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout

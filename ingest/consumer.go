@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -22,6 +23,41 @@ type Consumer struct {
 	m      *metrics
 	logger *slog.Logger
 	dialer *kafka.Dialer
+	stats  Stats
+}
+
+// Stats are running totals of one consumer, for progress reports and tests.
+type Stats struct {
+	Consumed, Inserted, Rejected atomic.Int64
+}
+
+// Stats returns the consumer's running totals.
+func (c *Consumer) Stats() *Stats { return &c.stats }
+
+// ProgressInterval is how often Run logs its rates while records flow.
+const ProgressInterval = 10 * time.Second
+
+// reportProgress logs rates every ProgressInterval while anything changed.
+func (c *Consumer) reportProgress(stop <-chan struct{}) {
+	t := time.NewTicker(ProgressInterval)
+	defer t.Stop()
+	var lastC, lastI, lastR int64
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			cons, ins, rej := c.stats.Consumed.Load(), c.stats.Inserted.Load(), c.stats.Rejected.Load()
+			if cons != lastC {
+				secs := now.Sub(last).Seconds()
+				c.logger.Info("ingest progress",
+					"consumed_per_s", int64(float64(cons-lastC)/secs), "inserted_per_s", int64(float64(ins-lastI)/secs),
+					"rejected", rej-lastR, "consumed_total", cons, "inserted_total", ins, "rejected_total", rej)
+			}
+			lastC, lastI, lastR, last = cons, ins, rej, now
+		}
+	}
 }
 
 // New checks cfg and returns a consumer that writes through conn, a
@@ -60,7 +96,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Topics:            []string{c.cfg.Topic},
 		StartOffset:       kafka.FirstOffset,
 		HeartbeatInterval: time.Second,
-		SessionTimeout:    10 * time.Second,
+		SessionTimeout:    c.cfg.SessionTimeout,
 		RebalanceTimeout:  c.cfg.ShutdownTimeout + 5*time.Second,
 		JoinGroupBackoff:  time.Second,
 		// Rebalances on new partitions, so a topic grown at run time is read.
@@ -73,6 +109,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.logger.Info("ingest started", "group", c.cfg.GroupID, "brokers", c.cfg.Brokers)
 	closed := make(chan error, 1)
 	stop := make(chan struct{})
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		c.reportProgress(stop)
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -85,6 +126,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() {
 		close(stop)
 		<-closed
+		<-reported
 		if err := c.dlq.close(); err != nil {
 			c.logger.Warn("cannot close the dead-letter writer", "err", err)
 		}
@@ -97,8 +139,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
 			return nil
 		case err != nil:
+			// A fresh topic or broker answers "coordinator not available"
+			// for a moment: only a failure that persists is worth a warning.
 			failures++
-			if failures == 1 || failures%30 == 0 {
+			if failures%30 == 0 {
 				c.logger.Warn("consumer group not joined yet, retrying", "group", c.cfg.GroupID, "attempts", failures, "err", err)
 			}
 			continue

@@ -43,12 +43,19 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 		attrs: []any{"partition", pa.ID},
 	}
 	defer p.closeConn()
+	// Storing a batch is not abandoned the moment the generation ends: a
+	// flush under way, and the final one, get ShutdownTimeout to finish
+	// (the intent log covers whatever does not).
+	fctx, cancel := context.WithCancel(context.WithoutCancel(gctx))
+	defer cancel()
+	stopTimer := context.AfterFunc(gctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, cancel) })
+	defer stopTimer()
 	lag := c.m.lag.WithLabelValues(strconv.Itoa(pa.ID))
 	if err := p.start(gctx, pa.Offset); err != nil {
 		return
 	}
 	for gctx.Err() == nil {
-		hwm, err := p.fetch(gctx)
+		hwm, err := p.fetch(gctx, fctx)
 		if err != nil {
 			if gctx.Err() != nil {
 				break
@@ -65,14 +72,12 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 			lag.Set(float64(max(hwm-p.next, 0)))
 		}
 		if p.due() {
-			if err := p.flush(gctx); err != nil {
+			if err := p.flush(fctx); err != nil {
 				return // the generation ended: the next owner replays the intent
 			}
 		}
 	}
 	// Stopping: store and commit what was read, within the shutdown budget.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), c.cfg.ShutdownTimeout)
-	defer cancel()
 	if err := p.flush(fctx); err != nil {
 		c.logger.Warn("final flush incomplete; the intent log will replay it", append(p.attrs, "err", err)...)
 	}
@@ -159,8 +164,9 @@ func (p *partition) seek(conn *kafka.Conn) error {
 }
 
 // fetch reads one fetch response worth of records into the batch and
-// returns the partition's high watermark (-1 if unknown).
-func (p *partition) fetch(ctx context.Context) (int64, error) {
+// returns the partition's high watermark (-1 if unknown). A forced batch
+// completed by the fetch is flushed with flushCtx.
+func (p *partition) fetch(ctx, flushCtx context.Context) (int64, error) {
 	c := p.c
 	if p.conn == nil {
 		if err := p.connect(ctx); err != nil {
@@ -181,13 +187,26 @@ func (p *partition) fetch(ctx context.Context) (int64, error) {
 		if err != nil {
 			break
 		}
-		if err := p.add(ctx, msg); err != nil {
+		if err := p.add(flushCtx, msg); err != nil {
 			_ = b.Close()
 			return -1, err
+		}
+		// A fetch may bring more than a batch holds: cut as soon as due.
+		if p.due() {
+			if err := p.flush(flushCtx); err != nil {
+				_ = b.Close()
+				return -1, err
+			}
 		}
 	}
 	hwm := b.HighWaterMark()
 	if err := b.Close(); err != nil {
+		// Some brokers (the embedded one among them) answer a fetch that
+		// found nothing within MaxWait with this code instead of an empty
+		// batch: nothing to read is not a failure.
+		if errors.Is(err, kafka.RequestTimedOut) {
+			return -1, nil
+		}
 		if errors.Is(err, kafka.OffsetOutOfRange) {
 			p.closeConn() // reconnecting re-resolves the offset
 		}
@@ -223,6 +242,7 @@ func (p *partition) add(ctx context.Context, msg kafka.Message) error {
 	p.bytes += len(msg.Value)
 	_, _ = p.digest.Write(msg.Value)
 	c.m.consumed.Inc()
+	c.stats.Consumed.Add(1)
 	ref := msg.Time
 	if ref.IsZero() {
 		ref = time.Now()
@@ -293,12 +313,16 @@ func (p *partition) flush(ctx context.Context) error {
 		for _, r := range p.rejects {
 			c.m.rejected.WithLabelValues(string(r.err.Reason)).Inc()
 		}
-		c.logger.Info("records sent to the dead-letter topic", append(attrs, "count", len(p.rejects), "first_reason", p.rejects[0].err.Error())...)
+		// Debug only: the progress report carries the totals, and a flood
+		// of bad records must not flood the log too.
+		c.logger.Debug("records sent to the dead-letter topic", append(attrs, "count", len(p.rejects), "first_reason", p.rejects[0].err.Error())...)
 	}
 	if err := p.commit(ctx, in.Last+1); err != nil {
 		return err
 	}
 	c.m.inserted.Add(float64(p.rows.len()))
+	c.stats.Inserted.Add(int64(p.rows.len()))
+	c.stats.Rejected.Add(int64(len(p.rejects)))
 	c.m.batchRows.Observe(float64(p.count()))
 	c.m.batchSeconds.Observe(time.Since(begin).Seconds())
 	p.rows.reset()

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cockpit-cs/cockpit/api"
+	"github.com/cockpit-cs/cockpit/ingest"
+	"github.com/cockpit-cs/cockpit/internal/config"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// migrate applies the DDL through a connection not bound to the product's
+// database, which may not exist yet.
+func migrate(ctx context.Context, cfg config.ClickHouse, logger *slog.Logger) error {
+	admin, err := openClickHouse(ctx, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	return schemas.Migrate(ctx, admin, cfg.StoreConfig, logger)
+}
+
+// product is the running pipeline: ingest and the HTTP server, over a
+// Kafka and a ClickHouse reached by address. serve and demo both run it,
+// so the demo is the same product with embedded dependencies.
+type product struct {
+	cfg    config.Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	conn   driver.Conn
+	ln     net.Listener
+	http   *http.Server
+	ingest *ingest.Consumer
+}
+
+func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {
+		return nil, err
+	}
+	conn, err := openClickHouse(ctx, cfg.ClickHouse, cfg.ClickHouse.Database)
+	if err != nil {
+		return nil, err
+	}
+	p := &product{cfg: cfg, logger: logger, conn: conn, reg: prometheus.NewRegistry()}
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if p.ingest, err = ingest.New(cfg.Ingest, conn, p.reg, logger); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	srv, err := api.New(api.Deps{
+		Ready: []api.Check{
+			{Name: "kafka", Fn: p.kafkaReady},
+			{Name: "clickhouse", Fn: func(ctx context.Context) error { return conn.Ping(ctx) }},
+		},
+		Metrics: promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
+	}, logger)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if p.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("cannot listen on %s (http.listen): %w", cfg.HTTP.Listen, err)
+	}
+	p.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return p, nil
+}
+
+// kafkaReady checks that a broker answers and knows the events topic.
+func (p *product) kafkaReady(ctx context.Context) error {
+	var lastErr error
+	for _, b := range p.cfg.Ingest.Brokers {
+		conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", b)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		parts, err := conn.ReadPartitions(p.cfg.Ingest.Topic)
+		_ = conn.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if len(parts) == 0 {
+			return fmt.Errorf("topic %s has no partitions", p.cfg.Ingest.Topic)
+		}
+		return nil
+	}
+	return lastErr
+}
+
+// run serves until ctx ends, then stops in data order: ingest first (it
+// flushes and commits what it read), the HTTP server last.
+func (p *product) run(ctx context.Context) error {
+	defer p.conn.Close()
+	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopIngest()
+	errc := make(chan error, 2)
+	ingestDone := make(chan struct{})
+	go func() {
+		defer close(ingestDone)
+		if err := p.ingest.Run(ingestCtx); err != nil {
+			errc <- fmt.Errorf("ingest: %w", err)
+		}
+	}()
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := p.http.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	p.logger.Info("cockpit is up", "http", "http://"+p.ln.Addr().String(), "brokers", p.cfg.Ingest.Brokers,
+		"clickhouse", config.RedactDSN(p.cfg.ClickHouse.DSN), "database", p.cfg.ClickHouse.Database)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		p.logger.Info("stopping")
+	case runErr = <-errc:
+		p.logger.Error("stopping after a failure", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.Ingest.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	// The HTTP server keeps answering /healthz while ingest drains.
+	stopIngest()
+	select {
+	case <-ingestDone:
+	case <-sctx.Done():
+		p.logger.Error("ingest did not stop in time")
+	}
+	if err := p.http.Shutdown(sctx); err != nil {
+		p.logger.Warn("http shutdown", "err", err)
+	}
+	<-httpDone
+	return runErr
+}

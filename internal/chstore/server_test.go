@@ -1,0 +1,76 @@
+package chstore
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cockpit-cs/cockpit/internal/chdb"
+)
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		// The same data directory as the shared engine: a process has one
+		// engine, and a second Open on its directory shares it.
+		done <- Run(ctx, Config{Listen: addr, Engine: chdb.Config{LibPath: testLib, DataDir: testDir, Connections: 1}}, nil)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/?query=SELECT+42")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "42\n" {
+				t.Fatalf("got %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	// The shared engine still works.
+	if _, err := testEngine.Query(context.Background(), []byte("SELECT 1"), "TSV", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg Config
+		ok  bool
+	}{
+		{Config{Engine: chdb.Config{DataDir: "x"}}, true},
+		{Config{}, false},
+		{Config{Listen: "nope", Engine: chdb.Config{DataDir: "x"}}, false},
+		{Config{ShutdownTimeout: -1, Engine: chdb.Config{DataDir: "x"}}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("Validate(%+v) = %v", tt.cfg, err)
+		}
+	}
+}

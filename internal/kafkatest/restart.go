@@ -1,0 +1,177 @@
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	// restartWait bounds how long Restart waits for other tests to release
+	// the broker.
+	restartWait = 5 * time.Minute
+	// restartTimeout bounds scripts/kafka.sh restart itself.
+	restartTimeout = 3 * time.Minute
+)
+
+// Restart stops the broker named by COCKPIT_TEST_KAFKA and starts it again
+// with its data (scripts/kafka.sh restart), for tests of how clients ride
+// out a broker restart. Like Broker, it skips or fails when no broker is
+// configured. It returns once the broker answers metadata requests again.
+//
+// Only tests that serialize themselves against every other user of the
+// broker may call it, because other tests would see the outage. Restart
+// enforces that across packages and processes: every test that called
+// Broker holds a shared lock on the broker until it ends, and Restart takes
+// it exclusively, waiting up to five minutes for the others to finish. So a
+// restart test must not run in parallel with, or wait on, another test of
+// its own package that uses the broker (call t.Parallel nowhere near it),
+// or it fails after that wait; nor may its parent test hold a claim (call
+// Restart from a top-level test). Run restart tests in their own
+// `go test -p 1 -run` invocation to avoid waiting at all.
+func Restart(t testing.TB) {
+	t.Helper()
+	addr := Broker(t)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || strings.Contains(addr, ",") {
+		t.Fatalf("kafkatest: Restart needs the single loopback broker that scripts/kafka.sh runs, %s=%q", EnvBroker, addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		t.Fatalf("kafkatest: Restart needs a loopback broker started by scripts/kafka.sh, got %s", addr)
+	}
+	script, err := findScript()
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+
+	release, err := claimExclusive(t, restartWait)
+	if err != nil {
+		t.Fatalf("kafkatest: restart broker %s: %v", addr, err)
+	}
+	defer release()
+
+	ctx, cancel := context.WithTimeout(context.Background(), restartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script, "restart")
+	// The script starts a daemon; should it ever keep the output pipe
+	// open, give up on the pipe rather than hang.
+	cmd.WaitDelay = 10 * time.Second
+	cmd.Env = os.Environ()
+	if os.Getenv("KAFKA_PORT") == "" {
+		cmd.Env = append(cmd.Env, "KAFKA_PORT="+port)
+	}
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kafkatest: bash %s restart: %v\n%s", script, err, out)
+	}
+	t.Logf("kafkatest: broker %s restarted in %s", addr, time.Since(start).Round(time.Millisecond))
+}
+
+// findScript locates scripts/kafka.sh in the module root above the working
+// directory, which `go test` sets to the package's directory.
+func findScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find scripts/kafka.sh: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			script := filepath.Join(dir, "scripts", "kafka.sh")
+			if _, err := os.Stat(script); err != nil {
+				return "", fmt.Errorf("module root %s has no scripts/kafka.sh: %w", dir, err)
+			}
+			return script, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find scripts/kafka.sh: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// claims maps each test holding a shared claim to its lock file.
+var (
+	claimsMu sync.Mutex
+	claims   = map[testing.TB]*os.File{}
+)
+
+// lockPath is shared by every test process that uses the broker at addr.
+func lockPath(addr string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r == ':' || r == '/' || r == ',' {
+			return '_'
+		}
+		return r
+	}, addr)
+	return filepath.Join(os.TempDir(), "cockpit-kafkatest-"+safe+".lock")
+}
+
+// claimShared takes a shared lock on addr's lock file for the rest of the
+// test, blocking while a Restart holds it exclusively.
+func claimShared(t testing.TB, addr string) {
+	t.Helper()
+	claimsMu.Lock()
+	_, held := claims[t]
+	claimsMu.Unlock()
+	if held {
+		return
+	}
+	f, err := os.OpenFile(lockPath(addr), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("kafkatest: open broker lock: %v", err)
+	}
+	if err := lockShared(f); err != nil {
+		f.Close()
+		t.Fatalf("kafkatest: lock broker %s: %v", addr, err)
+	}
+	claimsMu.Lock()
+	claims[t] = f
+	claimsMu.Unlock()
+	t.Cleanup(func() {
+		claimsMu.Lock()
+		delete(claims, t)
+		claimsMu.Unlock()
+		unlock(f)
+		f.Close()
+	})
+}
+
+// claimExclusive turns t's shared claim into an exclusive one, polling until
+// wait has passed; release turns it back into a shared claim.
+func claimExclusive(t testing.TB, wait time.Duration) (release func(), err error) {
+	claimsMu.Lock()
+	f := claims[t]
+	claimsMu.Unlock()
+	if f == nil {
+		return nil, errors.New("test holds no claim on the broker (call Broker first)")
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		ok, err := tryLockExclusive(f)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		if ok {
+			return func() {
+				if err := lockShared(f); err != nil {
+					t.Errorf("kafkatest: re-take shared broker lock: %v", err)
+				}
+			}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("other tests still use the broker after %s; restart tests must not run "+
+				"alongside tests of their own package that use Kafka (lock file %s)", wait, f.Name())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command behind `make test`: installs what the suite needs, starts
+# a real Apache Kafka broker on loopback, runs every Go test with the race
+# detector (integration tests included: none may skip), runs the fuzz
+# targets briefly, and stops the broker whatever happened.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Go modules"
+go mod download
+
+step "ClickHouse engine (npm @chdb/lib-linux-x64-gnu, cached after the first run)"
+COCKPIT_CHDB_LIB=$(bash scripts/fetch-chdb.sh | tail -n 1)
+export COCKPIT_CHDB_LIB
+
+step "Apache Kafka (Maven Central, cached after the first run)"
+bash scripts/kafka.sh fetch
+trap 'bash scripts/kafka.sh stop || true' EXIT
+eval "$(bash scripts/kafka.sh start)"
+export COCKPIT_TEST_KAFKA=$KAFKA COCKPIT_REQUIRE_KAFKA=1
+echo "broker at $KAFKA"
+
+step "go vet"
+go vet ./...
+
+step "go test -race"
+# -p 2: two packages at a time on a two-core machine; each test binary that
+# touches ClickHouse loads its own engine.
+go test -race -count=1 -p 2 -timeout 45m ./...
+
+step "fuzz (short)"
+go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./schemas
