@@ -154,6 +154,7 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	simDone := make(chan struct{})
 	if *simOn {
+		simCfg.Backfill = backfillNeeded(ctx, p, simCfg.Backfill, logger)
 		s, err := simulate.New(simCfg, logger.With("component", "simulator"))
 		if err != nil {
 			return err
@@ -174,6 +175,25 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	err = p.run(ctx)
 	<-simDone
 	return err
+}
+
+// backfillNeeded shortens the simulator's backfill to the gap since the
+// newest stored event, so that restarting the demo on its data directory
+// does not generate the same hours twice.
+func backfillNeeded(ctx context.Context, p *product, want time.Duration, logger *slog.Logger) time.Duration {
+	if want <= 0 {
+		return 0
+	}
+	var newest time.Time
+	if err := p.conn.QueryRow(ctx, "SELECT max(occurred_at) FROM events").Scan(&newest); err != nil {
+		logger.Warn("cannot read the newest event; backfilling in full", "err", err)
+		return want
+	}
+	if gap := time.Since(newest); !newest.IsZero() && newest.Unix() > 0 && gap < want {
+		logger.Info("history present; backfilling only the gap", "newest_event", newest, "backfill", gap.Round(time.Second))
+		return max(gap, 0)
+	}
+	return want
 }
 
 func deadLetterTopic(cfg config.Config) string {
