@@ -34,31 +34,30 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	})
 	b.Run("embedded-kafka", func(b *testing.B) {
-		broker, err := embedkafka.Start(context.Background(), embedkafka.Config{Listen: "127.0.0.1:0"})
+		// Topics made at start: one per iteration (b.N is small).
+		var topics []embedkafka.Topic
+		for i := range 20 {
+			topics = append(topics, embedkafka.Topic{Name: "bench-" + strconv.Itoa(i), Partitions: 4})
+		}
+		broker, err := embedkafka.Start(context.Background(), embedkafka.Config{Listen: "127.0.0.1:0", Topics: topics})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer broker.Close()
 		n := 0
 		benchIngest(b, broker.Addr(), func(b *testing.B, brokers string) string {
+			if n == len(topics) {
+				b.Fatal("more iterations than topics")
+			}
 			n++
-			name := "bench-" + strconv.Itoa(n)
-			conn, err := kafka.Dial("tcp", brokers)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
-			if err := conn.CreateTopics(kafka.TopicConfig{Topic: name, NumPartitions: 4, ReplicationFactor: 1}); err != nil {
-				b.Fatal(err)
-			}
-			return name
+			return topics[n-1].Name
 		})
 	})
 }
 
 func benchIngest(b *testing.B, brokers string, newTopic func(*testing.B, string) string) {
 	store := chtest.Start(b)
-	msgs := conversationEvents("bench", benchEvents, 300)
+	msgs := conversationEvents("bench", benchEvents, 370)
 	var bytes int
 	for _, m := range msgs {
 		bytes += len(m.Value)
