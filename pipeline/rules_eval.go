@@ -103,11 +103,31 @@ func (e *Evaluator) SetRules(rs *RuleSet) {
 	e.logger.Info("rules loaded", "rules", len(rs.Rules))
 }
 
+// Evaluation is the outcome of one evaluation of the rule set.
+type Evaluation struct {
+	At         time.Time
+	Candidates []Candidate
+	// Evaluated names every rule that was judged; a rule missing from it
+	// failed (see Failed) and its alerts must be left as they were, not
+	// resolved for want of a candidate.
+	Evaluated map[string]bool
+	Failed    map[string]error
+}
+
 // Evaluate judges every rule at now. A rule whose numbers cannot be read
 // is reported in the joined error; the others' candidates are returned.
 func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) ([]Candidate, error) {
-	var out []Candidate
+	ev := e.EvaluateAll(ctx, now)
 	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(ev.Failed)) {
+		errs = append(errs, fmt.Errorf("rule %s: %w", name, ev.Failed[name]))
+	}
+	return ev.Candidates, errors.Join(errs...)
+}
+
+// EvaluateAll judges every rule at now and says which rules were judged.
+func (e *Evaluator) EvaluateAll(ctx context.Context, now time.Time) Evaluation {
+	ev := Evaluation{At: now, Evaluated: map[string]bool{}, Failed: map[string]error{}}
 	for _, r := range e.rules.Load().Rules {
 		var cs []Candidate
 		var err error
@@ -120,12 +140,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) ([]Candidate, e
 			cs, err = e.spikes.EvaluateSpikeRule(ctx, now, r)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("rule %s: %w", r.Name, err))
+			ev.Failed[r.Name] = err
 			continue
 		}
-		out = append(out, cs...)
+		ev.Evaluated[r.Name] = true
+		ev.Candidates = append(ev.Candidates, cs...)
 	}
-	return out, errors.Join(errs...)
+	return ev
 }
 
 func (e *Evaluator) candidate(r Rule, now time.Time, key string, value, expected float64, explanation string) Candidate {
@@ -236,10 +257,11 @@ func formatValue(v float64) string {
 	}
 }
 
-// Run evaluates every tick until ctx ends and hands each evaluation's
-// candidates to deliver (also when there are none: that is how alerts
-// learn a condition cleared).
-func (e *Evaluator) Run(ctx context.Context, tick time.Duration, deliver func(now time.Time, cs []Candidate)) {
+// Run evaluates every tick until ctx ends and hands each evaluation to
+// deliver (also when there are no candidates: that is how alerts learn a
+// condition cleared). Evaluation times are truncated to the tick, so
+// several instances evaluating the same rules see the same times.
+func (e *Evaluator) Run(ctx context.Context, tick time.Duration, deliver func(Evaluation)) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	failing := false
@@ -248,17 +270,22 @@ func (e *Evaluator) Run(ctx context.Context, tick time.Duration, deliver func(no
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			cs, err := e.Evaluate(ctx, now)
-			if err != nil && ctx.Err() == nil {
+			ev := e.EvaluateAll(ctx, now.Truncate(tick))
+			if ctx.Err() != nil {
+				return
+			}
+			if len(ev.Failed) > 0 {
 				if !failing {
-					e.logger.Warn("rule evaluation failed", "err", err)
+					for name, err := range ev.Failed {
+						e.logger.Warn("rule evaluation failed", "rule", name, "err", err)
+					}
 				}
 				failing = true
 			} else if failing {
 				e.logger.Info("rule evaluation recovered")
 				failing = false
 			}
-			deliver(now, cs)
+			deliver(ev)
 		}
 	}
 }

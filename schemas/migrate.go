@@ -100,10 +100,17 @@ func render(name, src string, cfg StoreConfig) (string, error) {
 			return ""
 		},
 		"engine": func(engine, table string) string {
-			if clustered {
-				return fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s_local', '{replica}')", engine, cfg.Database, table)
+			if !clustered {
+				return engine
 			}
-			return engine
+			// ReplacingMergeTree(version) becomes
+			// ReplicatedReplacingMergeTree('/path', '{replica}', version).
+			name, args, _ := strings.Cut(strings.TrimSuffix(engine, ")"), "(")
+			out := fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s_local', '{replica}'", name, cfg.Database, table)
+			if args != "" {
+				out += ", " + args
+			}
+			return out + ")"
 		},
 		"dedupWindow": func() string {
 			if clustered {

@@ -44,7 +44,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		}
 		tables = append(tables, name)
 	}
-	for _, want := range []string{"events", "ingest_batches", "schema_migrations"} {
+	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -65,6 +65,7 @@ func TestClusterDDL(t *testing.T) {
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/events_local', '{replica}')",
 		"replicated_deduplication_window",
 		"ENGINE = Distributed(main, cs, events_local, cityHash64(conversation_id))",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/alerts_local', '{replica}', version)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("cluster DDL lacks %q:\n%s", want, all)

@@ -1,0 +1,154 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// DeliveryStore is what the deliverer needs of the outbox.
+type DeliveryStore interface {
+	Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	UpdateOutbox(ctx context.Context, it OutboxItem) error
+}
+
+// DeliveryConfig tunes retries.
+type DeliveryConfig struct {
+	// Poll is how often the outbox is read. Default 200ms.
+	Poll time.Duration `yaml:"poll"`
+	// RetryMin and RetryMax bound the exponential back-off between
+	// attempts (with jitter). Defaults 1s and 2m.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// GiveUpAfter stops retrying a notification this long after it was
+	// created; it is then marked failed. Default 24h.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
+	// Timeout bounds one attempt. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+func (c DeliveryConfig) withDefaults() DeliveryConfig {
+	if c.Poll <= 0 {
+		c.Poll = 200 * time.Millisecond
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = time.Second
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = max(2*time.Minute, c.RetryMin)
+	}
+	if c.GiveUpAfter <= 0 {
+		c.GiveUpAfter = 24 * time.Hour
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	return c
+}
+
+// Deliverer sends the outbox's due notifications to their receivers. Each
+// receiver's notifications go out in order, one at a time; a receiver that
+// is down delays only its own. Delivery is at least once: a crash between a
+// receiver's acceptance and the outbox update resends the notification
+// with the same id, which receivers use to drop the repeat.
+type Deliverer struct {
+	cfg       DeliveryConfig
+	store     DeliveryStore
+	notifiers map[string]Notifier
+	logger    *slog.Logger
+	// OnDelivered, if set, is told of every delivered notification.
+	OnDelivered func(n *Notification, at time.Time)
+}
+
+// NewDeliverer returns a deliverer for the named notifiers.
+func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]Notifier, logger *slog.Logger) *Deliverer {
+	return &Deliverer{cfg: cfg.withDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery")}
+}
+
+// Run delivers until ctx ends.
+func (d *Deliverer) Run(ctx context.Context) {
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
+	for {
+		d.Once(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Once delivers every notification due at now.
+func (d *Deliverer) Once(ctx context.Context, now time.Time) {
+	items, err := d.store.Due(ctx, now, 500)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.logger.Warn("cannot read the outbox", "err", err)
+		}
+		return
+	}
+	byReceiver := map[string][]OutboxItem{}
+	for _, it := range items {
+		byReceiver[it.Notification.Receiver] = append(byReceiver[it.Notification.Receiver], it)
+	}
+	var wg sync.WaitGroup
+	for recv, its := range byReceiver {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, it := range its {
+				if !d.deliver(ctx, recv, it) {
+					return // keep this receiver's order: later ones wait
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// deliver tries one notification and records the outcome; it reports
+// whether the receiver accepted it.
+func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) bool {
+	n := &it.Notification
+	notifier, ok := d.notifiers[recv]
+	var retry bool
+	var err error
+	if !ok {
+		err = errors.New("no such receiver configured")
+	} else {
+		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		retry, err = notifier.Notify(actx, n)
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return false // stopping: the item stays pending
+	}
+	now := time.Now()
+	it.Attempts++
+	switch {
+	case err == nil:
+		it.State, it.LastError = "sent", ""
+		if d.OnDelivered != nil {
+			d.OnDelivered(n, now)
+		}
+	case retry && now.Sub(it.CreatedAt) < d.cfg.GiveUpAfter:
+		wait := min(d.cfg.RetryMin<<min(it.Attempts-1, 20), d.cfg.RetryMax)
+		wait = wait/2 + rand.N(wait/2+1)
+		it.NextAttempt, it.LastError = now.Add(wait), err.Error()
+		if it.Attempts == 1 || it.Attempts%10 == 0 {
+			d.logger.Warn("delivery failed, will retry", "receiver", recv, "notification", n.ID, "attempts", it.Attempts, "next_in", wait.Round(time.Millisecond), "err", err)
+		}
+	default:
+		it.State, it.LastError = "failed", err.Error()
+		d.logger.Error("delivery failed for good", "receiver", recv, "notification", n.ID, "attempts", it.Attempts, "err", err)
+	}
+	if uerr := d.store.UpdateOutbox(ctx, it); uerr != nil {
+		d.logger.Warn("cannot record a delivery outcome; it will be retried", "notification", n.ID, "err", uerr)
+		return false
+	}
+	return err == nil
+}

@@ -1,0 +1,150 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockpit-cs/cockpit/pipeline"
+)
+
+// Manager runs the alert lifecycle over rule evaluations: it tracks
+// alerts, stores every change and its audit entry, and hands the
+// dispatcher what must be told.
+type Manager struct {
+	store      *Store
+	tracker    *Tracker
+	silences   *Silences
+	dispatcher *Dispatcher
+	logger     *slog.Logger
+
+	mu        sync.Mutex
+	listeners []func([]Change)
+}
+
+// NewManager loads the active alerts and silences from the store, so a
+// restart continues where the last process stopped: no alert is raised
+// twice for one fingerprint.
+func NewManager(ctx context.Context, store *Store, cfg DispatchConfig, logger *slog.Logger) (*Manager, error) {
+	active, err := store.LoadActive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := store.LoadSilences(ctx, time.Now().Add(-30*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	silences, err := NewSilences(ss)
+	if err != nil {
+		return nil, err
+	}
+	d, err := NewDispatcher(cfg, silences, store)
+	if err != nil {
+		return nil, err
+	}
+	d.Restore(active, time.Now())
+	logger = logger.With("component", "alerts")
+	if len(active) > 0 {
+		logger.Info("active alerts restored", "alerts", len(active))
+	}
+	return &Manager{store: store, tracker: NewTracker(active), silences: silences, dispatcher: d, logger: logger}, nil
+}
+
+// OnChange registers fn to be told of every lifecycle change (the live
+// wall's stream).
+func (m *Manager) OnChange(fn func([]Change)) {
+	m.mu.Lock()
+	m.listeners = append(m.listeners, fn)
+	m.mu.Unlock()
+}
+
+// Observe applies one rule evaluation: transitions are stored (state and
+// history) before anything is dispatched, so what recipients hear is
+// always in the audit trail.
+func (m *Manager) Observe(ctx context.Context, ev pipeline.Evaluation) error {
+	changes := m.tracker.Observe(ev)
+	active := m.tracker.Active()
+	var changed []Record
+	var history []HistoryEntry
+	for _, ch := range changes {
+		changed = append(changed, ch.Alert)
+		history = append(history, HistoryEntry{
+			At: ev.At, AlertID: ch.Alert.ID, Fingerprint: ch.Alert.Fingerprint, Rule: ch.Alert.Rule,
+			From: ch.From, To: ch.To, Value: ch.Alert.Value, Explanation: ch.Alert.Explanation,
+		})
+		m.logger.Info("alert "+string(ch.To), "rule", ch.Alert.Rule, "labels", ch.Alert.Labels, "explanation", ch.Alert.Explanation)
+	}
+	if err := m.store.SaveAlerts(ctx, changed); err != nil {
+		return err
+	}
+	if err := m.store.AppendHistory(ctx, history); err != nil {
+		return err
+	}
+	m.dispatcher.Update(changes, ev.At)
+	m.dispatcher.Refresh(active)
+	var firing []Record
+	for _, r := range active {
+		if r.State == StateFiring {
+			firing = append(firing, r)
+		}
+	}
+	if err := m.dispatcher.Flush(ctx, ev.At, firing); err != nil {
+		return fmt.Errorf("cannot queue notifications: %w", err)
+	}
+	if len(changes) > 0 {
+		m.mu.Lock()
+		ls := append([]func([]Change){}, m.listeners...)
+		m.mu.Unlock()
+		for _, fn := range ls {
+			fn(changes)
+		}
+	}
+	return nil
+}
+
+// ErrNotFound is returned for an unknown alert or silence.
+var ErrNotFound = errors.New("not found")
+
+// Ack records that someone took an active alert.
+func (m *Manager) Ack(ctx context.Context, id, by, note string, now time.Time) (Record, error) {
+	if by == "" {
+		return Record{}, errors.New("ack: by is required")
+	}
+	r, ok := m.tracker.Ack(id, by, note, now)
+	if !ok {
+		return Record{}, fmt.Errorf("alert %s is not active: %w", id, ErrNotFound)
+	}
+	if err := m.store.SaveAlerts(ctx, []Record{r}); err != nil {
+		return Record{}, err
+	}
+	err := m.store.AppendHistory(ctx, []HistoryEntry{{At: now, AlertID: r.ID, Fingerprint: r.Fingerprint, Rule: r.Rule,
+		From: r.State, To: r.State, Actor: by, Note: "ack: " + note, Value: r.Value, Explanation: r.Explanation}})
+	return r, err
+}
+
+// AddSilence validates, stores and applies a silence.
+func (m *Manager) AddSilence(ctx context.Context, s Silence, now time.Time) (Silence, error) {
+	s, err := m.silences.Add(s, now)
+	if err != nil {
+		return Silence{}, err
+	}
+	return s, m.store.SaveSilence(ctx, s)
+}
+
+// ExpireSilence ends a silence now.
+func (m *Manager) ExpireSilence(ctx context.Context, id string, now time.Time) (Silence, error) {
+	s, ok := m.silences.Expire(id, now)
+	if !ok {
+		return Silence{}, fmt.Errorf("silence %s: %w", id, ErrNotFound)
+	}
+	return s, m.store.SaveSilence(ctx, s)
+}
+
+// Silences lists every silence.
+func (m *Manager) Silences() []Silence { return m.silences.List() }
+
+// Active lists the pending and firing alerts.
+func (m *Manager) Active() []Record { return m.tracker.Active() }

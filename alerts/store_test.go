@@ -1,0 +1,176 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
+
+// flakyNotifier is down until up is set, then records what it receives.
+type flakyNotifier struct {
+	mu       sync.Mutex
+	up       bool
+	attempts int
+	got      map[string]int
+}
+
+func (f *flakyNotifier) Notify(_ context.Context, n *Notification) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	if !f.up {
+		return true, errors.New("receiver down")
+	}
+	f.got[n.ID]++
+	return false, nil
+}
+
+func TestManagerStoreRestartAndDelivery(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupWait: Duration(time.Second), GroupBy: []string{"rule", "queue"}}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	m, err := NewManager(ctx, st, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Evaluation times a little in the past, so notifications are due now.
+	now := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	c := cand("slow", map[string]string{"queue": "vip"}, 42, 0, time.Minute)
+	for i := 0; i < 3; i++ {
+		if err := m.Observe(ctx, evalAt(now.Add(time.Duration(i)*time.Second), []string{"slow"}, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := m.Active()
+	if len(active) != 1 || active[0].State != StateFiring {
+		t.Fatalf("active = %+v", active)
+	}
+	if _, err := m.Ack(ctx, active[0].ID, "lin", "on it", now.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Ack(ctx, "nope", "lin", "", now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ack of unknown alert: %v", err)
+	}
+
+	// A restart: the new manager restores the alert and continues it.
+	m2, err := NewManager(ctx, st, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := m2.Active()
+	if len(restored) != 1 || restored[0].ID != active[0].ID || restored[0].AckedBy != "lin" || restored[0].State != StateFiring {
+		t.Fatalf("restored = %+v", restored)
+	}
+	if err := m2.Observe(ctx, evalAt(now.Add(4*time.Second), []string{"slow"}, c)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := st.ListAlerts(ctx, "all", now.Add(-time.Hour), now.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Fatalf("%d alerts stored for one fingerprint, want 1", len(list))
+	}
+
+	// The receiver is down for a while: the notification waits in the
+	// outbox (across a deliverer restart), then arrives exactly once.
+	fn := &flakyNotifier{got: map[string]int{}}
+	dcfg := DeliveryConfig{RetryMin: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+	d := NewDeliverer(dcfg, st, map[string]Notifier{"ops": fn}, logger)
+	for i := 0; i < 5; i++ {
+		d.Once(ctx, time.Now())
+		time.Sleep(60 * time.Millisecond)
+	}
+	if fn.attempts < 2 {
+		t.Fatalf("only %d attempts while down", fn.attempts)
+	}
+	fn.mu.Lock()
+	fn.up = true
+	fn.mu.Unlock()
+	d2 := NewDeliverer(dcfg, st, map[string]Notifier{"ops": fn}, logger)
+	for i := 0; i < 5; i++ {
+		d2.Once(ctx, time.Now())
+		time.Sleep(60 * time.Millisecond)
+	}
+	if len(fn.got) != 1 {
+		t.Fatalf("notifications delivered: %v, want exactly one", fn.got)
+	}
+	for id, n := range fn.got {
+		if n != 1 {
+			t.Fatalf("notification %s delivered %d times", id, n)
+		}
+	}
+
+	// Resolve: the condition stops past keep_firing_for; the resolved notice
+	// follows after group_interval.
+	if err := m2.Observe(ctx, evalAt(now.Add(2*time.Minute), []string{"slow"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Observe(ctx, evalAt(now.Add(4*time.Minute), []string{"slow"})); err != nil {
+		t.Fatal(err)
+	}
+	d2.Once(ctx, time.Now().Add(5*time.Minute))
+	if len(fn.got) != 2 {
+		t.Fatalf("resolved notice not delivered: %v", fn.got)
+	}
+	resolved, err := st.ListAlerts(ctx, "resolved", now.Add(-time.Hour), now.Add(time.Hour), 10)
+	if err != nil || len(resolved) != 1 || resolved[0].ResolvedAt.IsZero() {
+		t.Fatalf("resolved alerts = %+v, %v", resolved, err)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM alert_history").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	// pending->firing, the ack, firing->resolved.
+	if n != 3 {
+		t.Fatalf("alert_history has %d entries, want 3", n)
+	}
+}
+
+func TestSilencesPersist(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
+	_ = cfg.Validate([]string{"ops"})
+	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := ParseMatcher(`region=~"广.*"`)
+	now := time.Now()
+	s, err := m.AddSilence(ctx, Silence{Matchers: Matchers{mt}, EndsAt: now.Add(time.Hour), CreatedBy: "lin", Comment: "维护"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m2.Silences()
+	if len(got) != 1 || got[0].ID != s.ID || got[0].Comment != "维护" || !got[0].Matchers.Matches(map[string]string{"region": "广州"}) {
+		t.Fatalf("silences after restart = %+v", got)
+	}
+	if _, err := m2.ExpireSilence(ctx, s.ID, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	m3, _ := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if x := m3.Silences(); len(x) != 1 || x[0].Active(now.Add(2*time.Minute)) {
+		t.Fatalf("expiry not persisted: %+v", x)
+	}
+}
