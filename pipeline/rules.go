@@ -200,9 +200,11 @@ func (rs *RuleSet) Validate() error {
 }
 
 // ruleMetric says whether name is a metric a rule can watch and whether
-// it is a quantile metric (which needs a stat). It is set by the metric
-// registry, the one owner of the names.
-var ruleMetric = func(name string) (known, quantile bool) { return false, false }
+// it is a quantile metric (which needs a stat), from the metric registry.
+func ruleMetric(name string) (known, quantile bool) {
+	m, ok := MetricByName(name)
+	return ok, m.Kind == MetricQuantile
+}
 
 func (r *Rule) validate() error {
 	fail := func(field, format string, args ...any) error {
@@ -307,24 +309,6 @@ func compare(op string, v, threshold float64) bool {
 		return v != threshold
 	}
 	return false
-}
-
-// specMetrics are the metric names of SPEC §5 a rule may watch, and
-// whether each is a quantile metric.
-var specMetrics = map[string]bool{
-	"conversations_started": false, "conversations_closed": false, "resolution_rate": false,
-	"transfer_rate": false, "bot_containment_rate": false, "abandon_rate": false,
-	"first_response_seconds": true, "human_first_response_seconds": true, "response_seconds": true,
-	"human_wait_seconds": true, "service_level": false, "complaints": false,
-	"csat_avg": false, "csat_satisfied_rate": false, "negative_sentiment_rate": false,
-	"active_conversations": false, "waiting_for_human": false,
-}
-
-func init() {
-	ruleMetric = func(name string) (bool, bool) {
-		q, ok := specMetrics[name]
-		return ok, q
-	}
 }
 
 //go:embed rules.default.yaml

@@ -333,7 +333,7 @@ func (e *Evaluator) Backtest(ctx context.Context, from, to time.Time, step time.
 			}
 			ep.End = now
 			if math.Abs(c.Value-c.Expected) > math.Abs(ep.Peak-ep.Expected) {
-				ep.Peak, ep.Explanation = c.Value, c.Explanation
+				ep.Peak, ep.Expected, ep.Explanation = c.Value, c.Expected, c.Explanation
 			}
 			ep.Fired = ep.End.Sub(ep.Start) >= forOf[k]
 		}

@@ -1,0 +1,97 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/internal/simulate"
+	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// simulated fills a fresh database with simulated traffic over [from, to)
+// at peak rate peak (conversations per second), with duplicates and late
+// events, and returns the connection and the number of events stored.
+func simulated(tb testing.TB, from, to time.Time, peak float64) (driver.Conn, int) {
+	tb.Helper()
+	_, conn := chtest.Start(tb).Database(tb)
+	cfg := simulate.DefaultConfig()
+	cfg.Anchor, cfg.PeakRate, cfg.LogEvery = from, peak, 0
+	cfg.Faults = simulate.Faults{LateShare: 0.02, MaxLateness: 90 * time.Second, DuplicateShare: 0.01, InFastForward: true}
+	sim, err := simulate.New(cfg, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var batch []schemas.Event
+	n := 0
+	if err := sim.Generate(from, to, func(e schemas.Event) error {
+		batch = append(batch, e)
+		if len(batch) == 200_000 {
+			insertEvents(tb, conn, batch)
+			n += len(batch)
+			batch = batch[:0]
+		}
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	insertEvents(tb, conn, batch)
+	return conn, n + len(batch)
+}
+
+// BenchmarkKPIs measures KPIs and KPIsBy(region) over the last 15 minutes
+// and over 30 days of simulated history. COCKPIT_BENCH_PEAK sets the peak
+// rate in conversations per second (default 0.5: about 6M events).
+func BenchmarkKPIs(b *testing.B) {
+	peak := 0.5
+	if v, err := strconv.ParseFloat(os.Getenv("COCKPIT_BENCH_PEAK"), 64); err == nil && v > 0 {
+		peak = v
+	}
+	to := time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC)
+	from := to.Add(-30 * 24 * time.Hour)
+	start := time.Now()
+	conn, n := simulated(b, from, to, peak)
+	b.Logf("stored %d events over 30 days in %s", n, time.Since(start).Round(time.Second))
+	st, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return to }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		w    pipeline.Window
+		by   bool
+	}{
+		{"15m", pipeline.Window{From: to.Add(-15 * time.Minute), To: to}, false},
+		{"15m_by_region", pipeline.Window{From: to.Add(-15 * time.Minute), To: to}, true},
+		{"30d", pipeline.Window{From: from, To: to}, false},
+		{"30d_by_region", pipeline.Window{From: from, To: to}, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var lat []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				var err error
+				if c.by {
+					_, err = st.KPIsBy(ctx, c.w, pipeline.Filters{}, pipeline.DimRegion)
+				} else {
+					_, err = st.KPIs(ctx, c.w, pipeline.Filters{})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+		})
+	}
+}

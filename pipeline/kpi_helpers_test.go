@@ -1,0 +1,101 @@
+package pipeline_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// TestMain is the only one of the pipeline test binary: chtest needs it.
+func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
+
+const insertEventsSQL = `INSERT INTO events (event_id, type, occurred_at, conversation_id, channel, region,
+    queue, business_line, actor_role, actor_id, entry, customer_id, sentiment, abusive, text, reason,
+    resolution, category, severity, score, schema_version, source_partition, source_offset)`
+
+// insertEvents stores events as ingest does, in one insert.
+func insertEvents(tb testing.TB, conn driver.Conn, events []schemas.Event) {
+	tb.Helper()
+	ctx := context.Background()
+	b, err := conn.PrepareBatch(ctx, insertEventsSQL)
+	if err != nil {
+		tb.Fatalf("prepare insert: %v", err)
+	}
+	for i := range events {
+		e := &events[i]
+		var s *float32
+		if e.Sentiment != nil {
+			v := float32(*e.Sentiment)
+			s = &v
+		}
+		if err := b.Append(e.EventID, string(e.Type), e.OccurredAt, e.ConversationID, e.Channel, e.Region,
+			e.Queue, e.BusinessLine, e.ActorRole(), e.ActorID(), e.Entry, e.CustomerID, s, e.Abusive, e.Text,
+			e.Reason, e.Resolution, e.Category, e.Severity, uint8(e.Score), uint8(schemas.Version), int32(0), int64(i)); err != nil {
+			tb.Fatalf("append event %s: %v", e.EventID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		tb.Fatalf("insert %d events: %v", len(events), err)
+	}
+}
+
+func f64(v float64) *float64 { return &v }
+
+// near reports whether got is within 1e-9 (or rel relative) of want.
+func near(got, want, rel float64) bool {
+	d := math.Abs(got - want)
+	return d <= 1e-9 || d <= rel*math.Abs(want)
+}
+
+func checkRatio(t *testing.T, name string, got *float64, want *float64) {
+	t.Helper()
+	switch {
+	case want == nil && got != nil:
+		t.Errorf("%s = %v, want null", name, *got)
+	case want != nil && got == nil:
+		t.Errorf("%s = null, want %v", name, *want)
+	case want != nil && !near(*got, *want, 1e-12):
+		t.Errorf("%s = %v, want %v", name, *got, *want)
+	}
+}
+
+// wantQ is a hand-computed distribution; nil avg means count 0.
+type wantQ struct {
+	count         uint64
+	avg, p50, p90 float64
+}
+
+func checkQuantile(t *testing.T, name string, got pipeline.Quantile, want wantQ) {
+	t.Helper()
+	n, avg, p50, p90 := got.Count, got.Avg, got.P50, got.P90
+	if n != want.count {
+		t.Errorf("%s.count = %d, want %d", name, n, want.count)
+		return
+	}
+	if n == 0 {
+		if avg != nil || p50 != nil || p90 != nil {
+			t.Errorf("%s: count 0 but avg/p50/p90 not null", name)
+		}
+		return
+	}
+	if avg == nil || p50 == nil || p90 == nil {
+		t.Errorf("%s: count %d but a stat is null", name, n)
+		return
+	}
+	if !near(*avg, want.avg, 1e-12) {
+		t.Errorf("%s.avg = %v, want %v (exact)", name, *avg, want.avg)
+	}
+	if !near(*p50, want.p50, 0.01) {
+		t.Errorf("%s.p50 = %v, want %v ±1%%", name, *p50, want.p50)
+	}
+	if !near(*p90, want.p90, 0.01) {
+		t.Errorf("%s.p90 = %v, want %v ±1%%", name, *p90, want.p90)
+	}
+}
