@@ -59,7 +59,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 type Rule struct {
 	// Name identifies the rule; with the scope labels it makes an alert's
 	// fingerprint. Lowercase letters, digits and underscores.
-	Name string `yaml:"name"`
+	Name string   `yaml:"name"`
 	Kind RuleKind `yaml:"kind"`
 	// Severity is info, warning or critical.
 	Severity string `yaml:"severity"`

@@ -113,7 +113,6 @@ func NewClickHouseSpikeHistory(conn driver.Conn) *ClickHouseSpikeHistory {
 	return &ClickHouseSpikeHistory{conn: conn}
 }
 
-
 // SpikeCounts returns complaints per region in each range.
 func (h *ClickHouseSpikeHistory) SpikeCounts(ctx context.Context, ranges []SpikeRange) ([]map[string]float64, error) {
 	out := make([]map[string]float64, len(ranges))

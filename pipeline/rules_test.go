@@ -133,8 +133,8 @@ func TestThresholdRule(t *testing.T) {
 		return []ScopedValue{
 			{Key: "vip", Value: ptr(42), Volume: 50},
 			{Key: "billing-l1", Value: ptr(12), Volume: 500},
-			{Key: "tiny", Value: ptr(99), Volume: 3},    // below min_volume
-			{Key: "empty", Value: nil, Volume: 0},       // no value
+			{Key: "tiny", Value: ptr(99), Volume: 3},   // below min_volume
+			{Key: "empty", Value: nil, Volume: 0},      // no value
 			{Key: "edge", Value: ptr(30), Volume: 100}, // not > 30
 		}
 	}}
