@@ -23,6 +23,8 @@ type Manager struct {
 
 	mu        sync.Mutex
 	listeners []func([]Change)
+	// op serialises the operations that read or replace the state.
+	op sync.Mutex
 }
 
 // NewManager loads the active alerts and silences from the store, so a
@@ -53,6 +55,33 @@ func NewManager(ctx context.Context, store *Store, cfg DispatchConfig, logger *s
 	return &Manager{store: store, tracker: NewTracker(active), silences: silences, dispatcher: d, logger: logger}, nil
 }
 
+// Reload replaces the in-memory state with the store's: used when this
+// instance takes over alerting from another (or after a gap), so it
+// continues the alerts the other raised instead of raising them again.
+func (m *Manager) Reload(ctx context.Context, now time.Time) error {
+	m.op.Lock()
+	defer m.op.Unlock()
+	active, err := m.store.LoadActive(ctx)
+	if err != nil {
+		return err
+	}
+	ss, err := m.store.LoadSilences(ctx, now.Add(-30*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	silences, err := NewSilences(ss)
+	if err != nil {
+		return err
+	}
+	d, err := NewDispatcher(m.dispatcher.cfg, silences, m.store)
+	if err != nil {
+		return err
+	}
+	d.Restore(active, now)
+	m.tracker, m.silences, m.dispatcher = NewTracker(active), silences, d
+	return nil
+}
+
 // OnChange registers fn to be told of every lifecycle change (the live
 // wall's stream).
 func (m *Manager) OnChange(fn func([]Change)) {
@@ -65,6 +94,8 @@ func (m *Manager) OnChange(fn func([]Change)) {
 // history) before anything is dispatched, so what recipients hear is
 // always in the audit trail.
 func (m *Manager) Observe(ctx context.Context, ev pipeline.Evaluation) error {
+	m.op.Lock()
+	defer m.op.Unlock()
 	changes := m.tracker.Observe(ev)
 	active := m.tracker.Active()
 	var changed []Record
@@ -110,6 +141,8 @@ var ErrNotFound = errors.New("not found")
 
 // Ack records that someone took an active alert.
 func (m *Manager) Ack(ctx context.Context, id, by, note string, now time.Time) (Record, error) {
+	m.op.Lock()
+	defer m.op.Unlock()
 	if by == "" {
 		return Record{}, errors.New("ack: by is required")
 	}
@@ -127,6 +160,8 @@ func (m *Manager) Ack(ctx context.Context, id, by, note string, now time.Time) (
 
 // AddSilence validates, stores and applies a silence.
 func (m *Manager) AddSilence(ctx context.Context, s Silence, now time.Time) (Silence, error) {
+	m.op.Lock()
+	defer m.op.Unlock()
 	s, err := m.silences.Add(s, now)
 	if err != nil {
 		return Silence{}, err
@@ -136,6 +171,8 @@ func (m *Manager) AddSilence(ctx context.Context, s Silence, now time.Time) (Sil
 
 // ExpireSilence ends a silence now.
 func (m *Manager) ExpireSilence(ctx context.Context, id string, now time.Time) (Silence, error) {
+	m.op.Lock()
+	defer m.op.Unlock()
 	s, ok := m.silences.Expire(id, now)
 	if !ok {
 		return Silence{}, fmt.Errorf("silence %s: %w", id, ErrNotFound)
@@ -144,7 +181,15 @@ func (m *Manager) ExpireSilence(ctx context.Context, id string, now time.Time) (
 }
 
 // Silences lists every silence.
-func (m *Manager) Silences() []Silence { return m.silences.List() }
+func (m *Manager) Silences() []Silence {
+	m.op.Lock()
+	defer m.op.Unlock()
+	return m.silences.List()
+}
 
 // Active lists the pending and firing alerts.
-func (m *Manager) Active() []Record { return m.tracker.Active() }
+func (m *Manager) Active() []Record {
+	m.op.Lock()
+	defer m.op.Unlock()
+	return m.tracker.Active()
+}

@@ -24,7 +24,14 @@ type Consumer struct {
 	logger *slog.Logger
 	dialer *kafka.Dialer
 	stats  Stats
+	leader atomic.Bool
 }
+
+// Leader reports whether this member currently owns partition 0 of the
+// events topic. Exactly one member of the group does (but for a moment
+// during a rebalance), so work that must run once per deployment, such as
+// alert evaluation and notification, follows it: no home-made election.
+func (c *Consumer) Leader() bool { return c.leader.Load() }
 
 // Stats are running totals of one consumer, for progress reports and tests.
 type Stats struct {

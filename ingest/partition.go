@@ -43,6 +43,10 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 		attrs: []any{"partition", pa.ID},
 	}
 	defer p.closeConn()
+	if pa.ID == 0 {
+		c.leader.Store(true)
+		defer c.leader.Store(false)
+	}
 	// Storing a batch is not abandoned the moment the generation ends: a
 	// flush under way, and the final one, get ShutdownTimeout to finish
 	// (the intent log covers whatever does not).

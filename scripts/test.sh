@@ -15,6 +15,16 @@ step "ClickHouse engine (npm @chdb/lib-linux-x64-gnu, cached after the first run
 COCKPIT_CHDB_LIB=$(bash scripts/fetch-chdb.sh | tail -n 1)
 export COCKPIT_CHDB_LIB
 
+step "Prometheus Alertmanager (Debian, a real peer for the alertmanager notifier)"
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  # Installed, not enabled: the test starts its own on loopback.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+  $SUDO systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
+fi
+export COCKPIT_REQUIRE_ALERTMANAGER=1
+
 step "Apache Kafka (Maven Central, cached after the first run)"
 bash scripts/kafka.sh fetch
 trap 'bash scripts/kafka.sh stop || true' EXIT

@@ -36,13 +36,14 @@ func migrate(ctx context.Context, cfg config.ClickHouse, logger *slog.Logger) er
 // Kafka and a ClickHouse reached by address. serve and demo both run it,
 // so the demo is the same product with embedded dependencies.
 type product struct {
-	cfg    config.Config
-	logger *slog.Logger
-	reg    *prometheus.Registry
-	conn   driver.Conn
-	ln     net.Listener
-	http   *http.Server
-	ingest *ingest.Consumer
+	cfg      config.Config
+	logger   *slog.Logger
+	reg      *prometheus.Registry
+	conn     driver.Conn
+	ln       net.Listener
+	http     *http.Server
+	ingest   *ingest.Consumer
+	alerting *alerting
 }
 
 func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
@@ -59,6 +60,10 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 	p := &product{cfg: cfg, logger: logger, conn: conn, reg: prometheus.NewRegistry()}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if p.ingest, err = ingest.New(cfg.Ingest, conn, p.reg, logger); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if p.alerting, err = newAlerting(ctx, cfg, conn, p.ingest.Leader, logger); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
@@ -118,6 +123,13 @@ func (p *product) run(ctx context.Context) error {
 			errc <- fmt.Errorf("ingest: %w", err)
 		}
 	}()
+	alertCtx, stopAlerting := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAlerting()
+	alertDone := make(chan struct{})
+	go func() {
+		defer close(alertDone)
+		p.alerting.run(alertCtx)
+	}()
 	httpDone := make(chan struct{})
 	go func() {
 		defer close(httpDone)
@@ -142,6 +154,13 @@ func (p *product) run(ctx context.Context) error {
 	case <-ingestDone:
 	case <-sctx.Done():
 		p.logger.Error("ingest did not stop in time")
+	}
+	// Then alerting: the last evaluation's notifications are in the outbox.
+	stopAlerting()
+	select {
+	case <-alertDone:
+	case <-sctx.Done():
+		p.logger.Error("alerting did not stop in time")
 	}
 	if err := p.http.Shutdown(sctx); err != nil {
 		p.logger.Warn("http shutdown", "err", err)

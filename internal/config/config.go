@@ -15,6 +15,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cockpit-cs/cockpit/alerts"
+	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -25,6 +27,45 @@ type Config struct {
 	HTTP       HTTP          `yaml:"http"`
 	ClickHouse ClickHouse    `yaml:"clickhouse"`
 	Ingest     ingest.Config `yaml:"ingest"`
+	KPI        KPI           `yaml:"kpi"`
+	Rules      Rules         `yaml:"rules"`
+	Alerting   Alerting      `yaml:"alerting"`
+}
+
+// KPI tunes the metric definitions.
+type KPI struct {
+	// ServiceLevelThreshold is the wait within which a transfer counts as
+	// answered in time for service_level. Default 20s.
+	ServiceLevelThreshold time.Duration `yaml:"service_level_threshold"`
+}
+
+// Rules says which rules run and how often.
+type Rules struct {
+	// File is a YAML rule set, reloaded when it changes; a file with an
+	// error is refused and the previous rules stay. Empty: the built-in
+	// rules (pipeline/rules.default.yaml).
+	File string `yaml:"file"`
+	// Tick is the evaluation interval. Default 1s.
+	Tick time.Duration `yaml:"tick"`
+}
+
+// Alerting configures routing and delivery of notifications.
+type Alerting struct {
+	alerts.DispatchConfig `yaml:",inline"`
+	// Receivers are the destinations routes name. A receiver named "log"
+	// (write to the log) always exists; with no routes every alert goes to
+	// it.
+	Receivers []receiver.Config     `yaml:"receivers"`
+	Delivery  alerts.DeliveryConfig `yaml:"delivery"`
+}
+
+// ReceiverNames lists the configured receivers and the built-in log one.
+func (a Alerting) ReceiverNames() []string {
+	names := []string{alerts.LogReceiver}
+	for _, r := range a.Receivers {
+		names = append(names, r.Name)
+	}
+	return names
 }
 
 // Log selects the log output.
@@ -70,11 +111,13 @@ func Default() Config {
 			QueryTimeout: 60 * time.Second,
 		},
 		Ingest: ingest.Default(),
+		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second},
+		Rules:  Rules{Tick: time.Second},
 	}
 }
 
 // Validate reports the first setting that cannot work.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err
 	}
@@ -90,6 +133,28 @@ func (c Config) Validate() error {
 	}
 	if err := c.ClickHouse.StoreConfig.Validate(); err != nil {
 		return fmt.Errorf("clickhouse: %w", err)
+	}
+	if c.Rules.Tick < 100*time.Millisecond {
+		return fmt.Errorf("rules.tick must be at least 100ms, got %s", c.Rules.Tick)
+	}
+	if c.KPI.ServiceLevelThreshold <= 0 {
+		return fmt.Errorf("kpi.service_level_threshold must be positive, got %s", c.KPI.ServiceLevelThreshold)
+	}
+	seen := map[string]bool{alerts.LogReceiver: true}
+	for i, r := range c.Alerting.Receivers {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("alerting.receivers[%d]: %w", i, err)
+		}
+		if seen[r.Name] {
+			return fmt.Errorf("alerting.receivers[%d]: the name %q is used twice (or is the built-in log receiver)", i, r.Name)
+		}
+		seen[r.Name] = true
+	}
+	if len(c.Alerting.Routes) == 0 {
+		c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver}}
+	}
+	if err := c.Alerting.DispatchConfig.Validate(c.Alerting.ReceiverNames()); err != nil {
+		return err
 	}
 	return c.Ingest.Validate()
 }

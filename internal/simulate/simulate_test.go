@@ -233,9 +233,9 @@ func TestSharesOverADay(t *testing.T) {
 		// Emergent KPIs: plausible contact-centre ranges.
 		{"bot_containment_rate", 0.62, 0.03},
 		{"resolution_rate", 0.79, 0.03},
-		{"abandon_rate", 0.015, 0.008},
+		{"abandon_rate", 0.008, 0.005},
 		{"csat_avg", 3.8, 0.15},
-		{"service_level_20s", 0.72, 0.06},
+		{"service_level_20s", 0.80, 0.05},
 		{"negative_sentiment_rate", 0.18, 0.03},
 		{"complaints_per_conv", 0.019, 0.005},
 	}
@@ -549,7 +549,9 @@ func TestFaults(t *testing.T) {
 		t.Errorf("only %.0f events out of order with 5%% late", late)
 	}
 	st := s.Stats()
-	if st.Invalid != uint64(invalid) {
+	// Stats count the invalid copies made; a copy of an event due at the
+	// very end of the range may fall after it and not be emitted.
+	if st.Invalid < uint64(invalid) || st.Invalid > uint64(invalid)+2 {
 		t.Errorf("Stats.Invalid = %d, %0.f events failed validation", st.Invalid, invalid)
 	}
 	// Faults do not change the traffic: the valid events are the clean run's

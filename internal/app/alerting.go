@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/alerts"
+	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
+	"github.com/cockpit-cs/cockpit/internal/config"
+	"github.com/cockpit-cs/cockpit/pipeline"
+)
+
+// alerting is the rules-to-notifications chain: rule evaluation on a tick,
+// the alert lifecycle, and delivery from the outbox. Only the instance
+// that leads the ingest group (owns partition 0) evaluates and delivers.
+type alerting struct {
+	cfg       config.Config
+	logger    *slog.Logger
+	kpi       *pipeline.KPIStore
+	evaluator *pipeline.Evaluator
+	manager   *alerts.Manager
+	deliverer *alerts.Deliverer
+	leader    func() bool
+}
+
+func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leader func() bool, logger *slog.Logger) (*alerting, error) {
+	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold})
+	if err != nil {
+		return nil, err
+	}
+	rs, err := loadRules(cfg.Rules.File)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := pipeline.NewEvaluator(pipeline.NewKPIRuleSource(kpi), pipeline.NewSpikeRules(pipeline.NewClickHouseSpikeHistory(conn)), rs, logger)
+	if err != nil {
+		return nil, err
+	}
+	store := alerts.NewStore(conn)
+	manager, err := alerts.NewManager(ctx, store, cfg.Alerting.DispatchConfig, logger)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	notifiers := map[string]alerts.Notifier{alerts.LogReceiver: alerts.LogNotifier{Logger: logger.With("component", "notify")}}
+	for _, rc := range cfg.Alerting.Receivers {
+		n, err := receiver.New(rc, client, nil, logger)
+		if err != nil {
+			return nil, err
+		}
+		notifiers[rc.Name] = n
+	}
+	return &alerting{
+		cfg: cfg, logger: logger, kpi: kpi, evaluator: ev, manager: manager, leader: leader,
+		deliverer: alerts.NewDeliverer(cfg.Alerting.Delivery, store, notifiers, logger),
+	}, nil
+}
+
+func loadRules(path string) (*pipeline.RuleSet, error) {
+	if path == "" {
+		return pipeline.DefaultRules()
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read rules.file: %w", err)
+	}
+	rs, err := pipeline.ParseRules(src)
+	if err != nil {
+		return nil, fmt.Errorf("rules.file %s: %w", path, err)
+	}
+	return rs, nil
+}
+
+// run evaluates, alerts and delivers until ctx ends.
+func (a *alerting) run(ctx context.Context) {
+	done := make(chan struct{}, 3)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		if a.cfg.Rules.File != "" {
+			pipeline.WatchRules(ctx, a.cfg.Rules.File, 2*time.Second, a.evaluator.SetRules, a.logger)
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		wasLeader := false
+		a.evaluator.Run(ctx, a.cfg.Rules.Tick, func(ev pipeline.Evaluation) {
+			if !a.leader() {
+				if wasLeader {
+					a.logger.Info("no longer leading the ingest group; alerting paused here")
+				}
+				wasLeader = false
+				return
+			}
+			if !wasLeader {
+				// Take over what another instance (or an earlier run) left.
+				if err := a.manager.Reload(ctx, ev.At); err != nil {
+					a.logger.Warn("cannot load alert state; will retry", "err", err)
+					return
+				}
+				a.logger.Info("leading the ingest group: evaluating rules and sending notifications")
+				wasLeader = true
+			}
+			if err := a.manager.Observe(ctx, ev); err != nil && ctx.Err() == nil {
+				a.logger.Warn("cannot record alerts", "err", err)
+			}
+		})
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if a.leader() {
+				a.deliverer.Once(ctx, time.Now())
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	for range 3 {
+		<-done
+	}
+}
