@@ -46,7 +46,8 @@ type Route struct {
 	// Default [rule].
 	GroupBy []string `yaml:"group_by"`
 	// GroupWait delays a new group's first notification to collect its
-	// siblings. Default 10s.
+	// siblings. Rules are evaluated together on each tick, so alerts of one
+	// cause mostly arrive together anyway. Default 1s.
 	GroupWait Duration `yaml:"group_wait"`
 	// GroupInterval is the least time between notifications of a group
 	// whose alerts changed. Default 1m.
@@ -66,7 +67,7 @@ func (r *Route) withDefaults() {
 		r.GroupBy = []string{"rule"}
 	}
 	if r.GroupWait == 0 {
-		r.GroupWait = Duration(10 * time.Second)
+		r.GroupWait = Duration(time.Second)
 	}
 	if r.GroupInterval == 0 {
 		r.GroupInterval = Duration(time.Minute)
@@ -229,11 +230,21 @@ func (d *Dispatcher) Restore(firing []Record, now time.Time) {
 	defer d.mu.Unlock()
 	for _, g := range d.groups {
 		if g.sentAt.IsZero() {
+			// The last notice went out about when the newest alert fired;
+			// the exact time died with the previous process.
 			known := &Notification{}
+			sent := time.Time{}
 			for _, fp := range slices.Sorted(maps.Keys(g.alerts)) {
-				known.Alerts = append(known.Alerts, Alert{ID: g.alerts[fp].ID, Status: StatusFiring})
+				a := g.alerts[fp]
+				known.Alerts = append(known.Alerts, Alert{ID: a.ID, Status: StatusFiring})
+				if a.StartedAt.After(sent) {
+					sent = a.StartedAt
+				}
 			}
-			g.sentAt, g.sentHash = now, contentHash(known)
+			if sent.IsZero() || sent.After(now) {
+				sent = now
+			}
+			g.sentAt, g.sentHash = sent, contentHash(known)
 		}
 	}
 }

@@ -80,6 +80,9 @@ func loadRules(path string) (*pipeline.RuleSet, error) {
 // run evaluates, alerts and delivers until ctx ends.
 func (a *alerting) run(ctx context.Context) {
 	done := make(chan struct{}, 3)
+	// kick wakes delivery as soon as an evaluation may have queued
+	// notifications, instead of at the next poll.
+	kick := make(chan struct{}, 1)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if a.cfg.Rules.File != "" {
@@ -109,6 +112,10 @@ func (a *alerting) run(ctx context.Context) {
 			if err := a.manager.Observe(ctx, ev); err != nil && ctx.Err() == nil {
 				a.logger.Warn("cannot record alerts", "err", err)
 			}
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
 		})
 	}()
 	go func() {
@@ -123,6 +130,7 @@ func (a *alerting) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-kick:
 			}
 		}
 	}()
