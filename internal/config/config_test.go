@@ -128,3 +128,22 @@ func TestRedactDSN(t *testing.T) {
 		t.Fatalf("secret leaked: %s", got)
 	}
 }
+
+// TestExampleConfig keeps examples/cockpit.yaml loadable and valid.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load("../../examples/cockpit.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Alerting.Receivers) != 2 || len(cfg.Alerting.Routes) != 2 || cfg.Alerting.Routes[1].GroupWait == 0 {
+		t.Fatalf("alerting not loaded or defaults not filled: %+v", cfg.Alerting)
+	}
+	// A route naming a receiver that does not exist is refused.
+	cfg.Alerting.Routes[0].Receiver = "nobody"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("unknown receiver accepted: %v", err)
+	}
+}
