@@ -414,3 +414,34 @@ func TestIngestBrokerRestart(t *testing.T) {
 		t.Errorf("committed %d, want %d", committed, len(msgs))
 	}
 }
+
+func TestEnsureTopics(t *testing.T) {
+	brokers := kafkatest.Broker(t)
+	cfg := ingest.Default()
+	cfg.Brokers = []string{brokers}
+	cfg.Topic = fmt.Sprintf("ensure-%d", time.Now().UnixNano())
+	ctx := context.Background()
+	if err := ingest.EnsureTopics(ctx, cfg, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := kafka.Dial("tcp", brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	parts, err := conn.ReadPartitions(cfg.Topic)
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("events topic: %d partitions, %v", len(parts), err)
+	}
+	if parts, err := conn.ReadPartitions(cfg.Topic + ".dlq"); err != nil || len(parts) != 1 {
+		t.Fatalf("dead-letter topic: %d partitions, %v", len(parts), err)
+	}
+	// Again: existing topics are left alone.
+	if err := ingest.EnsureTopics(ctx, cfg, 5, 1); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := conn.ReadPartitions(cfg.Topic); len(parts) != 3 {
+		t.Fatalf("existing topic changed to %d partitions", len(parts))
+	}
+	t.Cleanup(func() { _ = conn.DeleteTopics(cfg.Topic, cfg.Topic+".dlq") })
+}

@@ -72,6 +72,9 @@ func newEventWriter(brokers []string, topic string) *kafka.Writer {
 		BatchTimeout: 10 * time.Millisecond,
 		BatchSize:    5000,
 		RequiredAcks: kafka.RequireAll,
+		// A topic that does not exist yet is created by the broker (when it
+		// allows) rather than failing every write.
+		AllowAutoTopicCreation: true,
 	}
 }
 

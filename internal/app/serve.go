@@ -53,6 +53,12 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 	if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {
 		return nil, err
 	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := ingest.EnsureTopics(tctx, cfg.Ingest, cfg.Kafka.Partitions, cfg.Kafka.Replication)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 	conn, err := openClickHouse(ctx, cfg.ClickHouse, cfg.ClickHouse.Database)
 	if err != nil {
 		return nil, err

@@ -27,9 +27,20 @@ type Config struct {
 	HTTP       HTTP          `yaml:"http"`
 	ClickHouse ClickHouse    `yaml:"clickhouse"`
 	Ingest     ingest.Config `yaml:"ingest"`
+	Kafka      Kafka         `yaml:"kafka"`
 	KPI        KPI           `yaml:"kpi"`
 	Rules      Rules         `yaml:"rules"`
 	Alerting   Alerting      `yaml:"alerting"`
+}
+
+// Kafka says how the topics are created when they do not exist yet.
+type Kafka struct {
+	// Partitions of the events topic when it is created. It bounds how many
+	// cockpit processes share ingest. Default 8.
+	Partitions int `yaml:"partitions"`
+	// Replication factor of created topics. Default 1 (a single broker);
+	// use 3 on a real cluster.
+	Replication int `yaml:"replication"`
 }
 
 // KPI tunes the metric definitions.
@@ -111,6 +122,7 @@ func Default() Config {
 			QueryTimeout: 60 * time.Second,
 		},
 		Ingest: ingest.Default(),
+		Kafka:  Kafka{Partitions: 8, Replication: 1},
 		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second},
 		Rules:  Rules{Tick: time.Second},
 	}
