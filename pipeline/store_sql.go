@@ -14,7 +14,8 @@ import "strings"
 //   region, queue, channel, business_line, agent String ('' = any)
 //
 // Every query reads events de-duplicated by (conversation_id, event_id)
-// (the events key, so the GROUP BY runs in key order) and takes
+// within a window of event time (the events key starts with the hour and
+// the type, so only the window's granules are read) and takes
 // conversation attributes from the conversations rollup, folded with
 // GROUP BY conversation_id so unmerged parts never count twice.
 
@@ -78,7 +79,14 @@ const eventCountsSQL = `WITH ev AS (
         AND (type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted')
             OR (type = 'message.sent' AND actor_role = 'customer' AND sentiment IS NOT NULL))
     GROUP BY conversation_id, event_id
-), ids AS (SELECT conversation_id FROM ev), attrs AS (` + attrsSQL + `)
+), ids AS (
+    -- The same rows as ev without its GROUP BY: a CTE is inlined where it
+    -- is used, so reading ev here would de-duplicate the window twice.
+    SELECT conversation_id FROM events
+    WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+        AND (type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted')
+            OR (type = 'message.sent' AND actor_role = 'customer' AND sentiment IS NOT NULL))
+), attrs AS (` + attrsSQL + `)
 SELECT ` + bucketSQL + ` AS bucket, {{key}} AS key,
     countIf(type = 'conversation.started') AS started,
     countIf(type = 'conversation.closed') AS closed,
