@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -18,12 +20,30 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// Deps are what the server needs from the rest of the product.
+// Deps are what the server needs from the rest of the product. Only
+// Metrics is required; an endpoint whose dependency is nil answers 501.
 type Deps struct {
+	// Config is the api section of the configuration.
+	Config Config
 	// Ready lists the dependencies /readyz probes.
 	Ready []Check
 	// Metrics serves /metrics (a promhttp handler).
 	Metrics http.Handler
+	// KPIs serves /kpis, /kpis/by, /timeseries and the stream.
+	KPIs KPISource
+	// Conversations serves the drill-down and the CSV export.
+	Conversations ConversationReader
+	// AlertHistory serves GET /alerts.
+	AlertHistory AlertHistory
+	// Alerts serves acks and silences.
+	Alerts AlertActions
+	// Rules serves /rules and the backtest.
+	Rules RuleService
+	// Producer serves POST /events.
+	Producer EventProducer
+	// Now is the server clock (default time.Now): the default window
+	// and the validation of posted events use it.
+	Now func() time.Time
 }
 
 // Server is the gin application.
@@ -31,6 +51,11 @@ type Server struct {
 	engine *gin.Engine
 	logger *slog.Logger
 	deps   Deps
+	cfg    Config
+	lim    limits
+	auth   *authenticator
+	hub    *Hub
+	now    func() time.Time
 }
 
 // New builds the router.
@@ -38,13 +63,30 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	if deps.Metrics == nil {
 		return nil, errors.New("api: a metrics handler is required")
 	}
+	cfg := deps.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
-	e.Use(gin.Recovery())
-	s := &Server{engine: e, logger: logger.With("component", "api"), deps: deps}
+	logger = logger.With("component", "api")
+	s := &Server{engine: e, logger: logger, deps: deps, cfg: cfg, now: now,
+		lim: limits{maxRange: cfg.MaxRange, maxSteps: cfg.MaxSteps}, auth: newAuthenticator(cfg.Tokens)}
+	s.hub = newHub(deps.KPIs, cfg, now, logger)
+	// A panic is logged by us and answered in the contract's shape, never
+	// with a stack trace.
+	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {
+		s.logger.Error("handler panicked", "method", c.Request.Method, "path", c.FullPath(), "panic", fmt.Sprint(v))
+		writeError(c, http.StatusInternalServerError, "internal", "internal error")
+	}))
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(deps.Metrics))
+	s.routes()
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "not_found", "no such endpoint: "+c.Request.URL.Path)
 	})
@@ -53,6 +95,10 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 
 // Handler returns the server as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// Hub returns the live stream's hub: the wiring runs it (Run) and feeds
+// it alert changes (PublishAlerts).
+func (s *Server) Hub() *Hub { return s.hub }
 
 // Engine exposes the router so later parts (dashboards) can add routes.
 func (s *Server) Engine() *gin.Engine { return s.engine }
@@ -94,9 +140,4 @@ func (s *Server) readyz(c *gin.Context) {
 		s.logger.Warn("not ready", "checks", results)
 	}
 	c.JSON(code, gin.H{"ready": ready, "checks": results})
-}
-
-// writeError answers with the error shape of the API contract.
-func writeError(c *gin.Context, status int, code, message string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": message}})
 }

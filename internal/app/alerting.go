@@ -24,6 +24,7 @@ type alerting struct {
 	logger    *slog.Logger
 	kpi       *pipeline.KPIStore
 	evaluator *pipeline.Evaluator
+	store     *alerts.Store
 	manager   *alerts.Manager
 	deliverer *alerts.Deliverer
 	leader    func() bool
@@ -57,7 +58,7 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 		notifiers[rc.Name] = n
 	}
 	return &alerting{
-		cfg: cfg, logger: logger, kpi: kpi, evaluator: ev, manager: manager, leader: leader,
+		cfg: cfg, logger: logger, kpi: kpi, evaluator: ev, store: store, manager: manager, leader: leader,
 		deliverer: alerts.NewDeliverer(cfg.Alerting.Delivery, store, notifiers, logger),
 	}, nil
 }

@@ -44,6 +44,8 @@ type product struct {
 	http     *http.Server
 	ingest   *ingest.Consumer
 	alerting *alerting
+	hub      *api.Hub
+	events   *kafka.Writer
 }
 
 func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
@@ -73,16 +75,45 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
+	convs, err := api.NewConversationStore(conn)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	// POST /api/v1/events produces here, keyed by conversation like any
+	// other producer, and waits for all in-sync replicas.
+	p.events = &kafka.Writer{
+		Addr: kafka.TCP(cfg.Ingest.Brokers...), Topic: cfg.Ingest.Topic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 10000,
+	}
 	srv, err := api.New(api.Deps{
+		Config: cfg.API,
 		Ready: []api.Check{
 			{Name: "kafka", Fn: p.kafkaReady},
 			{Name: "clickhouse", Fn: func(ctx context.Context) error { return conn.Ping(ctx) }},
 		},
-		Metrics: promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
+		Metrics:       promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
+		KPIs:          p.alerting.kpi,
+		Conversations: convs,
+		AlertHistory:  p.alerting.store,
+		Alerts:        p.alerting.manager,
+		Rules:         p.alerting.evaluator,
+		Producer: api.ProducerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+			return p.events.WriteMessages(ctx, msgs...)
+		}),
 	}, logger)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
+	}
+	p.hub = srv.Hub()
+	p.alerting.manager.OnChange(p.hub.PublishAlerts)
+	if err := api.CheckListen(cfg.API, cfg.HTTP.Listen); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if len(cfg.API.Tokens) == 0 {
+		logger.Warn("no API tokens configured: every request is allowed, so the server listens on loopback only", "http", cfg.HTTP.Listen)
 	}
 	if p.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		_ = conn.Close()
@@ -136,6 +167,13 @@ func (p *product) run(ctx context.Context) error {
 		defer close(alertDone)
 		p.alerting.run(alertCtx)
 	}()
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		p.hub.Run(hubCtx)
+	}()
 	httpDone := make(chan struct{})
 	go func() {
 		defer close(httpDone)
@@ -167,6 +205,12 @@ func (p *product) run(ctx context.Context) error {
 	case <-alertDone:
 	case <-sctx.Done():
 		p.logger.Error("alerting did not stop in time")
+	}
+	// The stream ends before the server, so its long-lived requests return.
+	stopHub()
+	<-hubDone
+	if err := p.events.Close(); err != nil {
+		p.logger.Warn("closing the event producer", "err", err)
 	}
 	if err := p.http.Shutdown(sctx); err != nil {
 		p.logger.Warn("http shutdown", "err", err)

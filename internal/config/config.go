@@ -17,6 +17,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
+	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -25,6 +26,7 @@ import (
 type Config struct {
 	Log        Log           `yaml:"log"`
 	HTTP       HTTP          `yaml:"http"`
+	API        api.Config    `yaml:"api"`
 	ClickHouse ClickHouse    `yaml:"clickhouse"`
 	Ingest     ingest.Config `yaml:"ingest"`
 	Kafka      Kafka         `yaml:"kafka"`
@@ -139,6 +141,9 @@ func (c *Config) Validate() error {
 	if c.HTTP.Listen == "" {
 		return errors.New("http.listen is required")
 	}
+	if err := c.API.Validate(); err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
 	u, err := url.Parse(c.ClickHouse.DSN)
 	if err != nil || (u.Scheme != "clickhouse" && u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp") || u.Host == "" {
 		return fmt.Errorf("clickhouse.dsn must look like clickhouse://host:9000 or http://host:8123, got %q", RedactDSN(c.ClickHouse.DSN))
@@ -235,6 +240,23 @@ func applyEnv(cfg *Config, environ []string) error {
 	}
 	if len(env) == 0 {
 		return nil
+	}
+	// Tokens are secrets, so they have a compact variable of their own:
+	// COCKPIT_API_TOKENS="name:role:token,name:role:token".
+	if raw, ok := env["COCKPIT_API_TOKENS"]; ok {
+		delete(env, "COCKPIT_API_TOKENS")
+		cfg.API.Tokens = nil
+		for _, item := range strings.Split(raw, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			name, rest, ok1 := strings.Cut(item, ":")
+			role, token, ok2 := strings.Cut(rest, ":")
+			if !ok1 || !ok2 {
+				return fmt.Errorf("COCKPIT_API_TOKENS: each entry is name:role:token (entry for %q is not)", name)
+			}
+			cfg.API.Tokens = append(cfg.API.Tokens, api.Token{Name: name, Role: api.Role(role), Token: token})
+		}
 	}
 	return walk(reflect.ValueOf(cfg).Elem(), "", func(path string, v reflect.Value) error {
 		raw, ok := env[EnvName(path)]

@@ -147,3 +147,20 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatalf("unknown receiver accepted: %v", err)
 	}
 }
+
+func TestTokensFromEnvironment(t *testing.T) {
+	cfg, err := Load("", []string{"COCKPIT_API_TOKENS=wall:viewer:0123456789abcdef, ops:admin:fedcba9876543210"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.API.Tokens) != 2 || cfg.API.Tokens[1].Role != "admin" || cfg.API.Tokens[1].Token != "fedcba9876543210" {
+		t.Fatalf("tokens = %+v", cfg.API.Tokens)
+	}
+	cfg.Ingest.Brokers = []string{"k:9092"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load("", []string{"COCKPIT_API_TOKENS=broken"}); err == nil || strings.Contains(err.Error(), "broken:") {
+		t.Fatalf("bad entry: %v", err)
+	}
+}

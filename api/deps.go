@@ -1,0 +1,72 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cockpit-cs/cockpit/alerts"
+	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// The small interfaces below are what the endpoints need from the rest of
+// the product. The wiring passes the concrete types named on each; an
+// endpoint whose dependency is nil answers 501.
+
+// KPISource computes the SPEC §5 metrics. *pipeline.KPIStore satisfies it.
+type KPISource interface {
+	KPIs(ctx context.Context, w pipeline.Window, f pipeline.Filters) (pipeline.Snapshot, error)
+	KPIsBy(ctx context.Context, w pipeline.Window, f pipeline.Filters, dim pipeline.Dimension) ([]pipeline.KeyedSnapshot, error)
+	Timeseries(ctx context.Context, metric string, step time.Duration, w pipeline.Window, f pipeline.Filters, groupBy pipeline.Dimension) ([]pipeline.Series, error)
+}
+
+// AlertHistory lists stored alerts. *alerts.Store satisfies it.
+type AlertHistory interface {
+	ListAlerts(ctx context.Context, state string, from, to time.Time, limit int) ([]alerts.Record, error)
+}
+
+// AlertActions changes alerts and silences. *alerts.Manager satisfies it.
+type AlertActions interface {
+	Ack(ctx context.Context, id, by, note string, now time.Time) (alerts.Record, error)
+	AddSilence(ctx context.Context, s alerts.Silence, now time.Time) (alerts.Silence, error)
+	ExpireSilence(ctx context.Context, id string, now time.Time) (alerts.Silence, error)
+	Silences() []alerts.Silence
+}
+
+// RuleService holds the rule set in force. *pipeline.Evaluator satisfies
+// it. The API validates a new set with pipeline.ParseRules before it calls
+// SetRules, so SetRules only ever sees a valid set.
+type RuleService interface {
+	Rules() *pipeline.RuleSet
+	SetRules(rs *pipeline.RuleSet)
+	Backtest(ctx context.Context, from, to time.Time, step time.Duration) ([]pipeline.Episode, error)
+}
+
+// EventProducer writes validated events to the events topic, keyed by
+// conversation_id, and returns once they are acknowledged.
+type EventProducer interface {
+	Produce(ctx context.Context, msgs []kafka.Message) error
+}
+
+// ProducerFunc adapts a function to EventProducer, e.g.
+//
+//	api.ProducerFunc(func(ctx context.Context, m []kafka.Message) error { return w.WriteMessages(ctx, m...) })
+//
+// for a *kafka.Writer w whose Topic is the events topic.
+type ProducerFunc func(ctx context.Context, msgs []kafka.Message) error
+
+// Produce calls f.
+func (f ProducerFunc) Produce(ctx context.Context, msgs []kafka.Message) error { return f(ctx, msgs) }
+
+// ConversationReader serves the drill-down. *ConversationStore (over the
+// ClickHouse events table and conversations rollup) satisfies it.
+type ConversationReader interface {
+	// Conversations calls fn for each conversation matching q, in order
+	// (newest first), at most q.Limit when it is positive.
+	Conversations(ctx context.Context, q ConversationQuery, fn func(Conversation) error) error
+	// Conversation returns one conversation and its events in event-time
+	// order; an unknown id is an *Error with status 404.
+	Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error)
+}
