@@ -27,7 +27,7 @@ const insertSQL = `INSERT INTO events (event_id, type, occurred_at, conversation
     resolution, category, severity, score, schema_version, source_partition, source_offset)`
 
 // store inserts events as ingest would.
-func store(t *testing.T, conn driver.Conn, events []schemas.Event) {
+func store(t testing.TB, conn driver.Conn, events []schemas.Event) {
 	t.Helper()
 	b, err := conn.PrepareBatch(context.Background(), insertSQL)
 	if err != nil {
