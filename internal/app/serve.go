@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/api"
+	"github.com/cockpit-cs/cockpit/dashboard"
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/config"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -107,6 +108,10 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		return nil, err
 	}
 	p.hub = srv.Hub()
+	if err := dashboard.Mount(srv.Engine(), dashboard.Deps{Rules: p.alerting.evaluator.Rules}); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	p.alerting.manager.OnChange(p.hub.PublishAlerts)
 	if err := api.CheckListen(cfg.API, cfg.HTTP.Listen); err != nil {
 		_ = conn.Close()

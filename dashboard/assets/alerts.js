@@ -1,0 +1,85 @@
+// The alerts page: firing and past alerts, ack, silences.
+'use strict';
+(() => {
+  const { T, el, api, postJSON, dateTime, labelsText, C } = window.cockpit;
+  const errBox = document.getElementById('error');
+  const who = document.getElementById('who');
+  who.value = localStorage.getItem('cockpit.name') || '';
+  who.addEventListener('change', () => localStorage.setItem('cockpit.name', who.value.trim()));
+  const showError = (e) => { errBox.hidden = !e; errBox.textContent = e ? T('error') + ': ' + e.message : ''; };
+
+  const num = (v) => (typeof v === 'number' ? +v.toFixed(3) : '');
+
+  // qualityLink opens the drill-down around the alert: its labels, 30 min before it started.
+  function qualityLink(a) {
+    const p = new URLSearchParams({ lang: C.lang, alert: a.id });
+    for (const [k, v] of Object.entries(a.labels || {})) {
+      if (['region', 'queue', 'channel', 'business_line', 'agent'].includes(k)) p.set(k, v);
+    }
+    const start = new Date(a.started_at || a.active_at || Date.now());
+    p.set('from', new Date(start.getTime() - 30 * 60000).toISOString());
+    p.set('to', new Date(a.resolved_at ? new Date(a.resolved_at) : Date.now()).toISOString());
+    return '/quality?' + p;
+  }
+
+  function cells(a) {
+    return [el('td', { class: 'sev sev-' + a.severity }, T('sev.' + a.severity)), el('td', {}, a.rule),
+      el('td', {}, labelsText(a.labels)), el('td', { class: 'num' }, num(a.value) + ' / ' + num(a.expected)),
+      el('td', {}, a.explanation || a.summary || ''), el('td', {}, dateTime(a.started_at || a.active_at))];
+  }
+
+  async function ack(a, btn) {
+    const by = who.value.trim();
+    if (!by) { showError(new Error(T('ack_by_required'))); who.focus(); return; }
+    btn.disabled = true;
+    try { await postJSON('/alerts/' + encodeURIComponent(a.id) + '/ack', 'POST', { by, note: '' }); showError(null); load(); } catch (e) { showError(e); btn.disabled = false; }
+  }
+
+  async function load() {
+    try {
+      const firing = await api('/alerts?state=firing');
+      document.querySelector('#firing tbody').replaceChildren(...(firing.alerts || []).map((a) => {
+        const btn = el('button', { type: 'button' }, T('ack'));
+        btn.addEventListener('click', () => ack(a, btn));
+        return el('tr', {}, ...cells(a),
+          el('td', {}, a.acked_by ? T('acked') + ': ' + a.acked_by + ' ' + dateTime(a.acked_at) : btn),
+          el('td', {}, el('a', { href: qualityLink(a) }, T('drill'))));
+      }));
+      const from = new Date(Date.now() - 7 * 86400 * 1000).toISOString();
+      const past = await api('/alerts?state=resolved&from=' + encodeURIComponent(from));
+      document.querySelector('#past tbody').replaceChildren(...(past.alerts || []).map((a) => el('tr', {}, ...cells(a),
+        el('td', {}, dateTime(a.resolved_at)), el('td', {}, a.acked_by || ''))));
+    } catch (e) { showError(e); }
+    try {
+      const body = await api('/silences');
+      const now = Date.now();
+      document.querySelector('#silences tbody').replaceChildren(...(body.silences || []).map((s) => {
+        const active = new Date(s.ends_at).getTime() > now && new Date(s.starts_at).getTime() <= now;
+        const btn = active ? el('button', { type: 'button' }, T('expire')) : null;
+        if (btn) btn.addEventListener('click', async () => {
+          btn.disabled = true;
+          try { await postJSON('/silences/' + encodeURIComponent(s.id), 'DELETE'); load(); } catch (e) { showError(e); btn.disabled = false; }
+        });
+        const m = (s.matchers || []).map((x) => x.name + x.op + JSON.stringify(x.value)).join(', ');
+        return el('tr', {}, el('td', { class: 'mono' }, m), el('td', {}, dateTime(s.ends_at)), el('td', {}, s.created_by),
+          el('td', {}, s.comment), el('td', {}, active ? T('active_silence') : T('expired')), el('td', {}, btn));
+      }));
+    } catch (e) { showError(e); }
+  }
+
+  const durations = { '1h': 1, '2h': 2, '4h': 4, '12h': 12, '24h': 24 };
+  document.getElementById('silence-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    const matchers = f.matchers.value.split('\n').map((s) => s.trim()).filter(Boolean);
+    if (matchers.length === 0) { showError(new Error(T('matchers_missing'))); return; }
+    const ends = new Date(Date.now() + (durations[f.duration.value] || 2) * 3600 * 1000);
+    try {
+      await postJSON('/silences', 'POST', { matchers, ends_at: ends.toISOString(), created_by: who.value.trim(), comment: f.comment.value });
+      f.reset(); showError(null); load();
+    } catch (err) { showError(err); }
+  });
+
+  load();
+  setInterval(load, 30 * 1000);
+})();
