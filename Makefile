@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/cockpit-cs/cockpit/internal/app.Version=$(VERSION)
 ARGS     ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test test-unit bench lint fuzz kafka-start kafka-stop clean
+.PHONY: all build deps run test test-unit bench lint fuzz screenshots kafka-start kafka-stop clean
 
 all: build
 
@@ -47,6 +47,11 @@ lint:
 FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./schemas
+
+## screenshots: /wall, /quality and /alerts at 1920x1080 into screenshots/ (needs chromium, see scripts/test.sh)
+screenshots:
+	cd dashboard/e2e && npm install --no-audit --no-fund --silent
+	node dashboard/e2e/wall.test.mjs --screenshots-only
 
 kafka-start:
 	bash scripts/kafka.sh start

@@ -15,15 +15,23 @@ step "ClickHouse engine (npm @chdb/lib-linux-x64-gnu, cached after the first run
 COCKPIT_CHDB_LIB=$(bash scripts/fetch-chdb.sh | tail -n 1)
 export COCKPIT_CHDB_LIB
 
-step "Prometheus Alertmanager (Debian, a real peer for the alertmanager notifier)"
-if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+step "Debian packages: Prometheus Alertmanager (a real notifier peer), Chromium and CJK fonts (browser tests)"
+need=()
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || need+=(fonts-noto-cjk)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  echo "installing ${need[*]}"
   $SUDO apt-get update -qq
-  # Installed, not enabled: the test starts its own on loopback.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Installed, not enabled: the test starts its own Alertmanager on loopback.
   $SUDO systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
 fi
 export COCKPIT_REQUIRE_ALERTMANAGER=1
+
+step "playwright-core (npm) for the browser tests"
+(cd dashboard/e2e && npm install --no-audit --no-fund --silent)
 
 step "Apache Kafka (Maven Central, cached after the first run)"
 bash scripts/kafka.sh fetch
@@ -44,3 +52,6 @@ step "fuzz (short): event decoder, API query parsing, store endpoint block trans
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./schemas
 go test -run '^$' -fuzz '^FuzzParseQuery$' -fuzztime 10s ./api
 go test -run '^$' -fuzz '^FuzzTranscode$' -fuzztime 10s ./internal/chstore
+
+step "browser tests (headless Chromium: wall, quality, alerts)"
+node dashboard/e2e/wall.test.mjs
