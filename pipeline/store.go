@@ -303,6 +303,9 @@ func (s *KPIStore) params(w Window, f Filters, step time.Duration) clickhouse.Pa
 	}
 }
 
+// combinedWindowMax is the longest window compute answers with windowSQL.
+var combinedWindowMax = 6 * time.Hour
+
 // compute runs the window queries concurrently and merges their rows by
 // (step, key). withGauges adds the "now" gauges to step 0.
 func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, error) {
@@ -320,7 +323,13 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		cells map[cellKey]*cell
 		err   error
 	}
-	jobs := []func(context.Context, Dimension, map[cellKey]*cell) error{s.eventCounts, s.conversationFacts, s.pairs}
+	// A short window is dominated by planning, so it runs one combined
+	// query; a long one by reading, so it runs the three narrower queries,
+	// which read less.
+	jobs := []func(context.Context, Dimension, map[cellKey]*cell) error{s.window}
+	if w.To.Sub(w.From) > combinedWindowMax {
+		jobs = []func(context.Context, Dimension, map[cellKey]*cell) error{s.eventCounts, s.conversationFacts, s.pairs}
+	}
 	if withGauges {
 		jobs = append(jobs, func(_ context.Context, d Dimension, m map[cellKey]*cell) error { return s.gauges(ctx, f, d, m) })
 	}
@@ -385,6 +394,48 @@ func at(m map[cellKey]*cell, bucket int64, key string) *cell {
 		m[k] = c
 	}
 	return c
+}
+
+// window runs windowSQL: the event counts, conversation facts and
+// response pairs of the window in one query.
+func (s *KPIStore) window(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
+	rows, err := s.conn.Query(ctx, withKey(windowSQL, dim))
+	if err != nil {
+		return fmt.Errorf("cannot query window metrics: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			bucket int64
+			key    string
+			v      cell
+		)
+		var sums []int64
+		if err := rows.Scan(&bucket, &key, &sums, &v.fr.q, &v.hfr.q, &v.resp.q, &v.wait.q); err != nil {
+			return fmt.Errorf("cannot read window metrics: %w", err)
+		}
+		// The order of windowSQL's sums.
+		u := []*uint64{&v.started, &v.closed, &v.resolved, &v.abandoned, &v.complaints,
+			&v.csatN, &v.csatSum, &v.csatOK, &v.sentN, &v.sentNeg,
+			&v.fr.n, nil, &v.hfr.n, nil, &v.botEnded, &v.transferred, &v.contained,
+			&v.resp.n, nil, &v.wait.n, nil, &v.slFinished, &v.slMet}
+		i64 := map[int]*int64{11: &v.fr.sum, 13: &v.hfr.sum, 18: &v.resp.sum, 20: &v.wait.sum}
+		if len(sums) != len(u) {
+			return fmt.Errorf("cannot read window metrics: %d sums, want %d", len(sums), len(u))
+		}
+		for i, x := range sums {
+			if u[i] != nil {
+				*u[i] = uint64(x)
+			} else {
+				*i64[i] = x
+			}
+		}
+		at(m, bucket, key).merge(&v)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot read window metrics: %w", err)
+	}
+	return nil
 }
 
 func (s *KPIStore) eventCounts(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
