@@ -17,35 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/pipeline"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
-const insertSQL = `INSERT INTO events (event_id, type, occurred_at, conversation_id, channel, region,
-    queue, business_line, actor_role, actor_id, entry, customer_id, sentiment, abusive, text, reason,
-    resolution, category, severity, score, schema_version, source_partition, source_offset)`
-
 // store inserts events as ingest would.
 func store(t testing.TB, conn driver.Conn, events []schemas.Event) {
 	t.Helper()
-	b, err := conn.PrepareBatch(context.Background(), insertSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range events {
-		var s *float32
-		if e.Sentiment != nil {
-			v := float32(*e.Sentiment)
-			s = &v
-		}
-		if err := b.Append(e.EventID, string(e.Type), e.OccurredAt, e.ConversationID, e.Channel, e.Region,
-			e.Queue, e.BusinessLine, e.ActorRole(), e.ActorID(), e.Entry, e.CustomerID, s, e.Abusive, e.Text,
-			e.Reason, e.Resolution, e.Category, e.Severity, uint8(e.Score), uint8(schemas.Version), int32(0), int64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Send(); err != nil {
+	if err := ingest.Insert(context.Background(), conn, events); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/schemas"
 )
 
 // intent is the offset range of one batch of one partition, written to the
@@ -80,6 +82,28 @@ func (s store) insert(ctx context.Context, r *rows, token string) error {
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("cannot insert %d rows: %w", r.len(), err)
+	}
+	return nil
+}
+
+// Insert stores events directly, without Kafka, in the layout the consumer
+// writes (partition 0, offsets numbered in order): for backfills and for
+// tests that need stored events, so the column list has one owner.
+func Insert(ctx context.Context, conn driver.Conn, events []schemas.Event) error {
+	var r rows
+	for i := range events {
+		r.add(&events[i], 0, int64(i))
+	}
+	batch, err := conn.PrepareBatch(ctx, insertEvents)
+	if err != nil {
+		return fmt.Errorf("cannot prepare the insert of %d events: %w", len(events), err)
+	}
+	if err := r.appendTo(batch); err != nil {
+		_ = batch.Abort()
+		return err
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("cannot insert %d events: %w", len(events), err)
 	}
 	return nil
 }

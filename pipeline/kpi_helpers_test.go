@@ -8,6 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/pipeline"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -16,33 +17,11 @@ import (
 // TestMain is the only one of the pipeline test binary: chtest needs it.
 func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
 
-const insertEventsSQL = `INSERT INTO events (event_id, type, occurred_at, conversation_id, channel, region,
-    queue, business_line, actor_role, actor_id, entry, customer_id, sentiment, abusive, text, reason,
-    resolution, category, severity, score, schema_version, source_partition, source_offset)`
-
 // insertEvents stores events as ingest does, in one insert.
 func insertEvents(tb testing.TB, conn driver.Conn, events []schemas.Event) {
 	tb.Helper()
-	ctx := context.Background()
-	b, err := conn.PrepareBatch(ctx, insertEventsSQL)
-	if err != nil {
-		tb.Fatalf("prepare insert: %v", err)
-	}
-	for i := range events {
-		e := &events[i]
-		var s *float32
-		if e.Sentiment != nil {
-			v := float32(*e.Sentiment)
-			s = &v
-		}
-		if err := b.Append(e.EventID, string(e.Type), e.OccurredAt, e.ConversationID, e.Channel, e.Region,
-			e.Queue, e.BusinessLine, e.ActorRole(), e.ActorID(), e.Entry, e.CustomerID, s, e.Abusive, e.Text,
-			e.Reason, e.Resolution, e.Category, e.Severity, uint8(e.Score), uint8(schemas.Version), int32(0), int64(i)); err != nil {
-			tb.Fatalf("append event %s: %v", e.EventID, err)
-		}
-	}
-	if err := b.Send(); err != nil {
-		tb.Fatalf("insert %d events: %v", len(events), err)
+	if err := ingest.Insert(context.Background(), conn, events); err != nil {
+		tb.Fatal(err)
 	}
 }
 

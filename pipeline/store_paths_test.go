@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -62,23 +63,7 @@ func TestWindowQueryPathsAgree(t *testing.T) {
 		}
 	}
 	evs = append(evs, evs[:40]...) // duplicates
-	b, err := conn.PrepareBatch(context.Background(), "INSERT INTO events (event_id, type, occurred_at, conversation_id, channel, region, queue, business_line, actor_role, actor_id, entry, customer_id, sentiment, abusive, text, reason, resolution, category, severity, score, schema_version, source_partition, source_offset)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range evs {
-		var s *float32
-		if e.Sentiment != nil {
-			v := float32(*e.Sentiment)
-			s = &v
-		}
-		if err := b.Append(e.EventID, string(e.Type), e.OccurredAt, e.ConversationID, e.Channel, e.Region, e.Queue, e.BusinessLine,
-			e.ActorRole(), e.ActorID(), e.Entry, e.CustomerID, s, e.Abusive, e.Text, e.Reason, e.Resolution, e.Category, e.Severity,
-			uint8(e.Score), uint8(1), int32(0), int64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Send(); err != nil {
+	if err := ingest.Insert(context.Background(), conn, evs); err != nil {
 		t.Fatal(err)
 	}
 	st, err := NewKPIStore(conn, KPIConfig{Now: func() time.Time { return base.Add(3 * time.Hour) }})
