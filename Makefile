@@ -48,10 +48,9 @@ FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./schemas
 
-## screenshots: /wall, /quality and /alerts at 1920x1080 into screenshots/ (needs chromium, see scripts/test.sh)
+## screenshots: /wall, /quality and /alerts of the real product at 1920x1080 into screenshots/
 screenshots:
-	cd dashboard/e2e && npm install --no-audit --no-fund --silent
-	node dashboard/e2e/wall.test.mjs --screenshots-only
+	bash scripts/browser.sh --screenshots-only
 
 kafka-start:
 	bash scripts/kafka.sh start

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -44,9 +46,20 @@ func (a *authenticator) lookup(presented string) (Token, bool) {
 	return a.tokens[found], true
 }
 
+// SessionCookie is the cookie a browser signs in with (POST
+// /api/v1/session): the pages cannot send an Authorization header with an
+// EventSource, so they present the token this way. It is HttpOnly and
+// SameSite=Strict.
+const SessionCookie = "cockpit_session"
+
+// sessionMaxAge is how long a browser stays signed in: a wall display is
+// signed in once and left alone.
+const sessionMaxAge = 30 * 24 * time.Hour
+
 // require lets a request through when its token's role includes need.
-// With no tokens configured everything is allowed (the server listens on
-// loopback only; see CheckListen).
+// The token comes from "Authorization: Bearer …" or, for the pages, the
+// session cookie. With no tokens configured everything is allowed (the
+// server listens on loopback only; see CheckListen).
 func (s *Server) require(need Role) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if len(s.auth.tokens) == 0 {
@@ -54,17 +67,8 @@ func (s *Server) require(need Role) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		h := c.GetHeader("Authorization")
-		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			c.Header("WWW-Authenticate", `Bearer realm="cockpit"`)
-			writeError(c, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
-			return
-		}
-		t, ok := s.auth.lookup(strings.TrimSpace(tok))
+		t, ok := s.authenticate(c)
 		if !ok {
-			c.Header("WWW-Authenticate", `Bearer realm="cockpit", error="invalid_token"`)
-			writeError(c, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid")
 			return
 		}
 		if !t.Role.allows(need) {
@@ -74,6 +78,124 @@ func (s *Server) require(need Role) gin.HandlerFunc {
 		c.Set(principalKey, t)
 		c.Next()
 	}
+}
+
+// authenticate finds the request's token, or answers 401 and returns
+// false.
+func (s *Server) authenticate(c *gin.Context) (Token, bool) {
+	h := c.GetHeader("Authorization")
+	if h == "" {
+		if ck, err := c.Request.Cookie(SessionCookie); err == nil && ck.Value != "" {
+			// A cookie rides along with requests the page did not make
+			// itself; SameSite=Strict keeps other sites from sending it, and
+			// a change must also come from this origin.
+			if !safeMethod(c.Request.Method) && !sameOrigin(c.Request) {
+				writeError(c, http.StatusForbidden, "forbidden", "a change signed in by cookie must come from the cockpit's own pages")
+				return Token{}, false
+			}
+			t, ok := s.auth.lookup(ck.Value)
+			if !ok {
+				writeError(c, http.StatusUnauthorized, "unauthorized", "the session is no longer valid: sign in again")
+				return Token{}, false
+			}
+			return t, true
+		}
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="cockpit"`)
+		writeError(c, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+		return Token{}, false
+	}
+	t, ok := s.auth.lookup(strings.TrimSpace(tok))
+	if !ok {
+		c.Header("WWW-Authenticate", `Bearer realm="cockpit", error="invalid_token"`)
+		writeError(c, http.StatusUnauthorized, "unauthorized", "the bearer token is not valid")
+		return Token{}, false
+	}
+	return t, true
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin says whether a browser request comes from this server's own
+// pages: by Sec-Fetch-Site when the browser sends it, else by Origin.
+// A request with neither is not from a browser page and is let through
+// (SameSite=Strict already kept the cookie off cross-site requests).
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host
+	}
+	return true
+}
+
+// sessionJSON says who is signed in.
+type sessionJSON struct {
+	Name     string `json:"name"`
+	Role     Role   `json:"role"`
+	Required bool   `json:"auth_required"`
+}
+
+// GET /api/v1/session: who the request is signed in as; 401 when tokens
+// are configured and it presents none.
+func (s *Server) getSession(c *gin.Context) {
+	if len(s.auth.tokens) == 0 {
+		c.JSON(http.StatusOK, sessionJSON{Name: "local", Role: RoleAdmin})
+		return
+	}
+	t, ok := s.authenticate(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, sessionJSON{Name: t.Name, Role: t.Role, Required: true})
+}
+
+// POST /api/v1/session {"token": "…"}: checks the token and sets the
+// session cookie.
+func (s *Server) signIn(c *gin.Context) {
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := decodeBody(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(s.auth.tokens) == 0 {
+		c.JSON(http.StatusOK, sessionJSON{Name: "local", Role: RoleAdmin})
+		return
+	}
+	if !sameOrigin(c.Request) {
+		writeError(c, http.StatusForbidden, "forbidden", "sign in from the cockpit's own pages")
+		return
+	}
+	t, ok := s.auth.lookup(strings.TrimSpace(body.Token))
+	if !ok || body.Token == "" {
+		writeError(c, http.StatusUnauthorized, "unauthorized", "the token is not valid")
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: t.Token, Path: "/", MaxAge: int(sessionMaxAge / time.Second),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(c.Request)})
+	s.logger.Info("signed in", "name", t.Name, "role", t.Role, "remote", c.ClientIP())
+	c.JSON(http.StatusOK, sessionJSON{Name: t.Name, Role: t.Role, Required: true})
+}
+
+// DELETE /api/v1/session: signs out (clears the cookie).
+func (s *Server) signOut(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(c.Request)})
+	c.Status(http.StatusNoContent)
+}
+
+// isHTTPS says whether the browser reached us over TLS, directly or
+// through a proxy that says so.
+func isHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // principal returns who made the request.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -234,5 +235,80 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 				t.Errorf("openapi.json has %s %s, which is not a route", m, p)
 			}
 		}
+	}
+}
+
+// TestSessionCookie: a browser signs in with a token and then uses the
+// cookie alone, reads and (from its own origin only) changes; a wrong
+// token sets nothing; signing out clears it.
+func TestSessionCookie(t *testing.T) {
+	_, ts, fa, _, _ := newFakeServer(t)
+	do := func(method, path, body string, hdr map[string]string, cookies ...*http.Cookie) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := do("GET", "/api/v1/session", "", nil); r.StatusCode != 401 {
+		t.Fatalf("session without credentials = %d", r.StatusCode)
+	}
+	if r := do("POST", "/api/v1/session", `{"token":"supervisor-token-012345678X"}`, nil); r.StatusCode != 401 || len(r.Cookies()) != 0 {
+		t.Fatalf("sign in with a wrong token = %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+	if r := do("POST", "/api/v1/session", `{"token":"supervisor-token-0123456789"}`, map[string]string{"Origin": "https://evil.example"}); r.StatusCode != 403 {
+		t.Fatalf("sign in from another origin = %d", r.StatusCode)
+	}
+	r := do("POST", "/api/v1/session", `{"token":"supervisor-token-0123456789"}`, map[string]string{"Sec-Fetch-Site": "same-origin"})
+	if r.StatusCode != 200 || len(r.Cookies()) != 1 {
+		t.Fatalf("sign in = %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+	ck := r.Cookies()[0]
+	if ck.Name != SessionCookie || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.MaxAge <= 0 {
+		t.Fatalf("cookie %+v", ck)
+	}
+	if r := do("GET", "/api/v1/alerts?state=firing", "", nil, ck); r.StatusCode != 200 {
+		t.Errorf("read with the cookie = %d", r.StatusCode)
+	}
+	if r := do("GET", "/api/v1/export.csv", "", nil, ck); r.StatusCode != 501 {
+		t.Errorf("export with a supervisor cookie = %d, want 501 (allowed, no store here)", r.StatusCode)
+	}
+	// A change by cookie must come from the cockpit's own pages.
+	ack := `{"by":"王五"}`
+	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Sec-Fetch-Site": "cross-site"}, ck); r.StatusCode != 403 {
+		t.Errorf("cross-site ack by cookie = %d, want 403", r.StatusCode)
+	}
+	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Origin": "http://attacker.example"}, ck); r.StatusCode != 403 {
+		t.Errorf("ack by cookie from another Origin = %d, want 403", r.StatusCode)
+	}
+	if fa.acked["a1"] != "" {
+		t.Fatal("a refused ack was applied")
+	}
+	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Sec-Fetch-Site": "same-origin"}, ck); r.StatusCode != 200 || fa.acked["a1"] != "王五" {
+		t.Errorf("same-origin ack by cookie = %d", r.StatusCode)
+	}
+	// The cookie gives its token's role, no more.
+	viewer := &http.Cookie{Name: SessionCookie, Value: tokens[0].Token}
+	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Sec-Fetch-Site": "same-origin"}, viewer); r.StatusCode != 403 {
+		t.Errorf("ack with a viewer cookie = %d, want 403", r.StatusCode)
+	}
+	if r := do("GET", "/api/v1/kpis", "", nil, &http.Cookie{Name: SessionCookie, Value: "stale-token-0123456789"}); r.StatusCode != 401 {
+		t.Errorf("a cookie with an unknown token = %d, want 401", r.StatusCode)
+	}
+	r = do("DELETE", "/api/v1/session", "", nil, ck)
+	if r.StatusCode != 204 || len(r.Cookies()) != 1 || r.Cookies()[0].MaxAge >= 0 {
+		t.Errorf("sign out = %d, cookies %v", r.StatusCode, r.Cookies())
 	}
 }

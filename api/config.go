@@ -83,6 +83,9 @@ type Config struct {
 	StreamBuffer int `yaml:"stream_buffer"`
 	// StreamKeepAlive is the interval of keep-alive comments. Default 15s.
 	StreamKeepAlive time.Duration `yaml:"stream_keep_alive"`
+	// StreamPanelEvery is how often the stream sends the wall's charts
+	// (last-hour trends, complaints by region, firing alerts). Default 15s.
+	StreamPanelEvery time.Duration `yaml:"stream_panel_every"`
 }
 
 // maxEvents is the most events one POST /api/v1/events may carry.
@@ -115,6 +118,9 @@ func (c *Config) defaults() {
 	}
 	if c.StreamKeepAlive == 0 {
 		c.StreamKeepAlive = 15 * time.Second
+	}
+	if c.StreamPanelEvery == 0 {
+		c.StreamPanelEvery = 15 * time.Second
 	}
 }
 
@@ -152,8 +158,8 @@ func (c *Config) Validate() error {
 	if c.MaxExportRows < 1 {
 		errs = append(errs, fmt.Errorf("api.max_export_rows must be positive, got %d", c.MaxExportRows))
 	}
-	if c.StreamTick < 10*time.Millisecond || c.StreamWindow < time.Second || c.StreamBuffer < 1 || c.StreamKeepAlive < time.Second {
-		errs = append(errs, errors.New("api.stream_tick (≥10ms), stream_window (≥1s), stream_buffer (≥1) and stream_keep_alive (≥1s) must be positive"))
+	if c.StreamTick < 10*time.Millisecond || c.StreamWindow < time.Second || c.StreamBuffer < 1 || c.StreamKeepAlive < time.Second || c.StreamPanelEvery < time.Second {
+		errs = append(errs, errors.New("api.stream_tick (≥10ms), stream_window (≥1s), stream_buffer (≥1), stream_keep_alive (≥1s) and stream_panel_every (≥1s) must be positive"))
 	}
 	return errors.Join(errs...)
 }

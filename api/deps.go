@@ -20,6 +20,7 @@ type KPISource interface {
 	KPIs(ctx context.Context, w pipeline.Window, f pipeline.Filters) (pipeline.Snapshot, error)
 	KPIsBy(ctx context.Context, w pipeline.Window, f pipeline.Filters, dim pipeline.Dimension) ([]pipeline.KeyedSnapshot, error)
 	Timeseries(ctx context.Context, metric string, step time.Duration, w pipeline.Window, f pipeline.Filters, groupBy pipeline.Dimension) ([]pipeline.Series, error)
+	Trends(ctx context.Context, metrics []string, step time.Duration, w pipeline.Window, f pipeline.Filters) (map[string][]pipeline.Point, error)
 }
 
 // AlertHistory lists stored alerts. *alerts.Store satisfies it.

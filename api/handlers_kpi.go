@@ -75,6 +75,19 @@ type seriesJSON struct {
 	Points [][2]any `json:"points"`
 }
 
+// pointsJSON writes points as the contract has them.
+func pointsJSON(ps []pipeline.Point) [][2]any {
+	out := make([][2]any, 0, len(ps))
+	for _, p := range ps {
+		var val any
+		if p.Value != nil {
+			val = *p.Value
+		}
+		out = append(out, [2]any{p.Time.Unix(), val})
+	}
+	return out
+}
+
 // GET /api/v1/timeseries: one metric over steps, optionally per group.
 func (s *Server) timeseries(c *gin.Context) {
 	if s.deps.KPIs == nil {
@@ -94,15 +107,7 @@ func (s *Server) timeseries(c *gin.Context) {
 	}
 	out := make([]seriesJSON, 0, len(series))
 	for _, se := range series {
-		js := seriesJSON{Key: se.Key, Points: make([][2]any, 0, len(se.Points))}
-		for _, p := range se.Points {
-			var val any
-			if p.Value != nil {
-				val = *p.Value
-			}
-			js.Points = append(js.Points, [2]any{p.Time.Unix(), val})
-		}
-		out = append(out, js)
+		out = append(out, seriesJSON{Key: se.Key, Points: pointsJSON(se.Points)})
 	}
 	c.JSON(http.StatusOK, gin.H{"metric": q.metric, "step_seconds": int64(q.step / time.Second),
 		"from": q.window.From, "to": q.window.To, "group_by": q.groupBy, "filters": q.filters, "series": out})

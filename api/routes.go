@@ -28,6 +28,9 @@ func (s *Server) routes() {
 	v1.POST("/rules/backtest", admin, small, s.backtest)
 	v1.GET("/stream", read, s.stream)
 	v1.POST("/events", admin, s.limitBody(s.cfg.MaxEventsBodyBytes), s.postEvents)
+	v1.GET("/session", s.getSession)
+	v1.POST("/session", small, s.signIn)
+	v1.DELETE("/session", s.signOut)
 	s.engine.GET("/api/openapi.json", s.openAPI)
 }
 

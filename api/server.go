@@ -76,7 +76,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	logger = logger.With("component", "api")
 	s := &Server{engine: e, logger: logger, deps: deps, cfg: cfg, now: now,
 		lim: limits{maxRange: cfg.MaxRange, maxSteps: cfg.MaxSteps}, auth: newAuthenticator(cfg.Tokens)}
-	s.hub = newHub(deps.KPIs, cfg, now, logger)
+	s.hub = newHub(deps.KPIs, deps.AlertHistory, cfg, now, logger)
 	// A panic is logged by us and answered in the contract's shape, never
 	// with a stack trace.
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {

@@ -2,10 +2,13 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,15 +25,18 @@ import (
 // EventSource reconnects), so a slow one never slows the others.
 type Hub struct {
 	kpis   KPISource
+	alerts AlertHistory // nil: the panel has no firing list
 	cfg    Config
 	now    func() time.Time
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	clients map[*streamClient]struct{}
-	seq     uint64
-	lastKPI []byte // the latest kpi frame, sent to a viewer on connect
-	lastErr time.Time
+	mu        sync.Mutex
+	clients   map[*streamClient]struct{}
+	seq       uint64
+	lastKPI   []byte // the latest kpi frame, sent to a viewer on connect
+	lastPanel []byte // the latest wall frame, likewise
+	panelAt   time.Time
+	lastErr   time.Time
 }
 
 // streamClient is one viewer's queue.
@@ -39,13 +45,15 @@ type streamClient struct {
 	gone chan struct{} // closed when the hub drops the viewer
 }
 
-func newHub(kpis KPISource, cfg Config, now func() time.Time, logger *slog.Logger) *Hub {
-	return &Hub{kpis: kpis, cfg: cfg, now: now, logger: logger, clients: map[*streamClient]struct{}{}}
+func newHub(kpis KPISource, alerts AlertHistory, cfg Config, now func() time.Time, logger *slog.Logger) *Hub {
+	return &Hub{kpis: kpis, alerts: alerts, cfg: cfg, now: now, logger: logger, clients: map[*streamClient]struct{}{}}
 }
 
-// Run computes and sends a KPI snapshot every Config.StreamTick while at
-// least one viewer is connected, until ctx ends. The wiring owns it: one
-// Run per server.
+// Run computes and sends a KPI snapshot every Config.StreamTick, and the
+// wall panel every Config.StreamPanelEvery, while at least one viewer is
+// connected, until ctx ends. The wiring owns it: one Run per server. The
+// panel is computed beside the ticks, so a slow panel query never delays
+// the tiles.
 func (h *Hub) Run(ctx context.Context) {
 	if h.kpis == nil {
 		<-ctx.Done()
@@ -53,17 +61,47 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(h.cfg.StreamTick)
 	defer t.Stop()
+	// At most one snapshot and one panel under way: a tick that comes
+	// while the last one still runs is skipped, so a slow store makes the
+	// wall late (its "data as of" stamp shows it), never a queue of
+	// queries.
+	tickBusy, panelBusy := make(chan struct{}, 1), make(chan struct{}, 1)
+	start := func(busy chan struct{}, fn func(context.Context)) {
+		select {
+		case busy <- struct{}{}:
+			go func() {
+				defer func() { <-busy }()
+				fn(ctx)
+			}()
+		default:
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			tickBusy <- struct{}{} // wait for the work under way
+			panelBusy <- struct{}{}
 			return
 		case <-t.C:
 		}
 		if h.viewers() == 0 {
 			continue
 		}
-		h.tick(ctx)
+		if h.panelDue() {
+			start(panelBusy, h.panel)
+		}
+		start(tickBusy, h.tick)
 	}
+}
+
+// streamQueryTimeout bounds one snapshot or panel computation.
+const streamQueryTimeout = 10 * time.Second
+
+// panelDue says whether the wall panel is older than StreamPanelEvery.
+func (h *Hub) panelDue() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastPanel == nil || h.now().Sub(h.panelAt) >= h.cfg.StreamPanelEvery
 }
 
 // viewers is the number of connected viewers.
@@ -73,11 +111,9 @@ func (h *Hub) viewers() int {
 	return len(h.clients)
 }
 
-// tick computes one snapshot and sends it to every viewer. The query may
-// take at most one tick, so a slow store delays the wall by a tick, not
-// by a queue of ticks.
+// tick computes one snapshot and sends it to every viewer.
 func (h *Hub) tick(ctx context.Context) {
-	qctx, cancel := context.WithTimeout(ctx, max(h.cfg.StreamTick, time.Second))
+	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
 	snap, err := h.kpis.KPIs(qctx, pipeline.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, pipeline.Filters{})
@@ -100,7 +136,87 @@ func (h *Hub) tick(ctx context.Context) {
 		h.logger.Error("stream: cannot encode KPIs", "err", err)
 		return
 	}
-	h.broadcast("kpi", data, true)
+	h.broadcast("kpi", data)
+}
+
+// WallTrends are the metrics of the wall's trend charts, in the form
+// /api/v1/timeseries takes them.
+var WallTrends = []string{
+	pipeline.MetricFirstResponseSeconds + ".p90", pipeline.MetricHumanWaitSeconds + ".p90",
+	pipeline.MetricServiceLevel, pipeline.MetricResolutionRate, pipeline.MetricTransferRate, pipeline.MetricAbandonRate,
+}
+
+// wallPanel is the data of a `wall` event: what the wall's charts and
+// banner show, computed once for every viewer. A part whose query failed
+// is left out (null), and the page keeps what it showed.
+type wallPanel struct {
+	From        time.Time           `json:"from"`
+	To          time.Time           `json:"to"`
+	StepSeconds int                 `json:"step_seconds"`
+	Trends      map[string][][2]any `json:"trends"`
+	Regions     []regionCount       `json:"regions"`
+	Firing      []alertJSON         `json:"firing"`
+}
+
+type regionCount struct {
+	Key        string `json:"key"`
+	Complaints uint64 `json:"complaints"`
+}
+
+// panelRegions is how many regions the wall ranks.
+const panelRegions = 12
+
+// panel computes the wall's charts over the last hour and the firing
+// alerts, and sends them to every viewer.
+func (h *Hub) panel(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
+	defer cancel()
+	to := h.now().UTC().Truncate(time.Minute).Add(time.Minute)
+	w := pipeline.Window{From: to.Add(-time.Hour), To: to}
+	p := wallPanel{From: w.From, To: w.To, StepSeconds: 60, Trends: map[string][][2]any{}}
+	var errs []error
+	if trends, err := h.kpis.Trends(qctx, WallTrends, time.Minute, w, pipeline.Filters{}); err != nil {
+		errs = append(errs, err)
+		p.Trends = nil
+	} else {
+		for m, pts := range trends {
+			p.Trends[m] = pointsJSON(pts)
+		}
+	}
+	if rows, err := h.kpis.KPIsBy(qctx, w, pipeline.Filters{}, pipeline.DimRegion); err != nil {
+		errs = append(errs, err)
+	} else {
+		p.Regions = []regionCount{}
+		for _, r := range rows {
+			if r.Complaints > 0 {
+				p.Regions = append(p.Regions, regionCount{Key: r.Key, Complaints: r.Complaints})
+			}
+		}
+		slices.SortStableFunc(p.Regions, func(a, b regionCount) int { return cmp.Compare(b.Complaints, a.Complaints) })
+		p.Regions = p.Regions[:min(len(p.Regions), panelRegions)]
+	}
+	if h.alerts != nil {
+		if rs, err := h.alerts.ListAlerts(qctx, "firing", time.Unix(0, 0), h.now().Add(time.Minute), maxAlerts); err != nil {
+			errs = append(errs, err)
+		} else {
+			p.Firing = make([]alertJSON, 0, len(rs))
+			for _, r := range rs {
+				p.Firing = append(p.Firing, toAlertJSON(r))
+			}
+		}
+	}
+	if len(errs) > 0 && ctx.Err() == nil {
+		h.logger.Warn("stream: wall panel incomplete", "err", errors.Join(errs...))
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		h.logger.Error("stream: cannot encode the wall panel", "err", err)
+		return
+	}
+	h.mu.Lock()
+	h.panelAt = h.now()
+	h.mu.Unlock()
+	h.broadcast("wall", data)
 }
 
 // alertChange is the data of an `alert` event.
@@ -119,13 +235,13 @@ func (h *Hub) PublishAlerts(changes []alerts.Change) {
 			h.logger.Error("stream: cannot encode alert", "err", err)
 			continue
 		}
-		h.broadcast("alert", data, false)
+		h.broadcast("alert", data)
 	}
 }
 
 // broadcast frames one event and queues it for every viewer without
 // waiting: a viewer whose queue is full is dropped.
-func (h *Hub) broadcast(event string, data []byte, isKPI bool) {
+func (h *Hub) broadcast(event string, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
@@ -139,8 +255,11 @@ func (h *Hub) broadcast(event string, data []byte, isKPI bool) {
 	b.Write(data) // JSON from encoding/json has no raw newlines
 	b.WriteString("\n\n")
 	frame := b.Bytes()
-	if isKPI {
+	switch event {
+	case "kpi":
 		h.lastKPI = frame
+	case "wall":
+		h.lastPanel = frame
 	}
 	for c := range h.clients {
 		select {
@@ -152,13 +271,14 @@ func (h *Hub) broadcast(event string, data []byte, isKPI bool) {
 	}
 }
 
-// subscribe adds a viewer and returns it with the latest kpi frame.
+// subscribe adds a viewer and returns it with the latest kpi and wall
+// frames.
 func (h *Hub) subscribe() (*streamClient, []byte) {
 	c := &streamClient{ch: make(chan []byte, h.cfg.StreamBuffer), gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clients[c] = struct{}{}
-	return c, h.lastKPI
+	return c, append(slices.Clip(h.lastKPI), h.lastPanel...)
 }
 
 // unsubscribe removes a viewer that left.
@@ -175,8 +295,9 @@ func (h *Hub) unsubscribe(c *streamClient) {
 // takes no data for this long is given up.
 const streamWriteTimeout = 10 * time.Second
 
-// GET /api/v1/stream: Server-Sent Events, `kpi` every tick and `alert` on
-// changes, with keep-alive comments between.
+// GET /api/v1/stream: Server-Sent Events, `kpi` every tick, `wall` every
+// StreamPanelEvery and `alert` on changes, with keep-alive comments
+// between.
 func (s *Server) stream(c *gin.Context) {
 	hdr := c.Writer.Header()
 	hdr.Set("Content-Type", "text/event-stream")

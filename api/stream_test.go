@@ -19,16 +19,28 @@ import (
 )
 
 // countingKPIs counts computations; each snapshot carries its number.
-type countingKPIs struct{ calls atomic.Uint64 }
+// It stands for the store only in these fan-out tests, which count calls;
+// the numbers themselves are tested against the real engine elsewhere.
+type countingKPIs struct{ calls, panelCalls atomic.Uint64 }
 
 func (k *countingKPIs) KPIs(ctx context.Context, w pipeline.Window, f pipeline.Filters) (pipeline.Snapshot, error) {
 	return pipeline.Snapshot{ConversationsStarted: k.calls.Add(1), From: w.From, To: w.To}, nil
 }
 func (k *countingKPIs) KPIsBy(context.Context, pipeline.Window, pipeline.Filters, pipeline.Dimension) ([]pipeline.KeyedSnapshot, error) {
-	return nil, nil
+	k.panelCalls.Add(1)
+	return []pipeline.KeyedSnapshot{{Key: "a", Snapshot: pipeline.Snapshot{Complaints: 1}}, {Key: "b", Snapshot: pipeline.Snapshot{Complaints: 5}}, {Key: "c"}}, nil
 }
 func (k *countingKPIs) Timeseries(context.Context, string, time.Duration, pipeline.Window, pipeline.Filters, pipeline.Dimension) ([]pipeline.Series, error) {
 	return nil, nil
+}
+func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w pipeline.Window, _ pipeline.Filters) (map[string][]pipeline.Point, error) {
+	k.panelCalls.Add(1)
+	v := 0.5
+	out := map[string][]pipeline.Point{}
+	for _, m := range ms {
+		out[m] = []pipeline.Point{{Time: w.From, Value: &v}}
+	}
+	return out, nil
 }
 
 func TestStreamSharesOneComputationPerTick(t *testing.T) {
@@ -59,6 +71,7 @@ func TestStreamSharesOneComputationPerTick(t *testing.T) {
 	connected.Add(clients)
 	done.Add(clients)
 	got := make([][]string, clients)
+	panels := make([]int, clients)
 	errs := make(chan error, clients)
 	for i := range clients {
 		go func() {
@@ -73,8 +86,17 @@ func TestStreamSharesOneComputationPerTick(t *testing.T) {
 			defer resp.Body.Close()
 			connected.Done()
 			sc := bufio.NewScanner(resp.Body)
+			event := ""
 			for sc.Scan() {
-				if line := sc.Text(); strings.HasPrefix(line, "data: ") {
+				line := sc.Text()
+				if e, ok := strings.CutPrefix(line, "event: "); ok {
+					event = e
+				}
+				if strings.HasPrefix(line, "data: ") {
+					if event == "wall" {
+						panels[i]++
+						continue
+					}
 					got[i] = append(got[i], line)
 					if len(got[i]) == ticks {
 						return
@@ -120,12 +142,53 @@ func TestStreamSharesOneComputationPerTick(t *testing.T) {
 			t.Fatalf("viewer %d got %v, viewer 0 got %v", i, got[i], got[0])
 		}
 	}
+	// The wall panel (trends + regions) was computed once for everyone
+	// (the default interval is 15 s), and everyone got it.
+	if n := kpis.panelCalls.Load(); n != 2 {
+		t.Errorf("%d panel queries for %d viewers, want 2", n, clients)
+	}
+	for i := range clients {
+		if panels[i] != 1 {
+			t.Fatalf("viewer %d got %d wall frames, want 1", i, panels[i])
+		}
+	}
+}
+
+func TestStreamPanel(t *testing.T) {
+	kpis := &countingKPIs{}
+	now := time.Date(2026, 11, 22, 8, 30, 20, 0, time.UTC)
+	h := newHub(kpis, nil, Config{StreamBuffer: 4, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	c, _ := h.subscribe()
+	if !h.panelDue() {
+		t.Fatal("no panel yet, but none is due")
+	}
+	h.panel(context.Background())
+	f := string(<-c.ch)
+	// The last hour in whole minutes, up to the current minute's end; the
+	// regions with complaints, most first.
+	for _, want := range []string{"event: wall\n", `"from":"2026-11-22T07:31:00Z"`, `"to":"2026-11-22T08:31:00Z"`, `"step_seconds":60`,
+		`"regions":[{"key":"b","complaints":5},{"key":"a","complaints":1}]`, `"service_level":[[`, `"firing":null`} {
+		if !strings.Contains(f, strings.ReplaceAll(want, "\\n", "\n")) {
+			t.Errorf("wall frame lacks %s:\n%s", want, f)
+		}
+	}
+	if h.panelDue() {
+		t.Error("a panel is due right after one was sent")
+	}
+	now = now.Add(time.Minute)
+	if !h.panelDue() {
+		t.Error("no panel due a whole interval later")
+	}
+	_, last := h.subscribe()
+	if !strings.Contains(string(last), "event: wall") {
+		t.Error("a new viewer does not get the latest panel")
+	}
 }
 
 func TestStreamFrames(t *testing.T) {
-	h := newHub(nil, Config{StreamBuffer: 2}, time.Now, slog.New(slog.DiscardHandler))
+	h := newHub(nil, nil, Config{StreamBuffer: 2}, time.Now, slog.New(slog.DiscardHandler))
 	c, _ := h.subscribe()
-	h.broadcast("kpi", []byte(`{"a":1}`), true)
+	h.broadcast("kpi", []byte(`{"a":1}`))
 	if f := string(<-c.ch); f != "id: 1\nevent: kpi\ndata: {\"a\":1}\n\n" {
 		t.Fatalf("frame = %q", f)
 	}

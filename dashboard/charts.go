@@ -4,6 +4,7 @@ import (
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
 
+	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/pipeline"
 )
 
@@ -72,8 +73,9 @@ func trendChart(lang, id, title, unit string, series []string, metrics []string)
 
 // wallCharts are the wall's trend and regional charts.
 func wallCharts(lang string) []Chart {
-	times := []string{pipeline.MetricFirstResponseSeconds + ".p90", pipeline.MetricHumanWaitSeconds + ".p90"}
-	rates := []string{pipeline.MetricServiceLevel, pipeline.MetricResolutionRate, pipeline.MetricTransferRate, pipeline.MetricAbandonRate}
+	// The stream's wall panel carries these series (api.WallTrends): the
+	// durations first, then the rates.
+	times, rates := api.WallTrends[:2], api.WallTrends[2:]
 	names := func(ms []string) []string {
 		out := make([]string, len(ms))
 		for i, m := range ms {

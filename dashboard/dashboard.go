@@ -56,6 +56,7 @@ type navLink struct {
 
 // pageConfig is the page script's configuration.
 type pageConfig struct {
+	Page    string            `json:"page"`
 	Lang    string            `json:"lang"`
 	API     string            `json:"api"`
 	Text    map[string]string `json:"text"`
@@ -86,7 +87,7 @@ func Mount(r *gin.Engine, deps Deps) error {
 		deps.APIBase = "/api/v1"
 	}
 	d := &dashboard{deps: deps, pages: map[string]*template.Template{}}
-	for _, p := range []string{"wall", "quality", "alerts"} {
+	for _, p := range []string{"wall", "quality", "alerts", "login"} {
 		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("dashboard: cannot parse the %s page: %w", p, err)
@@ -114,6 +115,7 @@ func Mount(r *gin.Engine, deps Deps) error {
 	r.GET("/wall", d.page("wall"))
 	r.GET("/quality", d.page("quality"))
 	r.GET("/alerts", d.page("alerts"))
+	r.GET("/login", d.page("login"))
 	return nil
 }
 
@@ -146,7 +148,7 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 	for _, p := range []string{"wall", "quality", "alerts"} {
 		data.Nav = append(data.Nav, navLink{Href: "/" + p + "?lang=" + url.QueryEscape(lang), Label: tr(lang, "nav."+p), Current: p == name})
 	}
-	cfg := pageConfig{Lang: lang, API: d.deps.APIBase, Text: dictionary(lang)}
+	cfg := pageConfig{Page: name, Lang: lang, API: d.deps.APIBase, Text: dictionary(lang)}
 	for _, m := range pipeline.Metrics {
 		cfg.Metrics = append(cfg.Metrics, metricInfo{Name: m.Name, Kind: string(m.Kind), Label: metricLabel(lang, m.Name)})
 	}

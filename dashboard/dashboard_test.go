@@ -189,6 +189,8 @@ func TestTileThresholds(t *testing.T) {
 		{Name: "sl", Kind: pipeline.KindThreshold, Metric: pipeline.MetricServiceLevel, Op: "<", Value: f(0.95), Severity: "critical"},
 		{Name: "trend", Kind: pipeline.KindTrend, Metric: pipeline.MetricResolutionRate, Severity: "warning"},
 		{Name: "eq", Kind: pipeline.KindThreshold, Metric: pipeline.MetricTransferRate, Op: "==", Value: f(0), Severity: "warning"},
+		{Name: "abandon", Kind: pipeline.KindThreshold, Metric: pipeline.MetricAbandonRate, Op: ">=", Value: f(0.1), Severity: "warning"},
+		{Name: "csat", Kind: pipeline.KindThreshold, Metric: pipeline.MetricCSATAvg, Op: "<=", Value: f(3), Severity: "warning"},
 	}}
 	byMetric := map[string]Tile{}
 	for _, tl := range tiles(LangEN, rs) {
@@ -203,6 +205,9 @@ func TestTileThresholds(t *testing.T) {
 		{pipeline.MetricResolutionRate, &Threshold{Op: "<", Amber: 0.77, Red: 0.7}}, // trend rules give no threshold
 		{pipeline.MetricTransferRate, &Threshold{Op: ">", Amber: 0.28, Red: 0.35}},
 		{pipeline.MetricComplaints, nil},
+		// The rule's comparison is kept: at exactly the limit, >= and <= are red.
+		{pipeline.MetricAbandonRate, &Threshold{Op: ">=", Amber: 0.08, Red: 0.1, Rule: "abandon"}},
+		{pipeline.MetricCSATAvg, &Threshold{Op: "<=", Amber: 3.3, Red: 3, Rule: "csat"}},
 	} {
 		t.Run(tc.metric, func(t *testing.T) {
 			got := byMetric[tc.metric].Threshold

@@ -9,7 +9,7 @@ import (
 // Threshold colours a tile: the value is red past Red and amber past
 // Amber, in the direction of Op (">" means high is bad, "<" low is bad).
 type Threshold struct {
-	Op    string  `json:"op"` // ">" or "<"
+	Op    string  `json:"op"` // the rule's comparison: ">", ">=", "<" or "<="
 	Amber float64 `json:"amber"`
 	Red   float64 `json:"red"`
 	// Rule names the rule the threshold comes from; empty for a default.
@@ -111,13 +111,13 @@ func ruleThreshold(rs *pipeline.RuleSet, metric, stat string) (Threshold, bool) 
 	}
 	v := *best.Value
 	if best.Op[0] == '>' {
-		return Threshold{Op: ">", Amber: v * amberBelowHigh, Red: v, Rule: best.Name}, true
+		return Threshold{Op: best.Op, Amber: v * amberBelowHigh, Red: v, Rule: best.Name}, true
 	}
 	amber := v * amberAboveLow
 	if m, _ := pipeline.MetricByName(metric); m.Kind == pipeline.MetricRatio {
 		amber = min(amber, 1)
 	}
-	return Threshold{Op: "<", Amber: amber, Red: v, Rule: best.Name}, true
+	return Threshold{Op: best.Op, Amber: amber, Red: v, Rule: best.Name}, true
 }
 
 func severityRank(s string) int { return slices.Index(pipeline.RuleSeverities, s) }

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -359,6 +360,25 @@ func TestKPIsByAndTimeseries(t *testing.T) {
 	}
 	if _, err := st.Timeseries(ctx, "active_conversations", m, w10, pipeline.Filters{}, pipeline.DimNone); err == nil {
 		t.Error("gauge time series accepted")
+	}
+	// Trends: several metrics from one computation, point for point what
+	// Timeseries gives for each.
+	names := []string{"conversations_started", "human_wait_seconds.avg", "first_response_seconds", "transfer_rate", "service_level"}
+	trends, err := st.Trends(ctx, names, 10*m, w10, pipeline.Filters{Region: "广州"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		one, err := st.Timeseries(ctx, name, 10*m, w10, pipeline.Filters{Region: "广州"}, pipeline.DimNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(one) != 1 || !reflect.DeepEqual(one[0].Points, trends[name]) {
+			t.Errorf("Trends[%s] = %v, Timeseries = %+v", name, trends[name], one)
+		}
+	}
+	if _, err := st.Trends(ctx, []string{"service_level", "waiting_for_human"}, m, w10, pipeline.Filters{}); err == nil {
+		t.Error("gauge trend accepted")
 	}
 	active, waiting, err := st.Now(ctx, pipeline.Filters{Region: "上海"})
 	if err != nil || active != 1 || waiting != 1 {

@@ -53,5 +53,5 @@ go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./schemas
 go test -run '^$' -fuzz '^FuzzParseQuery$' -fuzztime 10s ./api
 go test -run '^$' -fuzz '^FuzzTranscode$' -fuzztime 10s ./internal/chstore
 
-step "browser tests (headless Chromium: wall, quality, alerts)"
-node dashboard/e2e/wall.test.mjs
+step "browser tests (headless Chromium against cockpit store + serve on the broker: wall, quality, alerts)"
+node dashboard/e2e/browser.test.mjs

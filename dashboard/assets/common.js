@@ -21,10 +21,18 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-// api fetches a JSON endpoint of the REST API; errors carry the API's message.
+// signIn sends the browser to the sign-in page, to come back here.
+function signIn() {
+  if (C.page === 'login') return;
+  location.assign('/login?lang=' + encodeURIComponent(C.lang) + '&next=' + encodeURIComponent(location.pathname + location.search));
+}
+
+// api fetches a JSON endpoint of the REST API; errors carry the API's
+// message. Without a valid session the page goes to sign in.
 async function api(path, opts) {
-  const res = await fetch(C.api + path, Object.assign({ headers: { Accept: 'application/json' } }, opts));
+  const res = await fetch(C.api + path, Object.assign({ headers: { Accept: 'application/json' }, credentials: 'same-origin' }, opts));
   const body = await res.json().catch(() => ({}));
+  if (res.status === 401 && path !== '/session') { signIn(); }
   if (!res.ok) {
     const msg = (body.error && body.error.message) || res.status + ' ' + res.statusText;
     throw new Error(msg);
@@ -82,4 +90,4 @@ for (const a of document.querySelectorAll('a.lang')) {
   a.href = u.pathname + u.search;
 }
 
-window.cockpit = { C, T, el, api, postJSON, hms, dateTime, fmt, metricLabel, labelsText, charts };
+window.cockpit = { C, T, el, api, postJSON, signIn, hms, dateTime, fmt, metricLabel, labelsText, charts };

@@ -97,7 +97,11 @@
 
   async function loadConversations(p, fresh) {
     const tbody = document.querySelector('#conversations tbody');
-    if (fresh) { tbody.replaceChildren(); convQuery = p; }
+    if (fresh) {
+      tbody.replaceChildren(); convQuery = p;
+      // The export is the list as shown: the drilled scope, every page.
+      document.getElementById('export').href = C.api + '/export.csv?' + p;
+    }
     const more = document.getElementById('more');
     try {
       const body = await api('/conversations?' + convQuery);

@@ -1,7 +1,9 @@
-// The wall: tiles and charts fed by the SSE stream and the REST API.
+// The wall: tiles, charts and the alert banner, all fed by the SSE stream
+// (`kpi` every second, `wall` every few seconds, `alert` on changes), so a
+// thousand walls cost the store what one does.
 'use strict';
 (() => {
-  const { C, T, el, api, hms, fmt, metricLabel, labelsText, charts } = window.cockpit;
+  const { C, T, el, signIn, hms, fmt, metricLabel, labelsText, charts } = window.cockpit;
   const STALE_MS = 5000;
   let lastSnapshot = 0;
 
@@ -16,8 +18,14 @@
 
   function colour(v, th) {
     if (!th || v === null || v === undefined) return 'none';
-    if (th.op === '>') return v > th.red ? 'red' : v >= th.amber ? 'amber' : 'green';
-    return v < th.red ? 'red' : v <= th.amber ? 'amber' : 'green';
+    // The rule's own comparison decides red; amber is the band before it.
+    switch (th.op) {
+      case '>': return v > th.red ? 'red' : v >= th.amber ? 'amber' : 'green';
+      case '>=': return v >= th.red ? 'red' : v >= th.amber ? 'amber' : 'green';
+      case '<': return v < th.red ? 'red' : v <= th.amber ? 'amber' : 'green';
+      case '<=': return v <= th.red ? 'red' : v <= th.amber ? 'amber' : 'green';
+      default: return 'none';
+    }
   }
 
   function applySnapshot(snap) {
@@ -62,63 +70,36 @@
     }
   }
 
-  async function loadAlerts() {
-    try {
-      const body = await api('/alerts?state=firing');
-      firing.clear();
-      for (const a of body.alerts || []) firing.set(a.id, a);
-      renderBanner();
-    } catch (e) { /* the stream keeps the banner current; retried every minute */ }
-  }
-
   function onAlert(change) {
     const a = change.alert;
     if (change.to === 'firing') firing.set(a.id, a); else firing.delete(a.id);
     renderBanner();
   }
 
-  // Trends: one /timeseries call per metric over the last 60 minutes.
-  async function loadTrend(id, pct) {
-    const c = C.charts.find((x) => x.id === id);
-    const to = new Date();
-    const from = new Date(to.getTime() - 3600 * 1000);
-    const series = await Promise.all(c.series.map(async (m) => {
-      try {
-        const q = new URLSearchParams({ metric: m, step: '60', from: from.toISOString(), to: to.toISOString() });
-        const body = await api('/timeseries?' + q);
-        const pts = (body.series && body.series[0] && body.series[0].points) || [];
-        return { data: pts.map(([t, v]) => [t * 1000, v === null ? null : pct ? +(v * 100).toFixed(2) : v]) };
-      } catch (e) { return { data: [] }; }
-    }));
-    charts[id].setOption({ series });
-  }
-
-  async function loadRegions() {
-    const to = new Date();
-    const from = new Date(to.getTime() - 3600 * 1000);
-    try {
-      const q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
-      const body = await api('/kpis/by/region?' + q);
-      const rows = (body.rows || []).filter((r) => r.complaints > 0)
-        .sort((a, b) => b.complaints - a.complaints).slice(0, 12);
+  // The charts and the firing list come with the stream's `wall` event,
+  // computed once on the server for every viewer; a part left out (null)
+  // keeps what is shown.
+  function onPanel(p) {
+    if (p.trends) {
+      for (const c of C.charts.filter((x) => x.series && x.series.length)) {
+        const pct = c.id === 'wall-trend-rates';
+        charts[c.id].setOption({
+          series: c.series.map((m) => ({ data: (p.trends[m] || []).map(([t, v]) => [t * 1000, v === null ? null : pct ? +(v * 100).toFixed(2) : v]) })),
+        });
+      }
+    }
+    if (p.regions) {
       charts['wall-complaints-region'].setOption({
-        yAxis: [{ data: rows.map((r) => r.key), axisLabel: { width: 96, overflow: 'truncate', fontSize: 16 } }],
-        series: [{ name: metricLabel('complaints'), data: rows.map((r) => r.complaints) }],
+        yAxis: [{ data: p.regions.map((r) => r.key), axisLabel: { width: 96, overflow: 'truncate', fontSize: 16 } }],
+        series: [{ name: metricLabel('complaints'), data: p.regions.map((r) => r.complaints) }],
       });
-    } catch (e) { /* retried on the next refresh */ }
+    }
+    if (p.firing) {
+      firing.clear();
+      for (const a of p.firing) firing.set(a.id, a);
+      renderBanner();
+    }
   }
-
-  function refresh() {
-    loadTrend('wall-trend-times', false);
-    loadTrend('wall-trend-rates', true);
-    loadRegions();
-    loadAlerts();
-  }
-  refresh();
-  setInterval(refresh, 60 * 1000);
-
-  // The first snapshot from the REST API, so the tiles fill before the stream's first tick.
-  api('/kpis').then((s) => { if (!lastSnapshot) applySnapshot(s); }).catch(() => {});
 
   function connect() {
     const es = new EventSource(C.api + '/stream');
@@ -126,11 +107,18 @@
     es.onerror = () => {
       conn.textContent = T('reconnecting');
       conn.className = 'conn down';
-      // EventSource retries by itself unless the server refused it outright.
-      if (es.readyState === EventSource.CLOSED) { setTimeout(connect, 3000); }
+      // EventSource retries by itself unless the server refused it
+      // outright; then a missing session means signing in, anything else
+      // a new try.
+      if (es.readyState === EventSource.CLOSED) {
+        fetch(C.api + '/session', { credentials: 'same-origin' })
+          .then((r) => { if (r.status === 401) signIn(); else setTimeout(connect, 3000); })
+          .catch(() => setTimeout(connect, 3000));
+      }
     };
     es.addEventListener('kpi', (e) => { try { applySnapshot(JSON.parse(e.data)); } catch (err) { /* skip a bad frame */ } });
     es.addEventListener('alert', (e) => { try { onAlert(JSON.parse(e.data)); } catch (err) { /* skip */ } });
+    es.addEventListener('wall', (e) => { try { onPanel(JSON.parse(e.data)); } catch (err) { /* skip a bad frame */ } });
     window.cockpitStream = es;
   }
   connect();
