@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,11 +31,14 @@ type Deps struct {
 	// APIBase is the path of the REST API the page scripts call
 	// (default "/api/v1").
 	APIBase string
+	// TileWindow is the window of the stream's snapshot (api
+	// stream_window), which the tiles name. Default 15m.
+	TileWindow time.Duration
 }
 
 // qualityParams are the query parameters /quality takes (and alert links
 // use): the time range, the filters, the breakdown and the alert id.
-var qualityParams = []string{"from", "to", "region", "queue", "channel", "business_line", "agent", "dimension", "metric", "alert"}
+var qualityParams = []string{"from", "to", "region", "queue", "channel", "business_line", "agent", "dimension", "metric", "alert", "conversation"}
 
 // pageData is what every page template gets.
 type pageData struct {
@@ -85,6 +89,9 @@ func Mount(r *gin.Engine, deps Deps) error {
 	}
 	if deps.APIBase == "" {
 		deps.APIBase = "/api/v1"
+	}
+	if deps.TileWindow <= 0 {
+		deps.TileWindow = 15 * time.Minute
 	}
 	d := &dashboard{deps: deps, pages: map[string]*template.Template{}}
 	for _, p := range []string{"wall", "quality", "alerts", "login"} {
@@ -158,7 +165,7 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 		if d.deps.Rules != nil {
 			rs = d.deps.Rules()
 		}
-		cfg.Tiles = tiles(lang, rs)
+		cfg.Tiles = tiles(lang, rs, d.deps.TileWindow)
 		cfg.Charts = wallCharts(lang)
 	case "quality":
 		cfg.Charts = qualityCharts(lang)

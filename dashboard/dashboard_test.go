@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -193,7 +194,7 @@ func TestTileThresholds(t *testing.T) {
 		{Name: "csat", Kind: pipeline.KindThreshold, Metric: pipeline.MetricCSATAvg, Op: "<=", Value: f(3), Severity: "warning"},
 	}}
 	byMetric := map[string]Tile{}
-	for _, tl := range tiles(LangEN, rs) {
+	for _, tl := range tiles(LangEN, rs, 15*time.Minute) {
 		byMetric[tl.Metric] = tl
 	}
 	for _, tc := range []struct {
@@ -229,10 +230,24 @@ func TestDefaultRulesColourTiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tl := range tiles(LangZH, rs) {
+	for _, tl := range tiles(LangZH, rs, 2*time.Hour) {
 		if tl.Metric == pipeline.MetricHumanWaitSeconds && (tl.Threshold == nil || tl.Threshold.Red != 60 || tl.Threshold.Rule != "human_wait_slow") {
 			t.Errorf("human wait tile threshold %+v, want the human_wait_slow rule's 60 s", tl.Threshold)
 		}
+		// The tiles name the stream's window; the gauges say "now".
+		want := "近2小时"
+		if tl.Metric == pipeline.MetricActiveConversations || tl.Metric == pipeline.MetricWaitingForHuman {
+			want = "当前"
+		}
+		if tl.Window != want {
+			t.Errorf("tile %s window %q, want %q", tl.Metric, tl.Window, want)
+		}
+	}
+	if got := windowLabel(LangEN, 15*time.Minute); got != "last 15 min" {
+		t.Errorf("15m = %q", got)
+	}
+	if got := windowLabel(LangEN, 90*time.Minute); got != "last 90 min" {
+		t.Errorf("90m = %q", got)
 	}
 }
 

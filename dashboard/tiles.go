@@ -1,7 +1,9 @@
 package dashboard
 
 import (
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cockpit-cs/cockpit/pipeline"
 )
@@ -59,7 +61,7 @@ const (
 
 // tiles returns the wall tiles in lang, with thresholds from rs where a
 // threshold rule watches the tile's metric and statistic.
-func tiles(lang string, rs *pipeline.RuleSet) []Tile {
+func tiles(lang string, rs *pipeline.RuleSet, window time.Duration) []Tile {
 	out := make([]Tile, 0, len(wallTiles))
 	for _, s := range wallTiles {
 		m, _ := pipeline.MetricByName(s.metric)
@@ -70,18 +72,27 @@ func tiles(lang string, rs *pipeline.RuleSet) []Tile {
 		if s.stat != "" {
 			label += " " + s.stat
 		}
-		win := "tile.window"
+		win := windowLabel(lang, window)
 		if m.Kind == pipeline.MetricGauge {
-			win = "tile.now"
+			win = tr(lang, "tile.now")
 		}
 		t := Tile{ID: "tile-" + s.metric, Metric: s.metric, Stat: s.stat, Label: label,
-			Format: s.format, Window: tr(lang, win), Threshold: s.def}
+			Format: s.format, Window: win, Threshold: s.def}
 		if th, ok := ruleThreshold(rs, s.metric, s.stat); ok {
 			t.Threshold = &th
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// windowLabel names a sliding window: "近15分钟", "last 2 h".
+func windowLabel(lang string, d time.Duration) string {
+	n, unit := int(d.Round(time.Minute)/time.Minute), "min"
+	if n >= 60 && n%60 == 0 {
+		n, unit = n/60, "h"
+	}
+	return fmt.Sprintf(tr(lang, "tile.window."+unit), n)
 }
 
 // ruleThreshold finds the most severe threshold rule on metric (and stat)

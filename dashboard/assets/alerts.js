@@ -9,6 +9,12 @@
   const showError = (e) => { errBox.hidden = !e; errBox.textContent = e ? T('error') + ': ' + e.message : ''; };
 
   const num = (v) => (typeof v === 'number' ? +v.toFixed(3) : '');
+  // fill replaces a table's rows; an empty table says so.
+  function fill(id, rows) {
+    const tbody = document.querySelector('#' + id + ' tbody');
+    const cols = document.querySelectorAll('#' + id + ' thead th').length;
+    tbody.replaceChildren(...(rows.length ? rows : [el('tr', { class: 'empty' }, el('td', { colspan: cols }, T('none')))]));
+  }
 
   // qualityLink opens the drill-down around the alert: its labels, 30 min before it started.
   function qualityLink(a) {
@@ -38,7 +44,7 @@
   async function load() {
     try {
       const firing = await api('/alerts?state=firing');
-      document.querySelector('#firing tbody').replaceChildren(...(firing.alerts || []).map((a) => {
+      fill('firing', (firing.alerts || []).map((a) => {
         const btn = el('button', { type: 'button' }, T('ack'));
         btn.addEventListener('click', () => ack(a, btn));
         return el('tr', {}, ...cells(a),
@@ -47,13 +53,13 @@
       }));
       const from = new Date(Date.now() - 7 * 86400 * 1000).toISOString();
       const past = await api('/alerts?state=resolved&from=' + encodeURIComponent(from));
-      document.querySelector('#past tbody').replaceChildren(...(past.alerts || []).map((a) => el('tr', {}, ...cells(a),
+      fill('past', (past.alerts || []).map((a) => el('tr', {}, ...cells(a),
         el('td', {}, dateTime(a.resolved_at)), el('td', {}, a.acked_by || ''))));
     } catch (e) { showError(e); }
     try {
       const body = await api('/silences');
       const now = Date.now();
-      document.querySelector('#silences tbody').replaceChildren(...(body.silences || []).map((s) => {
+      fill('silences', (body.silences || []).map((s) => {
         const active = new Date(s.ends_at).getTime() > now && new Date(s.starts_at).getTime() <= now;
         const btn = active ? el('button', { type: 'button' }, T('expire')) : null;
         if (btn) btn.addEventListener('click', async () => {

@@ -65,6 +65,8 @@
     const page = new URLSearchParams(p);
     page.set('dimension', dim); page.set('metric', metric); page.set('lang', C.lang);
     if (q.alert) page.set('alert', q.alert);
+    const open = new URLSearchParams(location.search).get('conversation');
+    if (open) page.set('conversation', open);
     history.replaceState(null, '', '?' + page);
     try {
       const body = await api('/kpis/by/' + encodeURIComponent(dim) + '?' + p);
@@ -119,6 +121,10 @@
 
   async function timeline(id) {
     const list = document.getElementById('timeline');
+    // The address names the open conversation, so it can be shared.
+    const u = new URL(location.href);
+    u.searchParams.set('conversation', id);
+    history.replaceState(null, '', u.pathname + u.search);
     document.getElementById('timeline-id').textContent = id;
     list.replaceChildren(el('li', {}, T('loading')));
     try {
@@ -135,5 +141,5 @@
 
   chart.on('click', (e) => drill(form.dimension.value, e.name));
   form.addEventListener('submit', (e) => { e.preventDefault(); load(); });
-  load();
+  load().then(() => { if (q.conversation) timeline(q.conversation); });
 })();

@@ -249,6 +249,12 @@ rules: {file: "${rulesFile}", tick: 1s}
       const types = await q.$$eval('#timeline li b', (bs) => bs.map((b) => b.textContent));
       assert.equal(types[0], 'conversation.started');
       assert.ok(types.includes('message.sent'));
+      // The address now names the conversation: opening it again shows the same timeline.
+      assert.equal(new URL(q.url()).searchParams.get('conversation'), id);
+      await q.goto(q.url(), { timeout: 60000 });
+      await q.waitForFunction((i) => document.getElementById('timeline-id').textContent === i &&
+        document.querySelectorAll('#timeline li b').length > 1, id, { timeout: 10000 });
+      assert.deepEqual(await q.$$eval('#timeline li b', (bs) => bs.map((b) => b.textContent)), types);
     });
 
     await check('quality: markup in a region and a message renders as text', async () => {

@@ -108,7 +108,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		return nil, err
 	}
 	p.hub = srv.Hub()
-	if err := dashboard.Mount(srv.Engine(), dashboard.Deps{Rules: p.alerting.evaluator.Rules}); err != nil {
+	if err := dashboard.Mount(srv.Engine(), dashboard.Deps{Rules: p.alerting.evaluator.Rules, TileWindow: cfg.API.StreamWindow}); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
