@@ -33,8 +33,10 @@ type Hub struct {
 	mu        sync.Mutex
 	clients   map[*streamClient]struct{}
 	seq       uint64
-	lastKPI   []byte // the latest kpi frame, sent to a viewer on connect
-	lastPanel []byte // the latest wall frame, likewise
+	fresh     chan struct{} // new events stored: compute a snapshot early
+	tickAt    time.Time     // when the last snapshot computation started
+	lastKPI   []byte        // the latest kpi frame, sent to a viewer on connect
+	lastPanel []byte        // the latest wall frame, likewise
 	panelAt   time.Time
 	lastErr   time.Time
 }
@@ -46,7 +48,8 @@ type streamClient struct {
 }
 
 func newHub(kpis KPISource, alerts AlertHistory, cfg Config, now func() time.Time, logger *slog.Logger) *Hub {
-	return &Hub{kpis: kpis, alerts: alerts, cfg: cfg, now: now, logger: logger, clients: map[*streamClient]struct{}{}}
+	return &Hub{kpis: kpis, alerts: alerts, cfg: cfg, now: now, logger: logger, clients: map[*streamClient]struct{}{},
+		fresh: make(chan struct{}, 1)}
 }
 
 // Run computes and sends a KPI snapshot every Config.StreamTick, and the
@@ -76,6 +79,12 @@ func (h *Hub) Run(ctx context.Context) {
 		default:
 		}
 	}
+	// New events make a snapshot due early, but no sooner than a quarter
+	// tick after the last one began: the wall shows them without waiting
+	// for the next tick, and a busy ingest costs the store at most four
+	// snapshots a tick.
+	early := time.NewTimer(time.Hour)
+	early.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -83,6 +92,15 @@ func (h *Hub) Run(ctx context.Context) {
 			panelBusy <- struct{}{}
 			return
 		case <-t.C:
+		case <-h.fresh:
+			h.mu.Lock()
+			wait := h.cfg.StreamTick/4 - time.Since(h.tickAt)
+			h.mu.Unlock()
+			if wait > 0 {
+				early.Reset(wait)
+				continue
+			}
+		case <-early.C:
 		}
 		if h.viewers() == 0 {
 			continue
@@ -91,6 +109,15 @@ func (h *Hub) Run(ctx context.Context) {
 			start(panelBusy, h.panel)
 		}
 		start(tickBusy, h.tick)
+	}
+}
+
+// Fresh tells the hub that new events were stored, so the next snapshot
+// is computed early. It never blocks.
+func (h *Hub) Fresh() {
+	select {
+	case h.fresh <- struct{}{}:
+	default:
 	}
 }
 
@@ -113,6 +140,9 @@ func (h *Hub) viewers() int {
 
 // tick computes one snapshot and sends it to every viewer.
 func (h *Hub) tick(ctx context.Context) {
+	h.mu.Lock()
+	h.tickAt = time.Now()
+	h.mu.Unlock()
 	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)

@@ -197,3 +197,33 @@ func TestStreamFrames(t *testing.T) {
 		t.Fatalf("a new viewer does not get the latest snapshot: %q", last)
 	}
 }
+
+// TestStreamFreshData: stored events make a snapshot go out before the
+// next tick, at most once per quarter tick.
+func TestStreamFreshData(t *testing.T) {
+	kpis := &countingKPIs{}
+	// A tick so long that any snapshot seen here came from Fresh.
+	h := newHub(kpis, nil, Config{StreamTick: time.Hour, StreamBuffer: 8, StreamPanelEvery: time.Hour}, time.Now, slog.New(slog.DiscardHandler))
+	c, _ := h.subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h.Fresh()
+	deadline := time.After(30 * time.Second)
+	for got := false; !got; {
+		select {
+		case f := <-c.ch:
+			got = strings.Contains(string(f), "event: kpi")
+		case <-deadline:
+			t.Fatal("no snapshot after fresh data")
+		}
+	}
+	// Within the same quarter tick, more fresh data waits.
+	h.Fresh()
+	h.Fresh()
+	time.Sleep(200 * time.Millisecond)
+	if n := kpis.calls.Load(); n != 1 {
+		t.Errorf("%d snapshots, want 1 within a quarter tick", n)
+	}
+}

@@ -179,6 +179,7 @@ func (p *product) run(ctx context.Context) error {
 		defer close(hubDone)
 		p.hub.Run(hubCtx)
 	}()
+	go watchInserts(hubCtx, p.ingest.Stats(), p.hub.Fresh)
 	httpDone := make(chan struct{})
 	go func() {
 		defer close(httpDone)
@@ -222,4 +223,23 @@ func (p *product) run(ctx context.Context) error {
 	}
 	<-httpDone
 	return runErr
+}
+
+// watchInserts calls fresh whenever this instance's ingest has stored new
+// events, so the live stream shows them without waiting for its next tick.
+func watchInserts(ctx context.Context, st *ingest.Stats, fresh func()) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	last := st.Inserted.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := st.Inserted.Load(); n != last {
+			last = n
+			fresh()
+		}
+	}
 }
