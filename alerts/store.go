@@ -309,16 +309,16 @@ func (s *Store) writeOutbox(ctx context.Context, it OutboxItem) error {
 	return nil
 }
 
-// Due returns pending notifications whose next attempt is due at now,
-// oldest first.
+// Due returns the oldest pending notifications of each receiver (at most
+// limit of each), oldest first, whether their next attempt is due at now
+// or not: a receiver's notifications go out in order, so the deliverer
+// must see the one that holds back the others.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
-	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
-		"now": now.UTC().Format("2006-01-02 15:04:05.000"), "limit": fmt.Sprint(limit),
-	}))
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"limit": fmt.Sprint(limit)}))
 	rows, err := s.conn.Query(ctx, `SELECT payload, state, attempts, next_attempt_at, last_error, created_at
 		FROM notification_outbox FINAL
-		WHERE state = 'pending' AND next_attempt_at <= {now:DateTime64(3, 'UTC')}
-		ORDER BY created_at, id LIMIT {limit:UInt32}`)
+		WHERE state = 'pending'
+		ORDER BY receiver, created_at, id LIMIT {limit:UInt32} BY receiver`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the outbox: %w", err)
 	}

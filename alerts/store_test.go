@@ -320,3 +320,54 @@ func TestReloadRepairsHistory(t *testing.T) {
 		}
 	}
 }
+
+// orderNotifier records the order notifications arrive in.
+type orderNotifier struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (o *orderNotifier) Notify(_ context.Context, n *Notification) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ids = append(o.ids, n.ID)
+	return false, nil
+}
+
+// TestDeliveryKeepsOrderAcrossBackoff: a receiver's older notification
+// that is waiting out its back-off holds back a newer one that is due, so
+// a receiver coming back hears "firing" before "resolved".
+func TestDeliveryKeepsOrderAcrossBackoff(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	now := time.Now().Truncate(time.Millisecond)
+	older := OutboxItem{Notification: Notification{ID: "n1-firing", Receiver: "ops", CreatedAt: now.Add(-time.Minute)},
+		State: "pending", Attempts: 9, NextAttempt: now.Add(10 * time.Second), CreatedAt: now.Add(-time.Minute)}
+	newer := OutboxItem{Notification: Notification{ID: "n2-resolved", Receiver: "ops", CreatedAt: now.Add(-time.Second)},
+		State: "pending", Attempts: 1, NextAttempt: now, CreatedAt: now.Add(-time.Second)}
+	other := OutboxItem{Notification: Notification{ID: "n3-other", Receiver: "duty", CreatedAt: now.Add(-time.Second)},
+		State: "pending", NextAttempt: now, CreatedAt: now.Add(-time.Second)}
+	for _, it := range []OutboxItem{older, newer, other} {
+		if err := st.UpdateOutbox(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops, duty := &orderNotifier{}, &orderNotifier{}
+	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops, "duty": duty}, slog.New(slog.DiscardHandler))
+	d.Once(ctx, now)
+	if len(ops.ids) != 0 {
+		t.Fatalf("delivered %v while the older notification waits for its next attempt", ops.ids)
+	}
+	if !slices.Equal(duty.ids, []string{"n3-other"}) {
+		t.Fatalf("another receiver was held back: %v", duty.ids)
+	}
+	d.Once(ctx, now.Add(11*time.Second))
+	if !slices.Equal(ops.ids, []string{"n1-firing", "n2-resolved"}) {
+		t.Fatalf("delivered %v, want [n1-firing n2-resolved]", ops.ids)
+	}
+	d.Once(ctx, now.Add(20*time.Second))
+	if len(ops.ids) != 2 || len(duty.ids) != 1 {
+		t.Fatalf("delivered again: %v %v", ops.ids, duty.ids)
+	}
+}
