@@ -148,6 +148,10 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 	if err != nil {
 		return Event{}, reject(ReasonInvalidValue, "occurred_at", "%v", err)
 	}
+	if t.IsZero() {
+		// Present, but the zero time, which Validate would call missing.
+		return Event{}, reject(ReasonInvalidValue, "occurred_at", "0001-01-01T00:00:00Z is not the time of an event")
+	}
 	e.OccurredAt = t
 	if w.Score != nil {
 		e.Score = *w.Score

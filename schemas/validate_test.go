@@ -53,6 +53,7 @@ var decodeCases = []decodeCase{
 	{name: "unknown type", json: `{` + base + `,"type":"conversation.exploded"}`, reason: ReasonUnknownType, field: "type"},
 	{name: "missing occurred_at", json: `{"event_id":"e1","schema_version":1,"conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonMissingField, field: "occurred_at"},
 	{name: "no offset", json: `{"event_id":"e1","schema_version":1,"occurred_at":"2026-11-22T09:59:58","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonInvalidValue, field: "occurred_at"},
+	{name: "zero time", json: `{"event_id":"e1","schema_version":1,"occurred_at":"0001-01-01T00:00:00Z","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonInvalidValue, field: "occurred_at", clockOnly: true},
 	{name: "not a time", json: `{"event_id":"e1","schema_version":1,"occurred_at":"yesterday","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonInvalidValue, field: "occurred_at"},
 	{name: "future", json: `{"event_id":"e1","schema_version":1,"occurred_at":"2026-11-22T10:30:00Z","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonFutureTimestamp, field: "occurred_at", clockOnly: true},
 	{name: "ancient", json: `{"event_id":"e1","schema_version":1,"occurred_at":"2015-06-23T10:00:00Z","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonAncientTimestamp, field: "occurred_at", clockOnly: true},
