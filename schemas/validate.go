@@ -124,6 +124,9 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 	if dec.More() {
 		return Event{}, reject(ReasonMalformedJSON, "", "trailing data after the event object")
 	}
+	if kerr := checkKeys(data); kerr != nil {
+		return Event{}, kerr
+	}
 	// A literal null decodes into a zero wire without error.
 	if w.SchemaVersion == nil && w.Type == "" && w.EventID == "" && w.OccurredAt == nil {
 		if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
