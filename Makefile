@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/cockpit-cs/cockpit/internal/app.Version=$(VERSION)
 ARGS     ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test test-unit bench lint fuzz screenshots kafka-start kafka-stop clean
+.PHONY: all build deps run test test-unit soak bench lint fuzz screenshots kafka-start kafka-stop clean
 
 all: build
 
@@ -30,6 +30,10 @@ run: deps build
 test:
 	bash scripts/test.sh
 
+## soak: the long fault-injection runs: kill -9 loops, store and broker restarts, a receiver down for minutes (~15 min; scripts/soak.sh)
+soak:
+	bash scripts/soak.sh
+
 ## test-unit: tests that need no Kafka broker (integration tests skip)
 test-unit:
 	$(GO) test -race -count=1 ./...
@@ -43,10 +47,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## fuzz: run the fuzz targets for longer (FUZZTIME=2m)
+## fuzz: every fuzz target for FUZZTIME each (default 1m; corpora in each package's testdata/fuzz)
 FUZZTIME ?= 1m
-fuzz:
+fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./schemas
+	$(GO) test -run '^$$' -fuzz '^FuzzParseQuery$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzEscapeMarkdown$$' -fuzztime $(FUZZTIME) ./alerts/notify/tmpl
+	$(GO) test -run '^$$' -fuzz '^FuzzServeRequest$$' -fuzztime $(FUZZTIME) ./internal/chstore
+	$(GO) test -run '^$$' -fuzz '^FuzzTranscode$$' -fuzztime $(FUZZTIME) ./internal/chstore
 
 ## screenshots: /wall, /quality and /alerts of the real product at 1920x1080 into screenshots/
 screenshots:

@@ -11,6 +11,8 @@ import (
 
 // DeliveryStore is what the deliverer needs of the outbox.
 type DeliveryStore interface {
+	// Due returns the oldest pending notifications of each receiver, at
+	// most limit of each, oldest first, due at now or not.
 	Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
 	UpdateOutbox(ctx context.Context, it OutboxItem) error
 }
@@ -82,9 +84,12 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-// Once delivers every notification due at now.
+// Once delivers every notification due at now, in order per receiver: a
+// notification waiting for its next attempt holds back the later ones of
+// its receiver, so a receiver that was down never hears an alert resolve
+// before it hears it fire.
 func (d *Deliverer) Once(ctx context.Context, now time.Time) {
-	items, err := d.store.Due(ctx, now, 500)
+	items, err := d.store.Due(ctx, now, 200)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.logger.Warn("cannot read the outbox", "err", err)
@@ -101,7 +106,7 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) {
 		go func() {
 			defer wg.Done()
 			for _, it := range its {
-				if !d.deliver(ctx, recv, it) {
+				if it.NextAttempt.After(now) || !d.deliver(ctx, recv, it) {
 					return // keep this receiver's order: later ones wait
 				}
 			}

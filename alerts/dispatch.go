@@ -175,6 +175,25 @@ func NewDispatcher(cfg DispatchConfig, silences *Silences, outbox Outbox) (*Disp
 	return &Dispatcher{cfg: cfg, silences: silences, outbox: outbox, groups: map[string]*group{}}, nil
 }
 
+// routes calls fn for every route an alert with labels goes to, with the
+// key and labels of its group there.
+func (d *Dispatcher) routes(labels map[string]string, fn func(r *Route, key string, gl map[string]string)) {
+	for i := range d.cfg.Routes {
+		r := &d.cfg.Routes[i]
+		if !r.matchers.Matches(labels) {
+			continue
+		}
+		gl := map[string]string{}
+		for _, name := range r.GroupBy {
+			gl[name] = labels[name]
+		}
+		fn(r, strconv.Itoa(i)+":"+labelKey(gl), gl)
+		if !r.Continue {
+			return
+		}
+	}
+}
+
 // Update files the alerts that fired or resolved into their groups.
 func (d *Dispatcher) Update(changes []Change, now time.Time) {
 	d.mu.Lock()
@@ -183,68 +202,75 @@ func (d *Dispatcher) Update(changes []Change, now time.Time) {
 		if ch.To != StateFiring && ch.To != StateResolved {
 			continue
 		}
-		labels := withRule(ch.Alert)
-		for i := range d.cfg.Routes {
-			r := &d.cfg.Routes[i]
-			if !r.matchers.Matches(labels) {
-				continue
-			}
-			gl := map[string]string{}
-			for _, name := range r.GroupBy {
-				gl[name] = labels[name]
-			}
-			key := strconv.Itoa(i) + ":" + labelKey(gl)
+		d.routes(withRule(ch.Alert), func(r *Route, key string, gl map[string]string) {
 			g, ok := d.groups[key]
 			if !ok {
 				if ch.To == StateResolved {
 					// A resolved alert whose firing was never grouped here
 					// (e.g. routes changed): nothing to tell.
-					if !r.Continue {
-						break
-					}
-					continue
+					return
 				}
 				g = &group{key: key, route: r, labels: gl, alerts: map[string]Record{}, created: now}
 				d.groups[key] = g
 			}
 			g.alerts[ch.Alert.Fingerprint] = ch.Alert
-			if !r.Continue {
-				break
-			}
-		}
+		})
 	}
 }
 
-// Restore files firing alerts loaded after a restart into their groups as
-// already notified, so the restart neither repeats them nor loses their
-// resolved notices.
-func (d *Dispatcher) Restore(firing []Record, now time.Time) {
-	var changes []Change
-	for _, r := range firing {
-		if r.State == StateFiring {
-			changes = append(changes, Change{From: StatePending, To: StateFiring, Alert: r})
-		}
-	}
-	d.Update(changes, now)
+// Restore rebuilds the groups after a restart or a change of leader from
+// the store: the active alerts, the recently resolved ones, and the last
+// notification each group put in the outbox (by group key). A group is
+// where that notification left it: sent at its time, its receiver knowing
+// the alerts it told as firing. So a firing alert whose notice was never
+// queued (the process died within group_wait) is still told, one whose
+// notice was queued is not told again, and an alert that resolved after
+// its group's last notice still gets its resolved notice.
+func (d *Dispatcher) Restore(active, resolved []Record, last map[string]*Notification, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, g := range d.groups {
-		if g.sentAt.IsZero() {
-			// The last notice went out about when the newest alert fired;
-			// the exact time died with the previous process.
-			known := &Notification{}
-			sent := time.Time{}
-			for _, fp := range slices.Sorted(maps.Keys(g.alerts)) {
-				a := g.alerts[fp]
-				known.Alerts = append(known.Alerts, Alert{ID: a.ID, Status: StatusFiring})
-				if a.StartedAt.After(sent) {
-					sent = a.StartedAt
+	toldFiring := func(key, id string) bool {
+		n := last[key]
+		if n == nil {
+			return false
+		}
+		for _, a := range n.Alerts {
+			if a.ID == id && a.Status == StatusFiring {
+				return true
+			}
+		}
+		return false
+	}
+	file := func(r Record) {
+		d.routes(withRule(r), func(rt *Route, key string, gl map[string]string) {
+			if r.State == StateResolved && !toldFiring(key, r.ID) {
+				return // its receiver was told it resolved, or never heard of it
+			}
+			g, ok := d.groups[key]
+			if !ok {
+				g = &group{key: key, route: rt, labels: gl, alerts: map[string]Record{}, created: now}
+				if n := last[key]; n != nil {
+					known := &Notification{}
+					for _, a := range n.Alerts {
+						if a.Status == StatusFiring {
+							known.Alerts = append(known.Alerts, a)
+						}
+					}
+					g.sentAt, g.sentHash = n.CreatedAt, contentHash(known)
 				}
+				d.groups[key] = g
 			}
-			if sent.IsZero() || sent.After(now) {
-				sent = now
-			}
-			g.sentAt, g.sentHash = sent, contentHash(known)
+			g.alerts[r.Fingerprint] = r
+		})
+	}
+	for _, r := range active {
+		if r.State == StateFiring {
+			file(r)
+		}
+	}
+	for _, r := range resolved {
+		if r.State == StateResolved {
+			file(r)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,11 +32,12 @@ type Manager struct {
 // restart continues where the last process stopped: no alert is raised
 // twice for one fingerprint.
 func NewManager(ctx context.Context, store *Store, cfg DispatchConfig, logger *slog.Logger) (*Manager, error) {
+	now := time.Now()
 	active, err := store.LoadActive(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ss, err := store.LoadSilences(ctx, time.Now().Add(-30*24*time.Hour))
+	ss, err := store.LoadSilences(ctx, now.Add(-30*24*time.Hour))
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +49,9 @@ func NewManager(ctx context.Context, store *Store, cfg DispatchConfig, logger *s
 	if err != nil {
 		return nil, err
 	}
-	d.Restore(active, time.Now())
+	if err := restore(ctx, store, d, active, now); err != nil {
+		return nil, err
+	}
 	logger = logger.With("component", "alerts")
 	if len(active) > 0 {
 		logger.Info("active alerts restored", "alerts", len(active))
@@ -77,8 +81,90 @@ func (m *Manager) Reload(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.Restore(active, now)
+	if err := restore(ctx, m.store, d, active, now); err != nil {
+		return err
+	}
+	if err := m.repairHistory(ctx, active, now); err != nil {
+		return err
+	}
 	m.tracker, m.silences, m.dispatcher = NewTracker(active), silences, d
+	return nil
+}
+
+// repairHistory writes the audit entries a process that died between
+// storing an alert's new state and its history entry did not write: a
+// pending, firing or resolved state with no entry for it. Only the
+// leader calls it (through Reload), so two instances do not both repair.
+func (m *Manager) repairHistory(ctx context.Context, active []Record, now time.Time) error {
+	resolved, err := m.store.LoadResolved(ctx, now.Add(-restoreLookback))
+	if err != nil {
+		return err
+	}
+	all := append(slices.Clip(active), resolved...)
+	if len(all) == 0 {
+		return nil
+	}
+	since := now.Add(-restoreLookback)
+	ids := make([]string, len(all))
+	for i, r := range all {
+		ids[i] = r.ID
+		if r.ActiveAt.Before(since) {
+			since = r.ActiveAt
+		}
+	}
+	recorded, err := m.store.Recorded(ctx, ids, since)
+	if err != nil {
+		return err
+	}
+	var missing []HistoryEntry
+	for _, r := range all {
+		if recorded[r.ID][r.State] {
+			continue
+		}
+		h := HistoryEntry{AlertID: r.ID, Fingerprint: r.Fingerprint, Rule: r.Rule, To: r.State,
+			Value: r.Value, Explanation: r.Explanation}
+		switch r.State {
+		case StatePending:
+			h.At, h.From = r.ActiveAt, StateInactive
+		case StateFiring:
+			h.At, h.From = r.StartedAt, StatePending
+		case StateResolved:
+			h.At, h.From = r.ResolvedAt, StateFiring
+		default:
+			continue
+		}
+		missing = append(missing, h)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	m.logger.Warn("alert history lacked transitions stored in the alert state (a process died between the two writes); recorded them now", "entries", len(missing))
+	return m.store.AppendHistory(ctx, missing)
+}
+
+// restoreLookback is how long after resolving an alert may still be owed
+// its resolved notice by a process that died before queueing it.
+const restoreLookback = 24 * time.Hour
+
+// restore rebuilds d's groups from the store: the active alerts, those
+// resolved within restoreLookback, and the last notification each group
+// queued since the oldest of them started (see Dispatcher.Restore).
+func restore(ctx context.Context, store *Store, d *Dispatcher, active []Record, now time.Time) error {
+	resolved, err := store.LoadResolved(ctx, now.Add(-restoreLookback))
+	if err != nil {
+		return err
+	}
+	since := now.Add(-restoreLookback)
+	for _, r := range append(slices.Clip(active), resolved...) {
+		if r.State != StatePending && !r.StartedAt.IsZero() && r.StartedAt.Before(since) {
+			since = r.StartedAt
+		}
+	}
+	last, err := store.LastNotifications(ctx, since)
+	if err != nil {
+		return err
+	}
+	d.Restore(active, resolved, last, now)
 	return nil
 }
 

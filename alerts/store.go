@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -103,6 +104,40 @@ func (s *Store) AppendHistory(ctx context.Context, hs []HistoryEntry) error {
 	return nil
 }
 
+// Recorded returns, of the given alerts, the states each has a history
+// entry for (entries at or after since).
+func (s *Store) Recorded(ctx context.Context, ids []string, since time.Time) (map[string]map[State]bool, error) {
+	out := map[string]map[State]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id) + "'"
+	}
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
+		"since": since.UTC().Format("2006-01-02 15:04:05.000"),
+		"ids":   "[" + strings.Join(quoted, ",") + "]",
+	}))
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT alert_id, to_state FROM alert_history
+		WHERE at >= {since:DateTime64(3, 'UTC')} AND alert_id IN {ids:Array(String)}`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the alert history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, state string
+		if err := rows.Scan(&id, &state); err != nil {
+			return nil, fmt.Errorf("cannot read the alert history: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = map[State]bool{}
+		}
+		out[id][State(state)] = true
+	}
+	return out, rows.Err()
+}
+
 const alertColumns = `id, fingerprint, rule, severity, state, labels, value, expected, explanation, summary,
 	active_at, started_at, last_seen, resolved_at, acked_by, acked_at, ack_note`
 
@@ -132,6 +167,45 @@ func (s *Store) LoadActive(ctx context.Context) ([]Record, error) {
 		return nil, fmt.Errorf("cannot load active alerts: %w", err)
 	}
 	return scanAlerts(rows)
+}
+
+// LoadResolved returns the alerts that resolved at or after since, newest
+// state of each.
+func (s *Store) LoadResolved(ctx context.Context, since time.Time) ([]Record, error) {
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"since": since.UTC().Format("2006-01-02 15:04:05.000")}))
+	rows, err := s.conn.Query(ctx, "SELECT "+alertColumns+` FROM alerts FINAL
+		WHERE state = 'resolved' AND resolved_at >= {since:DateTime64(3, 'UTC')} ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load resolved alerts: %w", err)
+	}
+	return scanAlerts(rows)
+}
+
+// LastNotifications returns, by group key, the newest notification queued
+// in the outbox at or after since (whatever its delivery state: once
+// queued, it is delivered or given up on by the outbox, not queued again).
+func (s *Store) LastNotifications(ctx context.Context, since time.Time) (map[string]*Notification, error) {
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"since": since.UTC().Format("2006-01-02 15:04:05.000")}))
+	rows, err := s.conn.Query(ctx, `SELECT payload FROM notification_outbox FINAL
+		WHERE created_at >= {since:DateTime64(3, 'UTC')} ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the outbox: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*Notification{}
+	for rows.Next() {
+		var payload string
+		if err := rows.Scan(&payload); err != nil {
+			return nil, fmt.Errorf("cannot read the outbox: %w", err)
+		}
+		n := new(Notification)
+		if err := json.Unmarshal([]byte(payload), n); err != nil {
+			return nil, fmt.Errorf("outbox: bad payload: %w", err)
+		}
+		// Rows come oldest first: the last one of a group wins.
+		out[n.GroupKey] = n
+	}
+	return out, rows.Err()
 }
 
 // ListAlerts returns alerts in a state ("firing", "resolved" or "all")
@@ -235,16 +309,16 @@ func (s *Store) writeOutbox(ctx context.Context, it OutboxItem) error {
 	return nil
 }
 
-// Due returns pending notifications whose next attempt is due at now,
-// oldest first.
+// Due returns the oldest pending notifications of each receiver (at most
+// limit of each), oldest first, whether their next attempt is due at now
+// or not: a receiver's notifications go out in order, so the deliverer
+// must see the one that holds back the others.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
-	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
-		"now": now.UTC().Format("2006-01-02 15:04:05.000"), "limit": fmt.Sprint(limit),
-	}))
+	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"limit": fmt.Sprint(limit)}))
 	rows, err := s.conn.Query(ctx, `SELECT payload, state, attempts, next_attempt_at, last_error, created_at
 		FROM notification_outbox FINAL
-		WHERE state = 'pending' AND next_attempt_at <= {now:DateTime64(3, 'UTC')}
-		ORDER BY created_at, id LIMIT {limit:UInt32}`)
+		WHERE state = 'pending'
+		ORDER BY receiver, created_at, id LIMIT {limit:UInt32} BY receiver`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the outbox: %w", err)
 	}

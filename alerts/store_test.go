@@ -2,14 +2,17 @@ package alerts
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/pipeline"
 )
 
 func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
@@ -172,5 +175,199 @@ func TestSilencesPersist(t *testing.T) {
 	m3, _ := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
 	if x := m3.Silences(); len(x) != 1 || x[0].Active(now.Add(2*time.Minute)) {
 		t.Fatalf("expiry not persisted: %+v", x)
+	}
+}
+
+// TestRestartOwesNotices restarts the manager (as a crash or a change of
+// leader does) in the two moments where a transition is stored but its
+// notice is not queued yet: within group_wait after an alert fires, and
+// within group_interval after it resolves. Each notice is queued exactly
+// once all the same, and further restarts queue nothing again.
+func TestRestartOwesNotices(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupBy: []string{"rule", "queue"},
+		GroupWait: Duration(time.Second), GroupInterval: Duration(time.Minute), RepeatInterval: Duration(time.Hour)}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	restart := func() *Manager {
+		m, err := NewManager(ctx, st, cfg, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	observe := func(m *Manager, at time.Time, cs ...pipeline.Candidate) {
+		if err := m.Observe(ctx, evalAt(at, []string{"slow"}, cs...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func() []string {
+		rows, err := conn.Query(ctx, "SELECT payload FROM notification_outbox FINAL ORDER BY created_at")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				t.Fatal(err)
+			}
+			var n Notification
+			if err := json.Unmarshal([]byte(p), &n); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range n.Alerts {
+				out = append(out, string(a.Status))
+			}
+		}
+		return out
+	}
+	base := time.Now().Truncate(time.Millisecond)
+	c := cand("slow", map[string]string{"queue": "vip"}, 42, 0, 0)
+
+	observe(restart(), base, c) // fires; its notice waits for group_wait
+	if q := queued(); len(q) != 0 {
+		t.Fatalf("queued within group_wait: %v", q)
+	}
+	// The process dies here. Its successor owes the firing notice.
+	m := restart()
+	observe(m, base.Add(2*time.Second), c)
+	if q := queued(); !slices.Equal(q, []string{"firing"}) {
+		t.Fatalf("after a restart within group_wait: queued %v, want [firing]", q)
+	}
+	m = restart()
+	observe(m, base.Add(3*time.Second), c)
+	observe(m, base.Add(4*time.Second)) // resolves; its notice waits for group_interval
+	if q := queued(); !slices.Equal(q, []string{"firing"}) {
+		t.Fatalf("queued %v, want [firing] (no repeat, resolved notice not due yet)", q)
+	}
+	// The process dies again. Its successor owes the resolved notice.
+	m = restart()
+	observe(m, base.Add(2*time.Minute))
+	if q := queued(); !slices.Equal(q, []string{"firing", "resolved"}) {
+		t.Fatalf("after a restart within group_interval: queued %v, want [firing resolved]", q)
+	}
+	m = restart()
+	observe(m, base.Add(3*time.Minute))
+	observe(m, base.Add(5*time.Hour))
+	if q := queued(); !slices.Equal(q, []string{"firing", "resolved"}) {
+		t.Fatalf("queued %v after further restarts, want [firing resolved] still", q)
+	}
+}
+
+// TestReloadRepairsHistory stores alert states without their history
+// entries, as a process that died between the two writes leaves them: the
+// next leader's Reload records the missing transitions, once.
+func TestReloadRepairsHistory(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	rec := func(rule string, state State) Record {
+		fp := Fingerprint(rule, map[string]string{"queue": "vip"})
+		r := Record{ID: recordID(fp, now.Add(-time.Minute)), Fingerprint: fp, Rule: rule, Severity: "warning", State: state,
+			Labels: map[string]string{"queue": "vip"}, ActiveAt: now.Add(-time.Minute), LastSeen: now}
+		if state != StatePending {
+			r.StartedAt = now.Add(-50 * time.Second)
+		}
+		if state == StateResolved {
+			r.ResolvedAt = now.Add(-10 * time.Second)
+		}
+		return r
+	}
+	if err := st.SaveAlerts(ctx, []Record{rec("a", StatePending), rec("b", StateFiring), rec("c", StateResolved)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := func() []string {
+		rows, err := conn.Query(ctx, "SELECT rule, from_state, to_state FROM alert_history ORDER BY rule, at")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var rule, from, to string
+			if err := rows.Scan(&rule, &from, &to); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, rule+":"+from+"->"+to)
+		}
+		return out
+	}
+	if h := history(); len(h) != 0 {
+		t.Fatalf("history before any leader: %v", h)
+	}
+	want := []string{"a:inactive->pending", "b:pending->firing", "c:firing->resolved"}
+	for range 2 {
+		if err := m.Reload(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		if h := history(); !slices.Equal(h, want) {
+			t.Fatalf("history after Reload = %v, want %v", h, want)
+		}
+	}
+}
+
+// orderNotifier records the order notifications arrive in.
+type orderNotifier struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (o *orderNotifier) Notify(_ context.Context, n *Notification) (bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ids = append(o.ids, n.ID)
+	return false, nil
+}
+
+// TestDeliveryKeepsOrderAcrossBackoff: a receiver's older notification
+// that is waiting out its back-off holds back a newer one that is due, so
+// a receiver coming back hears "firing" before "resolved".
+func TestDeliveryKeepsOrderAcrossBackoff(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	now := time.Now().Truncate(time.Millisecond)
+	older := OutboxItem{Notification: Notification{ID: "n1-firing", Receiver: "ops", CreatedAt: now.Add(-time.Minute)},
+		State: "pending", Attempts: 9, NextAttempt: now.Add(10 * time.Second), CreatedAt: now.Add(-time.Minute)}
+	newer := OutboxItem{Notification: Notification{ID: "n2-resolved", Receiver: "ops", CreatedAt: now.Add(-time.Second)},
+		State: "pending", Attempts: 1, NextAttempt: now, CreatedAt: now.Add(-time.Second)}
+	other := OutboxItem{Notification: Notification{ID: "n3-other", Receiver: "duty", CreatedAt: now.Add(-time.Second)},
+		State: "pending", NextAttempt: now, CreatedAt: now.Add(-time.Second)}
+	for _, it := range []OutboxItem{older, newer, other} {
+		if err := st.UpdateOutbox(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops, duty := &orderNotifier{}, &orderNotifier{}
+	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops, "duty": duty}, slog.New(slog.DiscardHandler))
+	d.Once(ctx, now)
+	if len(ops.ids) != 0 {
+		t.Fatalf("delivered %v while the older notification waits for its next attempt", ops.ids)
+	}
+	if !slices.Equal(duty.ids, []string{"n3-other"}) {
+		t.Fatalf("another receiver was held back: %v", duty.ids)
+	}
+	d.Once(ctx, now.Add(11*time.Second))
+	if !slices.Equal(ops.ids, []string{"n1-firing", "n2-resolved"}) {
+		t.Fatalf("delivered %v, want [n1-firing n2-resolved]", ops.ids)
+	}
+	d.Once(ctx, now.Add(20*time.Second))
+	if len(ops.ids) != 2 || len(duty.ids) != 1 {
+		t.Fatalf("delivered again: %v %v", ops.ids, duty.ids)
 	}
 }

@@ -82,14 +82,29 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)
 	}
-	return &Consumer{
+	c := &Consumer{
 		cfg:    cfg,
 		store:  store{conn: conn},
 		dlq:    newDeadLetter(cfg),
 		m:      m,
 		logger: logger.With("component", "ingest", "topic", cfg.Topic),
 		dialer: &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true},
-	}, nil
+	}
+	// Which member leads is what an operator (and the fault tests) asks
+	// first when alerts go quiet after a rebalance.
+	leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cockpit_ingest_leader",
+		Help: "1 while this member owns partition 0 of the events topic, and so evaluates rules and sends notifications.",
+	}, func() float64 {
+		if c.Leader() {
+			return 1
+		}
+		return 0
+	})
+	if err := reg.Register(leader); err != nil {
+		return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)
+	}
+	return c, nil
 }
 
 // Run consumes until ctx ends. On the way out every partition flushes the

@@ -51,8 +51,9 @@ func TestJSONSchemaAgrees(t *testing.T) {
 				}
 				return
 			}
-			// A trailing second value is invisible to a document parser.
-			if tc.name == "trailing" {
+			// A trailing second value, and a repeated key, are invisible
+			// to a document parser.
+			if tc.name == "trailing" || strings.HasPrefix(tc.name, "duplicate") {
 				return
 			}
 			verr := s.Validate(doc)

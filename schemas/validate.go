@@ -124,6 +124,9 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 	if dec.More() {
 		return Event{}, reject(ReasonMalformedJSON, "", "trailing data after the event object")
 	}
+	if kerr := checkKeys(data); kerr != nil {
+		return Event{}, kerr
+	}
 	// A literal null decodes into a zero wire without error.
 	if w.SchemaVersion == nil && w.Type == "" && w.EventID == "" && w.OccurredAt == nil {
 		if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
@@ -147,6 +150,10 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 	t, err := ParseTime(*w.OccurredAt)
 	if err != nil {
 		return Event{}, reject(ReasonInvalidValue, "occurred_at", "%v", err)
+	}
+	if t.IsZero() {
+		// Present, but the zero time, which Validate would call missing.
+		return Event{}, reject(ReasonInvalidValue, "occurred_at", "0001-01-01T00:00:00Z is not the time of an event")
 	}
 	e.OccurredAt = t
 	if w.Score != nil {

@@ -212,7 +212,7 @@ format_storage() {
 	java_opts
 	log "formatting KRaft storage in $DATA_DIR (cluster $cluster_id)"
 	if ! java "${JAVA_OPTS[@]}" kafka.tools.StorageTool format \
-		--cluster-id "$cluster_id" --config "$CONFIG" --standalone \
+		--cluster-id="$cluster_id" --config "$CONFIG" --standalone \
 		>"$LOG_DIR/format.log" 2>&1; then
 		cat "$LOG_DIR/format.log" >&2
 		die "kafka.tools.StorageTool format failed"

@@ -48,9 +48,10 @@ step "go test -race"
 # touches ClickHouse loads its own engine.
 go test -race -count=1 -p 2 -timeout 45m ./...
 
-step "fuzz (short): event decoder, API query parsing, store endpoint block transcoding"
+step "fuzz (short): event decoder, API query parsing, store endpoint requests and block transcoding"
 go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime 15s ./schemas
 go test -run '^$' -fuzz '^FuzzParseQuery$' -fuzztime 10s ./api
+go test -run '^$' -fuzz '^FuzzServeRequest$' -fuzztime 10s ./internal/chstore
 go test -run '^$' -fuzz '^FuzzTranscode$' -fuzztime 10s ./internal/chstore
 
 step "browser tests (headless Chromium against cockpit store + serve on the broker: wall, quality, alerts)"

@@ -19,7 +19,11 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/kafkatest"
 )
 
-func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := chtest.Main(m)
+	removeBinary()
+	os.Exit(code)
+}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
