@@ -36,7 +36,8 @@ const (
 )
 
 // benchEvents is the number of events of one iteration:
-// COCKPIT_BENCH_EVENTS, default defaultBenchEvents.
+// COCKPIT_BENCH_EVENTS, default defaultBenchEvents. (For experiments,
+// COCKPIT_BENCH_BATCH_ROWS overrides the consumer's batch_rows.)
 var benchEvents = func() int {
 	if n, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_EVENTS")); err == nil && n > 0 {
 		return n
@@ -88,6 +89,9 @@ func benchIngest(b *testing.B, brokers string, events int, newTopic func(*testin
 		produceBench(b, brokers, topic, events)
 		cfg := ingest.Default()
 		cfg.Brokers, cfg.Topic, cfg.GroupID = []string{brokers}, topic, "bench-"+topic
+		if n, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_BATCH_ROWS")); err == nil && n > 0 {
+			cfg.BatchRows, cfg.BatchBytes = n, max(cfg.BatchBytes, n*2*benchEventBytes)
+		}
 		c, err := ingest.New(cfg, conn, prometheus.NewRegistry(), testLogger(b))
 		if err != nil {
 			b.Fatal(err)

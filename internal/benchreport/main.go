@@ -9,6 +9,13 @@
 // here; only a new §9 target does (targets.go). A target whose benchmark
 // did not run is reported as not measured, never as passing.
 //
+// Input it cannot read is left alone: a line that is not a benchmark
+// result or an annotation is only shown in the raw output; a benchmark
+// reported twice (-count) is listed twice and judged by its first line; a
+// failed or skipped benchmark is listed with the reason go test printed.
+// The raw text is copied into a fenced block longer than any run of
+// backticks in it, so it cannot change the report's structure.
+//
 //	go run ./internal/benchreport -in bench/raw.txt -out bench/REPORT.md
 package main
 
@@ -114,11 +121,12 @@ func Render(w io.Writer, raw *Raw, rawText string) error {
 			p.f("- SKIP %s\n", s)
 		}
 	}
-	p.f("\n## Raw output\n\n```\n%s", rawText)
+	fence := strings.Repeat("`", max(3, longestRun(rawText, '`')+1))
+	p.f("\n## Raw output\n\n%s\n%s", fence, rawText)
 	if !strings.HasSuffix(rawText, "\n") {
 		p.f("\n")
 	}
-	p.f("```\n")
+	p.f("%s\n", fence)
 	return p.err
 }
 
@@ -133,6 +141,20 @@ func peerWhy(raw *Raw) string {
 		return "Telegraf: " + v
 	}
 	return "The raw output has no Ingest/telegraf result."
+}
+
+// longestRun is the length of the longest run of c in s.
+func longestRun(s string, c byte) int {
+	best, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			n++
+			best = max(best, n)
+		} else {
+			n = 0
+		}
+	}
+	return best
 }
 
 func orDash(s string) string {

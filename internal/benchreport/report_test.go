@@ -98,6 +98,23 @@ func TestKPIs30dNames(t *testing.T) {
 	}
 }
 
+func TestRawFenceHoldsBackticks(t *testing.T) {
+	ticks := func(n int) string { return strings.Repeat("`", n) }
+	text := sample + "    x_test.go:1: got " + ticks(3) + "markdown" + ticks(4) + "\n"
+	raw, err := Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, raw, text); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "\n"+ticks(5)+"\n# date:") || !strings.HasSuffix(out, "\n"+ticks(5)+"\n") {
+		t.Errorf("raw output not fenced with five backticks:\n%s", out[len(out)-200:])
+	}
+}
+
 func TestRenderListsEveryResult(t *testing.T) {
 	raw, err := Parse(strings.NewReader(sample))
 	if err != nil {
