@@ -94,7 +94,7 @@ run() {
 	run go test -run '^$' -bench 'BenchmarkFreshness$' -benchtime 1x -timeout 10m ./internal/app
 	run go test -run '^$' -bench 'BenchmarkFiringToNotification$' -benchtime 100x -timeout 10m ./alerts
 	run go test -run '^$' -bench 'BenchmarkStream$' -benchtime 1x -timeout 10m ./api
-	run go test -run '^$' -bench 'BenchmarkKPIEndpoints' -timeout 20m ./api
+	run go test -run '^$' -bench 'BenchmarkKPIEndpoints' -benchtime 10x -timeout 20m ./api
 	run go test -run '^$' -bench . -benchmem -timeout 10m ./schemas ./internal/chstore ./internal/embedkafka
 	if [[ ${BENCH_PIPELINE:-} == 1 ]]; then
 		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m ./pipeline
