@@ -66,11 +66,16 @@ mkdir -p bench
 raw=bench/raw.txt
 failed=0
 
-# run prints the command as "$ …" (the report lists them) with the load
-# just before it, then runs it; a failure is remembered, not fatal.
+# run prints the command as "$ …", quoted for a shell (the report lists
+# them), with the load just before it, then runs it; a failure is
+# remembered, not fatal.
+step=0
 run() {
-	echo "# load before ${*: -1} $(echo "$*" | grep -o "Benchmark[A-Za-z]*" | head -n1): $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "\$ $*"
+	step=$((step + 1))
+	echo "# load before step $step: $(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '$'
+	printf ' %q' "$@"
+	printf '\n'
 	"$@" || failed=1
 }
 

@@ -98,6 +98,10 @@ func Render(w io.Writer, raw *Raw, rawText string) error {
 			"ratio **%.1f×** (target ≥ 5×). Telegraf: %s.\n",
 			fmtInt(ours.Metrics["events/s"]), fmtInt(peer.Metrics["events/s"]),
 			ours.Metrics["events/s"]/peer.Metrics["events/s"], orDash(raw.MetaValue("telegraf")))
+		if a, b := ours.Metrics["cpu-µs/event"], peer.Metrics["cpu-µs/event"]; a > 0 && b > 0 {
+			p.f("\nCPU per event, engine included (less sensitive to a busy machine than the rates): cockpit %.1f µs, "+
+				"Telegraf %.1f µs, %.1f× less for cockpit.\n", a, b, b/a)
+		}
 	default:
 		p.f("Not measured in this run. %s\n", peerWhy(raw))
 	}

@@ -109,10 +109,10 @@ var targets = []target{
 	metric("ingest, Kafka → ClickHouse committed, 300-byte events", "≥ 200,000 events/s",
 		ingestBench, "events/s", ">=", 200_000, perSecond),
 	peerRatio(),
-	metric("freshness p50, produced → visible in /api/v1/kpis at 50k events/s", "≤ 0.5 s",
-		named(`^Freshness`), "p50-ms", "<=", 500, millis),
-	metric("freshness p99, produced → visible in /api/v1/kpis at 50k events/s", "≤ 1 s",
-		named(`^Freshness`), "p99-ms", "<=", 1000, millis),
+	freshness(metric("freshness p50, produced → visible in /api/v1/kpis at 50k events/s", "≤ 0.5 s",
+		named(`^Freshness`), "p50-ms", "<=", 500, millis), 0.50),
+	freshness(metric("freshness p99, produced → visible in /api/v1/kpis at 50k events/s", "≤ 1 s",
+		named(`^Freshness`), "p99-ms", "<=", 1000, millis), 0.99),
 	metric("rule firing → notification received, p99", "≤ 2 s",
 		named(`^FiringToNotification`), "p99-ms", "<=", 2000, millis),
 	metric("/api/v1/kpis over 30 days (≥ 50M events), p99", "≤ 50 ms",
@@ -122,6 +122,28 @@ var targets = []target{
 	queriesPerTick(),
 	metric("cockpit process peak RSS (VmHWM) at peak ingest, engine included", "≤ 1 GiB",
 		ingestBench, "peak-RSS-MiB", "<=", 1024, mib),
+}
+
+// freshness adds what the figure rests on: the load reached, and, when
+// so many markers were never seen that the percentile q falls among them
+// (they count with the time they waited), that it is only a lower bound.
+func freshness(t target, q float64) target {
+	eval := t.eval
+	t.eval = func(r *Raw) (string, Verdict) {
+		m, v := eval(r)
+		res, ok := r.Find(named(`^Freshness`))
+		if !ok || v == NotMeasured {
+			return m, v
+		}
+		if load, ok := res.Metrics["load-events/s"]; ok {
+			m += fmt.Sprintf(" (load %s events/s, ingest %s events/s)", fmtInt(load), fmtInt(res.Metrics["ingested-events/s"]))
+		}
+		if unseen, n := res.Metrics["markers-unseen"], res.Metrics["markers"]; unseen > 0 && n > 0 && 1-unseen/n <= q {
+			m = fmt.Sprintf("≥ %s; lower bound: %s of %s markers never became visible", m, fmtInt(unseen), fmtInt(res.Metrics["markers"]))
+		}
+		return m, v
+	}
+	return t
 }
 
 // peerRatio judges cockpit's ingest rate against Telegraf's in the same run.
