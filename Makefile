@@ -38,7 +38,7 @@ soak:
 test-unit:
 	$(GO) test -race -count=1 ./...
 
-## bench: Go benchmarks of the hot paths (needs real Kafka; see scripts/bench.sh)
+## bench: the SPEC §9 measurements and the Telegraf peer -> bench/raw.txt, bench/REPORT.md (see scripts/bench.sh)
 bench:
 	bash scripts/bench.sh
 

@@ -201,6 +201,13 @@ func (p *partition) fetch(ctx, flushCtx context.Context) (int64, error) {
 				_ = b.Close()
 				return -1, err
 			}
+			// The deadline was set for reading, not for storing: a slow
+			// insert must not make the rest of this response time out
+			// (which would drop the connection and fetch it all again).
+			if err := p.conn.SetReadDeadline(time.Now().Add(15 * time.Second)); err != nil {
+				_ = b.Close()
+				return -1, err
+			}
 		}
 	}
 	hwm := b.HighWaterMark()

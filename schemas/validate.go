@@ -116,13 +116,18 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 		return Event{}, reject(ReasonInvalidUTF8, "", "event is not valid UTF-8")
 	}
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Event{}, jsonError(err)
-	}
-	if dec.More() {
-		return Event{}, reject(ReasonMalformedJSON, "", "trailing data after the event object")
+	if !scanWire(data, &w) {
+		// Anything the fast reader does not take is decoded by
+		// encoding/json, whose errors name the reasons.
+		w = wire{}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&w); err != nil {
+			return Event{}, jsonError(err)
+		}
+		if dec.More() {
+			return Event{}, reject(ReasonMalformedJSON, "", "trailing data after the event object")
+		}
 	}
 	if kerr := checkKeys(data); kerr != nil {
 		return Event{}, kerr

@@ -37,6 +37,8 @@ type Store struct {
 	srv    *httptest.Server
 	dir    string
 	down   atomic.Bool
+	// statements counts the requests that reached the engine (not pings).
+	statements atomic.Int64
 }
 
 var (
@@ -97,6 +99,9 @@ func Start(t testing.TB) *Store {
 				http.Error(w, "store down", http.StatusServiceUnavailable)
 				return
 			}
+			if r.URL.Path != "/ping" {
+				s.statements.Add(1)
+			}
 			h.ServeHTTP(w, r)
 		}))
 		s.URL = s.srv.URL
@@ -107,6 +112,12 @@ func Start(t testing.TB) *Store {
 	}
 	return shared
 }
+
+// Statements is the number of requests the endpoint has passed to the
+// engine so far (queries and inserts, not pings), over every database:
+// benchmarks count the store work of one component by the difference
+// across a quiet interval.
+func (s *Store) Statements() int64 { return s.statements.Load() }
 
 // SetDown makes every request fail (true) or be served again (false).
 func (s *Store) SetDown(down bool) { s.down.Store(down) }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+const sample = `# date: 2026-11-22T05:00:00Z
+# cpu: AMD EPYC, 2 cores
+# telegraf: Telegraf 1.37.3
+# load before ./ingest BenchmarkIngest: 1.00 2.00 3.00
+$ go test -run '^$' -bench 'BenchmarkIngest' ./ingest
+goos: linux
+pkg: github.com/cockpit-cs/cockpit/ingest
+BenchmarkIngest/real-kafka-2         	       3	2202203489 ns/op	       300.0 bytes/event	    250194 events/s	       654.6 peak-RSS-MiB
+BenchmarkIngest/telegraf-2         	       1	2202203489 ns/op	     25000 events/s
+BenchmarkIngest/embedded-kafka-2     	--- FAIL: BenchmarkIngest/embedded-kafka-2
+    bench_test.go:75: [3] Unknown Topic Or Partition
+pkg: github.com/cockpit-cs/cockpit/alerts
+BenchmarkFiringToNotification-2   	     100	  12 ns/op	        40.5 p50-ms	      2500 p99-ms
+pkg: github.com/cockpit-cs/cockpit/api
+BenchmarkKPIEndpoints//api/v1/kpis-2 	     100	 5 ns/op	 4.1 p50_ms	 9.9 p99_ms
+BenchmarkKPIEndpoints/30d/api/v1/kpis/by/region-2 	     100	 5 ns/op	 4.1 p50_ms	 99 p99_ms
+BenchmarkStream/viewers=1-2 	1	5 ns/op	300 lag-p50-ms	800 lag-p99-ms	2.2 queries/tick
+BenchmarkStream/viewers=1000-2 	1	5 ns/op	350 lag-p50-ms	900 lag-p99-ms	2.5 queries/tick
+BenchmarkSomethingNew-2 	7	5 ns/op	42 widgets/s
+BenchmarkFreshness-2 	1	5 ns/op	49000 load-events/s	48000 ingested-events/s	300 markers	3 markers-unseen	400 p50-ms	30000 p99-ms
+`
+
+func TestParse(t *testing.T) {
+	raw, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Results) != 9 {
+		t.Fatalf("%d results, want 9: %+v", len(raw.Results), raw.Results)
+	}
+	r := raw.Results[0]
+	if r.Name != "Ingest/real-kafka" || r.N != 3 || r.Metrics["events/s"] != 250194 || r.Pkg != "github.com/cockpit-cs/cockpit/ingest" {
+		t.Errorf("first result = %+v", r)
+	}
+	// p99_ms and p99-ms are one unit.
+	if got := raw.Results[3].Metrics["p99-ms"]; got != 9.9 {
+		t.Errorf("KPIEndpoints p99 = %v, want 9.9", got)
+	}
+	if raw.MetaValue("telegraf") != "Telegraf 1.37.3" || len(raw.Commands) != 1 {
+		t.Errorf("meta %v, commands %v", raw.Meta, raw.Commands)
+	}
+	if len(raw.Failures) != 1 || !strings.Contains(raw.Failures[0], "Unknown Topic Or Partition") {
+		t.Errorf("failures = %q", raw.Failures)
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	raw, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Row{}
+	for _, r := range Evaluate(raw) {
+		got[r.What] = r
+	}
+	check := func(prefix string, want Verdict, measured string) {
+		t.Helper()
+		for what, r := range got {
+			if strings.HasPrefix(what, prefix) {
+				if r.Verdict != want || (measured != "" && !strings.HasPrefix(r.Measured, measured)) {
+					t.Errorf("%s: %s %q, want %s %q", what, r.Verdict, r.Measured, want, measured)
+				}
+				return
+			}
+		}
+		t.Errorf("no target row starts with %q", prefix)
+	}
+	check("ingest, Kafka", Pass, "250,194 events/s")
+	check("ingest vs Telegraf", Pass, "10.0×")
+	check("rule firing", Fail, "2500.0 ms")
+	// Unseen markers make the percentiles lower bounds, and say so.
+	check("freshness p50", Pass, "400.0 ms (load 49,000 events/s, ingest 48,000 events/s)")
+	check("freshness p99", Fail, "≥ 30000.0 ms (load 49,000 events/s, ingest 48,000 events/s); lower bound: 3 of 300")
+	// The 30-day sub-benchmark present is a breakdown, not /api/v1/kpis.
+	check("/api/v1/kpis over 30 days", NotMeasured, "")
+	check("wall: update lag", Pass, "900.0 ms")
+	check("wall: store queries", Pass, "2.20 vs 2.50")
+	check("cockpit process peak RSS", Pass, "655 MiB")
+}
+
+func TestKPIs30dNames(t *testing.T) {
+	for name, want := range map[string]bool{
+		"KPIEndpoints/30d/api/v1/kpis":           true,
+		"KPIEndpoints//api/v1/kpis/30d":          true,
+		"KPIEndpoints/30days_50M//api/v1/kpis":   true,
+		"KPIEndpoints//api/v1/kpis":              false,
+		"KPIEndpoints/30d/api/v1/kpis/by/region": false,
+		"KPIs/30d":                               false,
+	} {
+		if got := kpis30d(name); got != want {
+			t.Errorf("kpis30d(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestRawFenceHoldsBackticks(t *testing.T) {
+	ticks := func(n int) string { return strings.Repeat("`", n) }
+	text := sample + "    x_test.go:1: got " + ticks(3) + "markdown" + ticks(4) + "\n"
+	raw, err := Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, raw, text); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "\n"+ticks(5)+"\n# date:") || !strings.HasSuffix(out, "\n"+ticks(5)+"\n") {
+		t.Errorf("raw output not fenced with five backticks:\n%s", out[len(out)-200:])
+	}
+}
+
+func TestRenderListsEveryResult(t *testing.T) {
+	raw, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, raw, sample); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"| SomethingNew | ", "42 widgets/s", // a benchmark no target knows
+		"ratio **10.0×**", "FAIL BenchmarkIngest/embedded-kafka-2", "| cpu | AMD EPYC, 2 cores |",
+		"go test -run '^$' -bench 'BenchmarkIngest' ./ingest", "## Raw output",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Verdict is the outcome of one target.
+type Verdict string
+
+// Verdicts.
+const (
+	Pass        Verdict = "pass"
+	Fail        Verdict = "**FAIL**"
+	NotMeasured Verdict = "not measured in this run"
+)
+
+// Row is one line of the targets table.
+type Row struct {
+	What, Target, Measured string
+	Verdict                Verdict
+}
+
+// target is one SPEC §9 requirement and how to judge it from the results.
+type target struct {
+	what, target string
+	eval         func(*Raw) (measured string, v Verdict)
+}
+
+// metric judges one metric of the first benchmark matching bench:
+// value op limit, op being ">=" or "<=".
+func metric(what, tgt string, bench func(string) bool, unit, op string, limit float64, show func(float64) string) target {
+	unit = normUnit(unit)
+	return target{what: what, target: tgt, eval: func(r *Raw) (string, Verdict) {
+		res, ok := r.Find(bench)
+		if !ok {
+			return "—", NotMeasured
+		}
+		v, ok := res.Metrics[unit]
+		if !ok {
+			return "—", NotMeasured
+		}
+		return show(v), judge(v, op, limit)
+	}}
+}
+
+func judge(v float64, op string, limit float64) Verdict {
+	ok := false
+	switch op {
+	case ">=":
+		ok = v >= limit
+	case "<=":
+		ok = v <= limit
+	}
+	if ok {
+		return Pass
+	}
+	return Fail
+}
+
+func perSecond(v float64) string { return fmtInt(v) + " events/s" }
+func millis(v float64) string    { return strconv.FormatFloat(v, 'f', 1, 64) + " ms" }
+func mib(v float64) string       { return strconv.FormatFloat(v, 'f', 0, 64) + " MiB" }
+
+// fmtInt prints a rounded number with thousands separators.
+func fmtInt(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	out := ""
+	for len(s) > 3 {
+		out = "," + s[len(s)-3:] + out
+		s = s[:len(s)-3]
+	}
+	out = s + out
+	if neg {
+		out = "-" + out
+	}
+	return out
+}
+
+// named matches benchmark names (without the Benchmark prefix).
+func named(pattern string) func(string) bool { return regexp.MustCompile(pattern).MatchString }
+
+// Benchmark names the targets read.
+var (
+	ingestBench   = named(`^Ingest/real-kafka$`)
+	telegrafBench = named(`^Ingest/telegraf$`)
+	streamOne     = named(`^Stream/viewers=1$`)
+	streamMany    = named(`^Stream/viewers=1000$`)
+)
+
+// kpis30d matches a sub-benchmark of BenchmarkKPIEndpoints over 30 days
+// of history on the plain /api/v1/kpis endpoint (not a breakdown),
+// whatever the order of its name's parts.
+func kpis30d(name string) bool {
+	return strings.HasPrefix(name, "KPIEndpoints/") && thirtyDays.MatchString(name) &&
+		strings.Contains(name, "kpis") && !strings.Contains(name, "/by")
+}
+
+var thirtyDays = regexp.MustCompile(`(?i)30[-_ ]?d(ays?)?\b|30[-_ ]?day`)
+
+// targets are the rows of SPEC §9, in its order.
+var targets = []target{
+	metric("ingest, Kafka → ClickHouse committed, 300-byte events", "≥ 200,000 events/s",
+		ingestBench, "events/s", ">=", 200_000, perSecond),
+	peerRatio(),
+	freshness(metric("freshness p50, produced → visible in /api/v1/kpis at 50k events/s", "≤ 0.5 s",
+		named(`^Freshness`), "p50-ms", "<=", 500, millis), 0.50),
+	freshness(metric("freshness p99, produced → visible in /api/v1/kpis at 50k events/s", "≤ 1 s",
+		named(`^Freshness`), "p99-ms", "<=", 1000, millis), 0.99),
+	metric("rule firing → notification received, p99", "≤ 2 s",
+		named(`^FiringToNotification`), "p99-ms", "<=", 2000, millis),
+	metric("/api/v1/kpis over 30 days (≥ 50M events), p99", "≤ 50 ms",
+		kpis30d, "p99-ms", "<=", 50, millis),
+	metric("wall: update lag p99 with 1,000 SSE viewers", "≤ 1 s",
+		streamMany, "lag-p99-ms", "<=", 1000, millis),
+	queriesPerTick(),
+	metric("cockpit process peak RSS (VmHWM) at peak ingest, engine included", "≤ 1 GiB",
+		ingestBench, "peak-RSS-MiB", "<=", 1024, mib),
+}
+
+// freshness adds what the figure rests on: the load reached, and, when
+// so many markers were never seen that the percentile q falls among them
+// (they count with the time they waited), that it is only a lower bound.
+func freshness(t target, q float64) target {
+	eval := t.eval
+	t.eval = func(r *Raw) (string, Verdict) {
+		m, v := eval(r)
+		res, ok := r.Find(named(`^Freshness`))
+		if !ok || v == NotMeasured {
+			return m, v
+		}
+		if load, ok := res.Metrics["load-events/s"]; ok {
+			m += fmt.Sprintf(" (load %s events/s, ingest %s events/s)", fmtInt(load), fmtInt(res.Metrics["ingested-events/s"]))
+		}
+		if unseen, n := res.Metrics["markers-unseen"], res.Metrics["markers"]; unseen > 0 && n > 0 && 1-unseen/n <= q {
+			m = fmt.Sprintf("≥ %s; lower bound: %s of %s markers never became visible", m, fmtInt(unseen), fmtInt(res.Metrics["markers"]))
+		}
+		return m, v
+	}
+	return t
+}
+
+// peerRatio judges cockpit's ingest rate against Telegraf's in the same run.
+func peerRatio() target {
+	ours, peer := ingestBench, telegrafBench
+	return target{what: "ingest vs Telegraf (kafka_consumer → outputs.sql, ClickHouse driver), same run",
+		target: "≥ 5×", eval: func(r *Raw) (string, Verdict) {
+			a, ok1 := r.Find(ours)
+			b, ok2 := r.Find(peer)
+			if !ok1 || !ok2 || a.Metrics["events/s"] == 0 || b.Metrics["events/s"] == 0 {
+				return "—", NotMeasured
+			}
+			ratio := a.Metrics["events/s"] / b.Metrics["events/s"]
+			return fmt.Sprintf("%.1f× (%s ÷ %s events/s)", ratio, fmtInt(a.Metrics["events/s"]), fmtInt(b.Metrics["events/s"])),
+				judge(ratio, ">=", 5)
+		}}
+}
+
+// queriesPerTick checks that the wall's store queries per tick do not grow
+// with the number of viewers.
+func queriesPerTick() target {
+	one, many := streamOne, streamMany
+	return target{what: "wall: store queries per tick, 1 vs 1,000 SSE viewers", target: "no extra queries per viewer",
+		eval: func(r *Raw) (string, Verdict) {
+			a, ok1 := r.Find(one)
+			b, ok2 := r.Find(many)
+			qa, oka := a.Metrics["queries/tick"]
+			qb, okb := b.Metrics["queries/tick"]
+			if !ok1 || !ok2 || !oka || !okb {
+				return "—", NotMeasured
+			}
+			// Queries per viewer would add 999 a tick; the allowance of one
+			// covers the connection handshakes the client makes now and then.
+			return fmt.Sprintf("%.2f vs %.2f", qa, qb), judge(qb, "<=", qa+1)
+		}}
+}
+
+// Evaluate judges every target against the results.
+func Evaluate(r *Raw) []Row {
+	rows := make([]Row, 0, len(targets))
+	for _, t := range targets {
+		m, v := t.eval(r)
+		rows = append(rows, Row{What: t.what, Target: t.target, Measured: m, Verdict: v})
+	}
+	return rows
+}
