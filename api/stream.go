@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -69,14 +70,25 @@ func (h *Hub) Run(ctx context.Context) {
 	// wall late (its "data as of" stamp shows it), never a queue of
 	// queries.
 	tickBusy, panelBusy := make(chan struct{}, 1), make(chan struct{}, 1)
-	start := func(busy chan struct{}, fn func(context.Context)) {
+	// A snapshot asked for while one is being computed may miss the new
+	// events: it is computed again as soon as the running one ends.
+	var again atomic.Bool
+	start := func(busy chan struct{}, fn func(context.Context), isTick bool) {
 		select {
 		case busy <- struct{}{}:
 			go func() {
-				defer func() { <-busy }()
+				defer func() {
+					<-busy
+					if isTick && again.Swap(false) {
+						h.Fresh()
+					}
+				}()
 				fn(ctx)
 			}()
 		default:
+			if isTick {
+				again.Store(true)
+			}
 		}
 	}
 	// New events make a snapshot due early, but no sooner than a quarter
@@ -106,9 +118,9 @@ func (h *Hub) Run(ctx context.Context) {
 			continue
 		}
 		if h.panelDue() {
-			start(panelBusy, h.panel)
+			start(panelBusy, h.panel, false)
 		}
-		start(tickBusy, h.tick)
+		start(tickBusy, h.tick, true)
 	}
 }
 
