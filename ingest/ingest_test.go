@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -444,4 +445,28 @@ func TestEnsureTopics(t *testing.T) {
 		t.Fatalf("existing topic changed to %d partitions", len(parts))
 	}
 	t.Cleanup(func() { _ = conn.DeleteTopics(cfg.Topic, cfg.Topic+".dlq") })
+
+	// An error the broker means is returned at once, not retried.
+	bad := cfg
+	bad.Topic = cfg.Topic + "-rf3"
+	bad.DeadLetterTopic = ""
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ingest.EnsureTopics(rctx, bad, 1, 3); err == nil || rctx.Err() != nil {
+		t.Fatalf("replication 3 on one broker: %v (deadline reached: %v)", err, rctx.Err())
+	}
+	// A broker that does not answer is retried until the deadline.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	down := cfg
+	down.Brokers = []string{gone}
+	dctx, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	if err := ingest.EnsureTopics(dctx, down, 1, 1); err == nil || dctx.Err() == nil {
+		t.Fatalf("unreachable broker: %v, returned before the deadline", err)
+	}
 }

@@ -193,18 +193,42 @@ func dialController(ctx context.Context, brokers string) (*kafka.Conn, error) {
 }
 
 func createTopic(ctx context.Context, brokers, name string, partitions int) error {
+	// Retry what a broker that has just restarted (another test's Restart)
+	// does for a moment: close the connection, time out.
+	for attempt := 1; ; attempt++ {
+		err := createOnce(ctx, brokers, name, partitions)
+		var kerr kafka.Error
+		switch {
+		case err == nil:
+		case attempt > 1 && errors.Is(err, kafka.TopicAlreadyExists):
+			// An earlier attempt created it before its connection died.
+		case errors.As(err, &kerr) && !kerr.Temporary():
+			return err
+		default:
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		break
+	}
+	// CreateTopics returns once the controller has the topic; the broker
+	// may not serve it yet, and an early acks=0 produce would be dropped.
+	return waitLeaders(ctx, brokers, name, partitions)
+}
+
+func createOnce(ctx context.Context, brokers, name string, partitions int) error {
 	cc, err := dialController(ctx, brokers)
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", name, err)
 	}
 	defer cc.Close()
-	err = cc.CreateTopics(kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1})
-	if err != nil {
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
 		return fmt.Errorf("create topic %s with %d partitions: %w", name, partitions, err)
 	}
-	// CreateTopics returns once the controller has the topic; the broker
-	// may not serve it yet, and an early acks=0 produce would be dropped.
-	return waitLeaders(ctx, brokers, name, partitions)
+	return nil
 }
 
 func waitLeaders(ctx context.Context, brokers, name string, partitions int) error {
