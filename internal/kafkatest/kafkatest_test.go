@@ -163,10 +163,12 @@ func TestRestart(t *testing.T) {
 	})
 	defer r.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	// Each phase gets its own deadline: Restart may first wait minutes
+	// for other tests to release the broker.
 	consume := func(want int, tag string) {
 		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		seen := map[string]bool{}
 		for len(seen) < want {
 			m, err := r.FetchMessage(ctx)
