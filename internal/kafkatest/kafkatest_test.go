@@ -149,12 +149,14 @@ func TestTopicDeletedAtCleanup(t *testing.T) {
 func TestRestart(t *testing.T) {
 	brokers := Broker(t)
 	topic := Topic(t, brokers, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	// readAll reads both partitions from the start until want records
 	// came; a broker still starting up is retried until the deadline.
+	// Each call has its own deadline: Restart may first wait minutes for
+	// other tests to release the broker.
 	readAll := func(want int) map[string]bool {
 		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		seen := map[string]bool{}
 		for p := 0; p < 2; p++ {
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, Partition: p,

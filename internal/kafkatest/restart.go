@@ -117,14 +117,26 @@ func lockPath(addr string) string {
 }
 
 // claimShared takes a shared lock on addr's lock file for the rest of the
-// test, blocking while a Restart holds it exclusively.
+// test, blocking while a Restart holds it exclusively. A test process that
+// holds no claim yet also waits while a Restart is pending (see
+// waitForRestarts), so that tests which claim the broker one after another
+// cannot keep a Restart waiting for ever.
 func claimShared(t testing.TB, addr string) {
 	t.Helper()
 	claimsMu.Lock()
 	_, held := claims[t]
+	others := len(claims)
 	claimsMu.Unlock()
 	if held {
 		return
+	}
+	if others == 0 {
+		// With a claim of its own process outstanding (a parent test, a
+		// parallel sibling) the test must not wait: the Restart may be
+		// waiting for that very claim.
+		if err := waitForRestarts(addr); err != nil {
+			t.Fatalf("kafkatest: %v", err)
+		}
 	}
 	f, err := os.OpenFile(lockPath(addr), os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
@@ -146,8 +158,29 @@ func claimShared(t testing.TB, addr string) {
 	})
 }
 
+// gatePath is locked exclusively by a Restart that waits for the broker,
+// and briefly shared by a process that takes its first claim: a pending
+// restart goes before new claims, as a writer before readers.
+func gatePath(addr string) string { return lockPath(addr) + ".gate" }
+
+// waitForRestarts returns once no Restart of the broker at addr is pending.
+func waitForRestarts(addr string) error {
+	g, err := os.OpenFile(gatePath(addr), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return fmt.Errorf("open broker gate: %w", err)
+	}
+	defer g.Close()
+	if err := lockShared(g); err != nil {
+		return fmt.Errorf("wait at broker gate: %w", err)
+	}
+	unlock(g)
+	return nil
+}
+
 // claimExclusive turns t's shared claim into an exclusive one, polling until
-// wait has passed; release turns it back into a shared claim.
+// wait has passed; release turns it back into a shared claim. While it
+// waits it holds the gate (when no other Restart does), so that processes
+// taking their first claim wait for it instead of overtaking it.
 func claimExclusive(t testing.TB, wait time.Duration) (release func(), err error) {
 	claimsMu.Lock()
 	f := claims[t]
@@ -155,10 +188,30 @@ func claimExclusive(t testing.TB, wait time.Duration) (release func(), err error
 	if f == nil {
 		return nil, errors.New("test holds no claim on the broker (call Broker first)")
 	}
+	gate, err := os.OpenFile(f.Name()+".gate", os.O_RDWR|os.O_CREATE, 0o666) // gatePath
+	if err != nil {
+		return nil, fmt.Errorf("open broker gate: %w", err)
+	}
+	haveGate := false
+	closeGate := func() {
+		if haveGate {
+			unlock(gate)
+		}
+		gate.Close()
+	}
 	deadline := time.Now().Add(wait)
 	for {
+		if !haveGate {
+			// Never block on the gate: another Restart holding it may be
+			// waiting for this test's own claim.
+			if haveGate, err = tryLockExclusive(gate); err != nil {
+				closeGate()
+				return nil, fmt.Errorf("lock %s: %w", gate.Name(), err)
+			}
+		}
 		ok, err := tryLockExclusive(f)
 		if err != nil {
+			closeGate()
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
 		if ok {
@@ -166,9 +219,11 @@ func claimExclusive(t testing.TB, wait time.Duration) (release func(), err error
 				if err := lockShared(f); err != nil {
 					t.Errorf("kafkatest: re-take shared broker lock: %v", err)
 				}
+				closeGate()
 			}, nil
 		}
 		if time.Now().After(deadline) {
+			closeGate()
 			return nil, fmt.Errorf("other tests still use the broker after %s; restart tests must not run "+
 				"alongside tests of their own package that use Kafka (lock file %s)", wait, f.Name())
 		}
