@@ -146,7 +146,7 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 	// 50 hours hold at least one whole UTC day.
 	const hours = 50
 	base := now.UTC().Truncate(time.Hour).Add(-(hours + 2) * time.Hour)
-	tr := genRollupTraffic(7, base, hours, 1200)
+	tr := genRollupTraffic(7, base, hours, 800)
 	insertChunks(t, conn, tr.early, 2000)
 	insertChunks(t, conn, tr.early[:300], 300) // delivered again
 	t.Logf("%d events, %d held back as late", len(tr.early), len(tr.late))
@@ -258,14 +258,15 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 	if res.Marked == 0 {
 		t.Fatal("late events marked no hour")
 	}
-	// Marked, not yet settled: the changed hours are read raw.
-	compare("late, not rebuilt", false)
+	// Marked and (unless the machine is slow) not settled yet: the
+	// changed hours are read raw.
+	compare("late, marked", false)
 	time.Sleep(cfg.Rollup.Settle)
-	res, err = b.Pass(ctx, nil)
+	res2, err := b.Pass(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Built == 0 {
+	if res.Built+res2.Built == 0 {
 		t.Fatal("no hour rebuilt after late events")
 	}
 	compare("rebuilt", true)
