@@ -210,7 +210,7 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 		t.Helper()
 		used, usedDays := 0, 0
 		for _, p := range probes {
-			hs, ds, _, err := st.split(ctx, p.w, p.f, p.dim, 0)
+			hs, ds, _, _, err := st.split(ctx, p.w, p.f, p.dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,7 +352,7 @@ func TestRollupSplit(t *testing.T) {
 	}
 	// Steps of 90 minutes over day 1: every third hour straddles a step,
 	// eight raw stretches, read as at most four.
-	hours, _, raw, err := st.split(ctx, Window{From: at(24, 0), To: at(48, 0)}, Filters{}, DimNone, 90*time.Minute)
+	hours, _, raw, _, err := st.split(ctx, Window{From: at(24, 0), To: at(48, 0)}, Filters{}, DimNone, 90*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func TestRollupSplit(t *testing.T) {
 	}
 	for _, c := range days {
 		t.Run(c.name, func(t *testing.T) {
-			hours, days, raw, err := st.split(ctx, c.w, Filters{}, DimNone, c.step)
+			hours, days, raw, _, err := st.split(ctx, c.w, Filters{}, DimNone, c.step)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -392,7 +392,7 @@ func TestRollupSplit(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			hours, _, raw, err := st.split(ctx, c.w, c.f, c.dim, c.step)
+			hours, _, raw, _, err := st.split(ctx, c.w, c.f, c.dim, c.step)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,8 +61,9 @@ func (c *KPIConfig) defaults() {
 // hours of long windows, the hourly KPI rollup (0004, rollup.go). It is
 // safe for concurrent use.
 type KPIStore struct {
-	conn driver.Conn
-	cfg  KPIConfig
+	conn  driver.Conn
+	cfg   KPIConfig
+	cache rollupCache
 }
 
 // NewKPIStore returns a store reading through conn, which must be bound to
@@ -197,24 +199,27 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 // yet or changed since, and, for a time series, hours that straddle a
 // step. Agent filters and breakdowns are not in the rollup: they are read
 // raw.
-func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration) (hours, days []time.Time, raw []Window, err error) {
+//
+// version names the builds of the hours and days: the rollup rows a
+// window reads stay the same as long as it does.
+func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration) (hours, days []time.Time, raw []Window, version string, err error) {
 	whole := []Window{w}
 	if s.cfg.Rollup.Disabled || dim == DimAgent || f.Agent != "" {
-		return nil, nil, whole, nil
+		return nil, nil, whole, "", nil
 	}
 	first, last := w.From.Truncate(time.Hour), w.To.Truncate(time.Hour)
 	if first.Before(w.From) {
 		first = first.Add(time.Hour)
 	}
 	if !first.Before(last) {
-		return nil, nil, whole, nil
+		return nil, nil, whole, "", nil
 	}
 	// An hour is clean when its newest build started a settle time after
 	// the hour's end and after the newest change to it; a day when its
 	// hours are and it was added up after their builds.
 	states, err := rollupStates(ctx, s.conn, first, last, s.cfg.ServiceLevelThreshold)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
 	settle := s.cfg.Rollup.Settle
 	bucket := func(t time.Time) int64 {
@@ -249,11 +254,23 @@ func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension
 	if cur.Before(w.To) {
 		raw = append(raw, Window{From: cur, To: w.To})
 	}
-	if len(raw) <= maxRawStretches {
-		return hours, days, raw, nil
+	if len(raw) > maxRawStretches {
+		hours, days, raw = coalesce(hours, days, raw)
 	}
-	// Every raw stretch is a query of its own: past a few, read the
-	// shortest rollup gaps between them raw too.
+	var v strings.Builder
+	for _, h := range hours {
+		fmt.Fprintf(&v, "h%d@%d,", h.Unix(), states.hours[h].asOf.UnixMicro())
+	}
+	for _, d := range days {
+		fmt.Fprintf(&v, "d%d@%d,", d.Unix(), states.days[d].UnixMicro())
+	}
+	return hours, days, raw, v.String(), nil
+}
+
+// coalesce reads the shortest rollup gaps between raw stretches raw too,
+// until at most maxRawStretches are left: every stretch is a query of its
+// own.
+func coalesce(hours, days []time.Time, raw []Window) ([]time.Time, []time.Time, []Window) {
 	for len(raw) > maxRawStretches {
 		best := 0
 		for i := 1; i < len(raw)-1; i++ {
@@ -272,9 +289,7 @@ func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension
 		}
 		return false
 	}
-	hours = slices.DeleteFunc(hours, inRaw)
-	days = slices.DeleteFunc(days, inRaw)
-	return hours, days, raw, nil
+	return slices.DeleteFunc(hours, inRaw), slices.DeleteFunc(days, inRaw), raw
 }
 
 const (
@@ -453,11 +468,45 @@ func windowParams(origin, from, to time.Time, f Filters, step, sl time.Duration)
 var combinedWindowMax = 6 * time.Hour
 
 // query is one query of a window and the first of windowSums its sums
-// fill.
+// fill; a rollup query says under which key its rows are cached.
 type query struct {
-	sql    string
-	params clickhouse.Parameters
-	first  int
+	sql      string
+	params   clickhouse.Parameters
+	first    int
+	cacheKey string
+}
+
+// rollupCache keeps the rollup rows of recent windows, by rollupCacheSize
+// keys; the cells it holds are only read.
+type rollupCache struct {
+	mu    sync.Mutex
+	cells map[string]map[cellKey]*cell
+	order []string
+}
+
+const rollupCacheSize = 64
+
+func (c *rollupCache) get(key string) map[cellKey]*cell {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cells[key]
+}
+
+func (c *rollupCache) put(key string, cells map[cellKey]*cell) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cells == nil {
+		c.cells = map[string]map[cellKey]*cell{}
+	}
+	if _, ok := c.cells[key]; ok {
+		return
+	}
+	if len(c.order) >= rollupCacheSize {
+		delete(c.cells, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.cells[key] = cells
+	c.order = append(c.order, key)
 }
 
 // compute answers a window from the rollup's clean hours inside it and
@@ -473,17 +522,26 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 			return nil, err
 		}
 	}
-	hours, days, raw, err := s.split(ctx, w, f, dim, step)
+	hours, days, raw, version, err := s.split(ctx, w, f, dim, step)
 	if err != nil {
 		return nil, err
 	}
+	// The rollup part of a window without steps is the same for every
+	// window with the same whole hours and days, filters and builds: a
+	// wall refreshing "the last 30 days" reads it once an hour.
+	var cacheKey string
+	var cached map[cellKey]*cell
+	if step == 0 && version != "" {
+		cacheKey = fmt.Sprintf("%d|%s|%s|%s|%s|%s|%s", rollupMask(f, dim), f.Region, f.Queue, f.Channel, f.BusinessLine, dim, version)
+		cached = s.cache.get(cacheKey)
+	}
 	var queries []query
-	if len(hours)+len(days) > 0 {
+	if len(hours)+len(days) > 0 && cached == nil {
 		p := windowParams(w.From, w.From, w.To, f, step, s.cfg.ServiceLevelThreshold)
 		p["mask"] = strconv.Itoa(rollupMask(f, dim))
 		p["hours"] = hoursParam(hours)
 		p["days"] = hoursParam(days)
-		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p})
+		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p, cacheKey: cacheKey})
 	}
 	now := s.cfg.Now()
 	for _, r := range raw {
@@ -504,8 +562,9 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 			query{sql: sql(conversationsSQL), params: p, first: sumsConversations},
 			query{sql: sql(pairsSQL), params: p, first: sumsPairs})
 	}
-	parts := make([]map[cellKey]*cell, len(queries)+1)
-	errs := make([]error, len(queries)+1)
+	parts := make([]map[cellKey]*cell, len(queries)+2)
+	errs := make([]error, len(queries)+2)
+	parts[len(queries)+1] = cached
 	var wg sync.WaitGroup
 	// A few at a time: more only queue for connections and the engine's
 	// cores.
@@ -516,6 +575,9 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 			defer func() { <-sem }()
 			parts[i] = map[cellKey]*cell{}
 			errs[i] = s.read(ctx, q, parts[i])
+			if errs[i] == nil && q.cacheKey != "" {
+				s.cache.put(q.cacheKey, parts[i])
+			}
 		})
 	}
 	if withGauges {
