@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +65,21 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 	}
 	if (hist{}).quantiles(0.5) != nil {
 		t.Error("empty histogram has quantiles")
+	}
+}
+
+// TestSQLPlaceholdersFilled renders every query variant the store and the
+// builder send and finds no placeholder left.
+func TestSQLPlaceholdersFilled(t *testing.T) {
+	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupBuildSQL} {
+		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
+			for _, bounded := range []bool{false, true} {
+				for _, agents := range []bool{false, true} {
+					if s := withAgents(withFollow(withKey(q, dim), bounded), agents); strings.Contains(s, "{{") {
+						t.Fatalf("placeholder left in %.200s", s[strings.Index(s, "{{"):])
+					}
+				}
+			}
+		}
 	}
 }

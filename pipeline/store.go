@@ -544,12 +544,13 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p, cacheKey: cacheKey})
 	}
 	now := s.cfg.Now()
+	needAgents := dim == DimAgent || f.Agent != ""
 	for _, r := range raw {
 		p := windowParams(w.From, r.From, r.To, f, step, s.cfg.ServiceLevelThreshold)
 		// A stretch that ended more than a day ago is followed by a day of
 		// events its pairs mostly do not need.
 		bounded := r.To.Add(24 * time.Hour).Before(now)
-		sql := func(q string) string { return withFollow(withKey(q, dim), bounded) }
+		sql := func(q string) string { return withAgents(withFollow(withKey(q, dim), bounded), needAgents) }
 		// A short stretch is dominated by planning, so it runs one
 		// combined query; a long one by reading, so it runs the three
 		// narrower queries, which read less.
@@ -652,7 +653,7 @@ func (s *KPIStore) gauges(ctx context.Context, f Filters, dim Dimension, m map[c
 	p := windowParams(time.Time{}, time.Time{}, time.Time{}, f, 0, s.cfg.ServiceLevelThreshold)
 	p["now"] = s.cfg.Now().UTC().Format(chTime)
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
-	rows, err := s.conn.Query(qctx, withKey(gaugesSQL, dim))
+	rows, err := s.conn.Query(qctx, withAgents(withKey(gaugesSQL, dim), dim == DimAgent || f.Agent != ""))
 	if err != nil {
 		return fmt.Errorf("cannot query gauges: %w", err)
 	}

@@ -34,7 +34,7 @@ import "strings"
 // agents who handled it.
 const attrsSQL = `SELECT conversation_id,
         max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-        max(business_line) AS c_business_line, groupUniqArrayArray(agents) AS c_agents
+        max(business_line) AS c_business_line, {{agents}} AS c_agents
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)
     GROUP BY conversation_id`
 
@@ -204,7 +204,7 @@ var conversationsSQL = `WITH ids AS (
     SELECT conversation_id,
         min(started_at) AS started_at, max(entry) AS entry,
         max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, groupUniqArrayArray(agents) AS f_agents,
+        max(business_line) AS f_business_line, {{agents}} AS f_agents,
         min(first_reply_at) AS first_reply_at, min(first_agent_msg_at) AS first_agent_msg_at,
         min(first_transfer_at) AS first_transfer_at, min(closed_at) AS closed_at,
         min(abandoned_at) AS abandoned_at, max(resolved) AS resolved, max(agent_seen) AS agent_seen
@@ -368,7 +368,7 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
     LEFT JOIN (
         SELECT conversation_id, max(entry) AS entry,
             max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-            max(business_line) AS c_business_line, groupUniqArrayArray(agents) AS c_agents,
+            max(business_line) AS c_business_line, {{agents}} AS c_agents,
             toUnixTimestamp64Milli(min(started_at)) AS start_ms,
             toUnixTimestamp64Milli(if(min(closed_at) IS NULL, min(abandoned_at),
                 if(min(abandoned_at) IS NULL, min(closed_at), least(min(closed_at), min(abandoned_at))))) AS end_ms,
@@ -445,15 +445,24 @@ SETTINGS enable_analyzer = 0`
 //	active_conversations = count(started_at in (now − 24 h, now] AND no close AND no abandon)
 //	waiting_for_human    = count(last transfer in (now − 24 h, now] AND no agent.assigned at or after it
 //	                             AND no close AND no abandon)
+//
+// A conversation with a close or abandon stored for the last day or later
+// is neither, so only the others are looked up in the conversations
+// rollup (its ids are random: a look-up of every conversation of a day
+// reads all of it).
 const gaugesSQL = `WITH ids AS (
     SELECT conversation_id FROM events
     WHERE occurred_at > {now:DateTime64(3, 'UTC')} - INTERVAL 1 DAY AND occurred_at <= {now:DateTime64(3, 'UTC')}
         AND type IN ('conversation.started', 'transfer.requested')
+        AND conversation_id NOT IN (
+            SELECT conversation_id FROM events
+            WHERE occurred_at > {now:DateTime64(3, 'UTC')} - INTERVAL 1 DAY
+                AND type IN ('conversation.closed', 'conversation.abandoned'))
 ), c AS (
     SELECT conversation_id,
         min(started_at) AS started_at,
         max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, groupUniqArrayArray(agents) AS f_agents,
+        max(business_line) AS f_business_line, {{agents}} AS f_agents,
         max(last_transfer_at) AS last_transfer_at, max(last_assigned_at) AS last_assigned_at,
         min(closed_at) AS closed_at, min(abandoned_at) AS abandoned_at
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)
@@ -473,6 +482,17 @@ SETTINGS enable_analyzer = 0`
 // withKey puts the breakdown key expression into a query.
 func withKey(query string, dim Dimension) string {
 	return strings.ReplaceAll(query, "{{key}}", keyExpr(dim))
+}
+
+// withAgents puts the agents of a conversation into a query when an agent
+// filter or breakdown needs them, else an empty list: reading the agents
+// of every conversation of a window is a large part of a short window's
+// cost.
+func withAgents(query string, need bool) string {
+	if need {
+		return strings.ReplaceAll(query, "{{agents}}", "groupUniqArrayArray(agents)")
+	}
+	return strings.ReplaceAll(query, "{{agents}}", "CAST([], 'Array(String)')")
 }
 
 // withFollow puts the end of the pair scan into a query: followScanSQL
