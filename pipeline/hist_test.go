@@ -73,11 +73,9 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 func TestSQLPlaceholdersFilled(t *testing.T) {
 	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupBuildSQL} {
 		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
-			for _, bounded := range []bool{false, true} {
-				for _, agents := range []bool{false, true} {
-					if s := withAgents(withFollow(withKey(q, dim), bounded), agents); strings.Contains(s, "{{") {
-						t.Fatalf("placeholder left in %.200s", s[strings.Index(s, "{{"):])
-					}
+			for _, agents := range []bool{false, true} {
+				if s := withAgents(withKey(q, dim), agents); strings.Contains(s, "{{") {
+					t.Fatalf("placeholder left in %.200s", s[strings.Index(s, "{{"):])
 				}
 			}
 		}

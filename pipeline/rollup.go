@@ -563,7 +563,7 @@ func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
 	p["span"] = "1"
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
 	t0 := time.Now()
-	if err := b.conn.Exec(qctx, withAgents(withFollow(rollupBuildSQL, true), false)); err != nil {
+	if err := b.conn.Exec(qctx, withAgents(rollupBuildSQL, false)); err != nil {
 		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	if err := b.conn.Exec(qctx, rollupCubeSQL); err != nil {

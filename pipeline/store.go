@@ -543,14 +543,10 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		p["days"] = hoursParam(days)
 		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p, cacheKey: cacheKey})
 	}
-	now := s.cfg.Now()
 	needAgents := dim == DimAgent || f.Agent != ""
 	for _, r := range raw {
 		p := windowParams(w.From, r.From, r.To, f, step, s.cfg.ServiceLevelThreshold)
-		// A stretch that ended more than a day ago is followed by a day of
-		// events its pairs mostly do not need.
-		bounded := r.To.Add(24 * time.Hour).Before(now)
-		sql := func(q string) string { return withAgents(withFollow(withKey(q, dim), bounded), needAgents) }
+		sql := func(q string) string { return withAgents(withKey(q, dim), needAgents) }
 		// A short stretch is dominated by planning, so it runs one
 		// combined query; a long one by reading, so it runs the three
 		// narrower queries, which read less.

@@ -78,22 +78,6 @@ func followSQL(follower string) string {
 	return "if(" + follower + " > 0 AND " + follower + " - ms < " + followMs + ", " + follower + ", toInt64(0))"
 }
 
-// The end of the events a pair query reads, {{follow_end}}: followers of
-// the pairs of W lie at most a day after W (followLiveSQL), and never
-// after the last event of their conversations. followScanSQL stops at
-// whichever comes first, so a window in the past reads its own events, not
-// the day after it; it costs a look-up of the conversations, which a
-// window that ends less than a day ago does not need (withFollow).
-const followLiveSQL = `{to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY`
-
-// followScanSQL: see followLiveSQL.
-const followScanSQL = `least({to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY, greatest({to:DateTime64(3, 'UTC')}, (
-        SELECT max(last_event_at) + INTERVAL 1 MILLISECOND FROM conversations
-        WHERE conversation_id IN (
-            SELECT conversation_id FROM events
-            WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
-                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested')))))`
-
 // windowSums names the sums of a window query's sums array, in order.
 var windowSums = [...]string{
 	"started", "closed", "resolved", "abandoned", "complaints", "csat_n", "csat_sum", "csat_ok", "sent_n", "sent_neg",
@@ -256,7 +240,7 @@ var pairsSQL = `WITH ids AS (
         toUnixTimestamp64Milli(any(occurred_at)) AS ms
     FROM events
     WHERE conversation_id IN (SELECT conversation_id FROM ids)
-        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {{follow_end}}
+        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
         AND type IN ('message.sent', 'transfer.requested', 'agent.assigned', 'conversation.abandoned')
     GROUP BY conversation_id, event_id
 ), per AS (
@@ -300,7 +284,8 @@ GROUP BY bucket, key`
 // windowItemsSQL is the one pass behind windowSQL and the hourly rollup
 // build: the items of eventCountsSQL, conversationsSQL and pairsSQL (the
 // definitions above) of W, with the attributes they are filtered and
-// keyed by. Each de-duplicated event of [from, {{follow_end}}) is grouped by
+// keyed by. Each de-duplicated event of [from, to + 1 day) (after to only
+// those of conversations with a pair in W) is grouped by
 // conversation into items (kind, p_ms, next_ms, alt_ms, event fields):
 //
 //	kind 0: a counted event of W (eventCountsSQL)
@@ -350,9 +335,14 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
                     any(sentiment) AS e_sentiment, any(score) AS e_score, toString(any(resolution)) AS e_resolution,
                     toString(any(region)) AS e_region, toString(any(queue)) AS e_queue, toString(any(business_line)) AS e_business_line
                 FROM events
-                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {{follow_end}}
+                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
                     AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
                         'message.sent', 'transfer.requested', 'agent.assigned')
+                    -- After W only the followers of W's pairs are needed.
+                    AND (occurred_at < {to:DateTime64(3, 'UTC')} OR conversation_id IN (
+                        SELECT conversation_id FROM events
+                        WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+                            AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested')))
                 GROUP BY conversation_id, event_id
             )
             WINDOW w AS (PARTITION BY conversation_id ORDER BY ms RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
@@ -493,13 +483,4 @@ func withAgents(query string, need bool) string {
 		return strings.ReplaceAll(query, "{{agents}}", "groupUniqArrayArray(agents)")
 	}
 	return strings.ReplaceAll(query, "{{agents}}", "CAST([], 'Array(String)')")
-}
-
-// withFollow puts the end of the pair scan into a query: followScanSQL
-// when bounded, else followLiveSQL. Both give the same numbers.
-func withFollow(query string, bounded bool) string {
-	if bounded {
-		return strings.ReplaceAll(query, "{{follow_end}}", followScanSQL)
-	}
-	return strings.ReplaceAll(query, "{{follow_end}}", followLiveSQL)
 }
