@@ -44,7 +44,8 @@ func TestMigrateIdempotent(t *testing.T) {
 		}
 		tables = append(tables, name)
 	}
-	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox"} {
+	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox",
+		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -66,9 +67,21 @@ func TestClusterDDL(t *testing.T) {
 		"replicated_deduplication_window",
 		"ENGINE = Distributed(main, cs, events_local, cityHash64(conversation_id))",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/alerts_local', '{replica}', version)",
+		"ALTER TABLE cs.events_local ON CLUSTER main ADD INDEX IF NOT EXISTS idx_ingested_at",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/kpi_hourly_local', '{replica}', build)",
+		"ENGINE = Distributed(main, cs, kpi_hourly_local, toUInt32(hour))",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("cluster DDL lacks %q:\n%s", want, all)
+		}
+	}
+	// One statement each: a missing ";" after a Distributed table glues
+	// it to the next statement.
+	for _, m := range ms {
+		for _, st := range m.Statements {
+			if n := strings.Count(st, "CREATE ") + strings.Count(st, "ALTER "); n > 1 {
+				t.Errorf("migration %s: %d statements run as one:\n%s", m.Name, n, st)
+			}
 		}
 	}
 	single, _ := schemas.Migrations(schemas.StoreConfig{Database: "cs"})
