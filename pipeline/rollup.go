@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -225,7 +226,8 @@ func hoursParam(hours []time.Time) string {
 // hour of the horizon that has no clean build, newest first, and marks
 // the hours late events change so they are rebuilt. One instance of a
 // deployment runs it (the rules leader); a second one at the same time
-// does no harm.
+// does no harm. A RollupBuilder runs one pass at a time (Run does):
+// Pass must not be called concurrently on the same builder.
 type RollupBuilder struct {
 	conn    driver.Conn
 	cfg     RollupConfig
@@ -457,7 +459,7 @@ func (b *RollupBuilder) buildDay(ctx context.Context, d time.Time) error {
 		return err
 	}
 	p := windowParams(d, d, d.Add(24*time.Hour), Filters{}, 0, b.sl)
-	p["build"] = strconv.FormatInt(asOf.UnixMicro(), 10)
+	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
 	p["as_of"] = asOf.Format(chTime)
 	p["hours"] = hoursParam([]time.Time{d})
 	p["span"] = "24"
@@ -518,7 +520,7 @@ func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full
 	}
 	slMs := b.sl.Milliseconds()
 	for _, h := range empty {
-		if err := batch.Append(h, slMs, uint8(1), uint64(asOf.UnixMicro()), asOf, uint64(0)); err != nil {
+		if err := batch.Append(h, slMs, uint8(1), buildVersion(asOf), asOf, uint64(0)); err != nil {
 			_ = batch.Abort()
 			return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
 		}
@@ -557,7 +559,7 @@ func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
 	}
 	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
 	p := windowParams(from, from, to, Filters{}, 0, b.sl)
-	p["build"] = strconv.FormatInt(asOf.UnixMicro(), 10)
+	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
 	p["as_of"] = asOf.Format(chTime)
 	p["hours"] = hoursParam(hours)
 	p["span"] = "1"
@@ -642,6 +644,18 @@ func (b *RollupBuilder) mark(ctx context.Context, now, oldest time.Time) (int, e
 	}
 	b.scannedTo = now
 	return len(marks), nil
+}
+
+// buildRandomBits is how many low bits of a build version are random.
+const buildRandomBits = 20
+
+// buildVersion is the version of a build that started reading at asOf.
+// A later build has a higher version, so FINAL keeps the newest; the
+// random low bits keep two builds that start in the same millisecond (two
+// builders at once) apart, because a build adds up its own rows into the
+// other grouping sets by version and must not add up another's too.
+func buildVersion(asOf time.Time) uint64 {
+	return uint64(asOf.UnixMilli())<<buildRandomBits | rand.Uint64N(1<<buildRandomBits)
 }
 
 // serverNow is the store's clock, the one ingested_at is written with.

@@ -10,7 +10,7 @@ import "strconv"
 //
 // Parameters besides the window ones (store_sql.go):
 //   sl_ms  Int64   the service-level threshold the rows were built with
-//   build  UInt64  the build's version (its as_of in microseconds)
+//   build  UInt64  the build's version (buildVersion: its as_of, then random bits)
 //   as_of  DateTime64(3,'UTC')  when the build started reading
 
 // rollupFullMask is the grouping set of all four attributes: the rows a
