@@ -473,30 +473,40 @@ type query struct {
 	sql      string
 	params   clickhouse.Parameters
 	first    int
-	cacheKey string
+	cacheKey *rollupKey
+}
+
+// rollupKey says which rollup rows a window without steps reads: the
+// filters and breakdown (which fix the grouping set) and the builds of
+// its hours and days. Filter values are compared as they are, so no two
+// different filters can share an entry.
+type rollupKey struct {
+	f       Filters
+	dim     Dimension
+	version string
 }
 
 // rollupCache keeps the rollup rows of recent windows, by rollupCacheSize
 // keys; the cells it holds are only read.
 type rollupCache struct {
 	mu    sync.Mutex
-	cells map[string]map[cellKey]*cell
-	order []string
+	cells map[rollupKey]map[cellKey]*cell
+	order []rollupKey
 }
 
 const rollupCacheSize = 64
 
-func (c *rollupCache) get(key string) map[cellKey]*cell {
+func (c *rollupCache) get(key rollupKey) map[cellKey]*cell {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cells[key]
 }
 
-func (c *rollupCache) put(key string, cells map[cellKey]*cell) {
+func (c *rollupCache) put(key rollupKey, cells map[cellKey]*cell) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cells == nil {
-		c.cells = map[string]map[cellKey]*cell{}
+		c.cells = map[rollupKey]map[cellKey]*cell{}
 	}
 	if _, ok := c.cells[key]; ok {
 		return
@@ -529,11 +539,11 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 	// The rollup part of a window without steps is the same for every
 	// window with the same whole hours and days, filters and builds: a
 	// wall refreshing "the last 30 days" reads it once an hour.
-	var cacheKey string
+	var cacheKey *rollupKey
 	var cached map[cellKey]*cell
 	if step == 0 && version != "" {
-		cacheKey = fmt.Sprintf("%d|%s|%s|%s|%s|%s|%s", rollupMask(f, dim), f.Region, f.Queue, f.Channel, f.BusinessLine, dim, version)
-		cached = s.cache.get(cacheKey)
+		cacheKey = &rollupKey{f: f, dim: dim, version: version}
+		cached = s.cache.get(*cacheKey)
 	}
 	var queries []query
 	if len(hours)+len(days) > 0 && cached == nil {
@@ -572,8 +582,8 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 			defer func() { <-sem }()
 			parts[i] = map[cellKey]*cell{}
 			errs[i] = s.read(ctx, q, parts[i])
-			if errs[i] == nil && q.cacheKey != "" {
-				s.cache.put(q.cacheKey, parts[i])
+			if errs[i] == nil && q.cacheKey != nil {
+				s.cache.put(*q.cacheKey, parts[i])
 			}
 		})
 	}
