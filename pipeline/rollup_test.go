@@ -345,6 +345,7 @@ func TestRollupSplit(t *testing.T) {
 		{name: "inside one hour", w: Window{From: at(1, 5), To: at(1, 55)}, wantRaw: []Window{{at(1, 5), at(1, 55)}}},
 		{name: "agent filter", w: Window{From: at(1, 0), To: at(3, 0)}, f: Filters{Agent: "a1"}, wantRaw: []Window{{at(1, 0), at(3, 0)}}},
 		{name: "agent breakdown", w: Window{From: at(1, 0), To: at(3, 0)}, dim: DimAgent, wantRaw: []Window{{at(1, 0), at(3, 0)}}},
+		{name: "steps under an hour", w: Window{From: at(1, 0), To: at(3, 0)}, step: 10 * time.Minute, wantRaw: []Window{{at(1, 0), at(3, 0)}}},
 		{name: "steps of 90m", w: Window{From: at(0, 0), To: at(6, 0)}, step: 90 * time.Minute,
 			wantHours: hm(0, 2, 5), wantRaw: []Window{{at(1, 0), at(2, 0)}, {at(3, 0), at(5, 0)}}},
 	}

@@ -128,36 +128,15 @@ func (s *KPIStore) KPIsBy(ctx context.Context, w Window, f Filters, dim Dimensio
 // "name.avg", "name.p50", "name.p90", "name.count". Gauges have no
 // history and are refused.
 func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Duration, w Window, f Filters, groupBy Dimension) ([]Series, error) {
-	name, stat := metric, ""
-	if i := lastDot(metric); i >= 0 {
-		name, stat = metric[:i], metric[i+1:]
-	}
-	m, ok := MetricByName(name)
-	if !ok {
-		return nil, fmt.Errorf("unknown metric %q", metric)
-	}
-	if m.Kind == MetricGauge {
-		return nil, fmt.Errorf("metric %s is a gauge: it has no time series", name)
-	}
-	if m.Kind == MetricQuantile && stat == "" {
-		stat = "p90"
+	name, stat, err := seriesMetric(metric)
+	if err != nil {
+		return nil, err
 	}
 	if groupBy != DimNone && !slices.Contains(Dimensions, groupBy) {
 		return nil, fmt.Errorf("unknown dimension %q", groupBy)
 	}
-	if err := w.Validate(); err != nil {
-		return nil, err
-	}
-	if step < time.Millisecond {
-		return nil, fmt.Errorf("step %s is shorter than a millisecond", step)
-	}
-	steps := (w.To.Sub(w.From) + step - 1) / step
-	if steps > time.Duration(s.cfg.MaxSteps) {
-		return nil, fmt.Errorf("%d steps asked, at most %d allowed", steps, s.cfg.MaxSteps)
-	}
-	// Validate the stat before the query.
-	var probe Snapshot
-	if _, _, err := probe.Value(name, stat); err != nil {
+	steps, err := s.stepCount(w, step)
+	if err != nil {
 		return nil, err
 	}
 	cells, err := s.compute(ctx, w, f, groupBy, step, false)
@@ -181,7 +160,7 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 	for _, key := range keys {
 		se := byKey[key]
 		se.Points = make([]Point, 0, steps)
-		for i := int64(0); i < int64(steps); i++ {
+		for i := range steps {
 			snap := Snapshot{}
 			if c := cells[cellKey{bucket: i, key: key}]; c != nil {
 				snap = c.snapshot()
@@ -192,6 +171,48 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 		out = append(out, *se)
 	}
 	return out, nil
+}
+
+// seriesMetric splits a metric as Timeseries and Trends take it into its
+// name and statistic: a quantile metric is "name" (its p90) or
+// "name.avg", "name.p50", "name.p90", "name.count". Gauges have no
+// history and are refused.
+func seriesMetric(metric string) (name, stat string, err error) {
+	name = metric
+	if i := lastDot(metric); i >= 0 {
+		name, stat = metric[:i], metric[i+1:]
+	}
+	m, ok := MetricByName(name)
+	if !ok {
+		return "", "", fmt.Errorf("unknown metric %q", metric)
+	}
+	if m.Kind == MetricGauge {
+		return "", "", fmt.Errorf("metric %s is a gauge: it has no time series", name)
+	}
+	if m.Kind == MetricQuantile && stat == "" {
+		stat = "p90"
+	}
+	var probe Snapshot
+	if _, _, err := probe.Value(name, stat); err != nil {
+		return "", "", err
+	}
+	return name, stat, nil
+}
+
+// stepCount is the number of steps of w (the last one may be shorter),
+// checked against MaxSteps.
+func (s *KPIStore) stepCount(w Window, step time.Duration) (int64, error) {
+	if err := w.Validate(); err != nil {
+		return 0, err
+	}
+	if step < time.Millisecond {
+		return 0, fmt.Errorf("step %s is shorter than a millisecond", step)
+	}
+	steps := int64((w.To.Sub(w.From) + step - 1) / step)
+	if steps > int64(s.cfg.MaxSteps) {
+		return 0, fmt.Errorf("%d steps asked, at most %d allowed", steps, s.cfg.MaxSteps)
+	}
+	return steps, nil
 }
 
 // split divides w into the whole hours the hourly rollup answers and the
@@ -205,6 +226,11 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration) (hours, days []time.Time, raw []Window, version string, err error) {
 	whole := []Window{w}
 	if s.cfg.Rollup.Disabled || dim == DimAgent || f.Agent != "" {
+		return nil, nil, whole, "", nil
+	}
+	if step > 0 && step < time.Hour {
+		// No hour fits in one step (the wall's minute trends): nothing to
+		// ask the rollup.
 		return nil, nil, whole, "", nil
 	}
 	first, last := w.From.Truncate(time.Hour), w.To.Truncate(time.Hour)
