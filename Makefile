@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/cockpit-cs/cockpit/internal/app.Version=$(VERSION)
 ARGS     ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test test-unit soak bench lint fuzz screenshots kafka-start kafka-stop clean
+.PHONY: all build deps run test test-unit soak bench bench-large lint fuzz screenshots kafka-start kafka-stop clean
 
 all: build
 
@@ -41,6 +41,11 @@ test-unit:
 ## bench: the SPEC §9 measurements and the Telegraf peer -> bench/raw.txt, bench/REPORT.md (see scripts/bench.sh)
 bench:
 	bash scripts/bench.sh
+
+## bench-large: KPI queries and endpoints over 30 days of >= 50M generated events, raw and via the hourly rollup (about an hour)
+bench-large:
+	COCKPIT_CHDB_LIB=$$(bash scripts/fetch-chdb.sh | tail -n 1) COCKPIT_BENCH_LARGE=1 \
+		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./pipeline ./api
 
 ## lint: formatting and vet
 lint:

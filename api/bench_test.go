@@ -1,11 +1,15 @@
 package api
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -57,12 +61,17 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	for _, path := range []string{"/api/v1/kpis", "/api/v1/kpis/by/region"} {
+	benchGet(b, ts.URL, "/api/v1/kpis", "/api/v1/kpis/by/region")
+}
+
+// benchGet measures GET of each path and reports p50 and p99.
+func benchGet(b *testing.B, base string, paths ...string) {
+	for _, path := range paths {
 		b.Run(path, func(b *testing.B) {
 			var lat []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				resp, err := http.Get(ts.URL + path)
+				resp, err := http.Get(base + path)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -78,4 +87,51 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 		})
 	}
+}
+
+// BenchmarkKPIEndpointsLarge measures GET /api/v1/kpis and
+// /api/v1/kpis/by/region over the last 15 minutes and the last 30 days
+// of a 30-day history of at least 50M events generated in the engine
+// (chtest.Generate), with the hourly rollup built, and reports p50 and
+// p99. It needs COCKPIT_BENCH_LARGE=1 (tens of minutes of setup);
+// COCKPIT_BENCH_CONVERSATIONS overrides the 6.1M conversations.
+func BenchmarkKPIEndpointsLarge(b *testing.B) {
+	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
+		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
+	}
+	convs := 6_100_000
+	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
+		convs = v
+	}
+	from := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	to := from.Add(30 * 24 * time.Hour)
+	_, conn := chtest.Start(b).Database(b)
+	start := time.Now()
+	n := chtest.Generate(b, conn, chtest.Traffic{From: from, To: to, Conversations: convs, DuplicateShare: 0.02})
+	b.Logf("stored %d events over 30 days in %s", n, time.Since(start).Round(time.Second))
+	now := to.Add(-7*time.Minute - 27*time.Second - 500*time.Millisecond)
+	cfg := pipeline.KPIConfig{Now: func() time.Time { return now }, Rollup: pipeline.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12}}
+	builder, err := pipeline.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	res, err := builder.Pass(context.Background(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("rollup: built %d hours in %s", res.Built, time.Since(start).Round(time.Second))
+	kpi, err := pipeline.NewKPIStore(conn, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Deps{Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
+		KPIs: kpi, Now: func() time.Time { return now }}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	month := "?" + url.Values{"from": {now.Add(-30 * 24 * time.Hour).Format(time.RFC3339Nano)}, "to": {now.Format(time.RFC3339Nano)}}.Encode()
+	benchGet(b, ts.URL, "/api/v1/kpis", "/api/v1/kpis/by/region", "/api/v1/kpis"+month, "/api/v1/kpis/by/region"+month)
 }

@@ -29,4 +29,15 @@
 //     csat_avg, csat_satisfied_rate, negative_sentiment_rate;
 //   - pairs of events (raw, per conversation): response_seconds,
 //     human_wait_seconds, service_level.
+//
+// # Long windows
+//
+// Each of those metrics is a sum over items with one time each, so the
+// window queries return sums and histograms (hist.go) that add up over
+// any partition of the window. The hourly rollup (rollup.go,
+// schemas/migrations/0004) stores them per closed hour and subset of the
+// filter attributes, built from the same SQL fragments as the raw
+// queries; KPIStore answers a window from its clean whole hours plus the
+// raw queries for the rest, and RollupBuilder (run by the rules leader)
+// builds hours and rebuilds the ones late events change.
 package pipeline

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -93,5 +94,103 @@ func BenchmarkKPIs(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 		})
+	}
+}
+
+// BenchmarkKPIsLarge measures KPIs and KPIsBy(region) over 15 minutes and
+// 30 days of a 30-day history of at least 50M events generated inside the
+// engine (chtest.Generate), read raw (rollup disabled: the path before the
+// hourly rollup) and through the hourly rollup, and reports p50/p99. It
+// needs COCKPIT_BENCH_LARGE=1 (generating and building take tens of
+// minutes); COCKPIT_BENCH_CONVERSATIONS overrides the 6.1M conversations.
+func BenchmarkKPIsLarge(b *testing.B) {
+	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
+		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
+	}
+	convs := 6_100_000
+	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
+		convs = v
+	}
+	from := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	to := from.Add(30 * 24 * time.Hour)
+	_, conn := chtest.Start(b).Database(b)
+	start := time.Now()
+	n := chtest.Generate(b, conn, chtest.Traffic{From: from, To: to, Conversations: convs, DuplicateShare: 0.02})
+	b.Logf("stored %d events of %d conversations over 30 days in %s", n, convs, time.Since(start).Round(time.Second))
+	// "Now" is late in the last hour, so a 30-day window has a partial
+	// hour at both ends.
+	now := to.Add(-7*time.Minute - 27*time.Second - 500*time.Millisecond)
+	cfg := pipeline.KPIConfig{Now: func() time.Time { return now }, Rollup: pipeline.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12}}
+	builder, err := pipeline.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	res, err := builder.Pass(context.Background(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("rollup: built %d hours in %s", res.Built, time.Since(start).Round(time.Second))
+	rolled, err := pipeline.NewKPIStore(conn, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawCfg := cfg
+	rawCfg.Rollup.Disabled = true
+	raw, err := pipeline.NewKPIStore(conn, rawCfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchWindows(b, map[string]func() *pipeline.KPIStore{
+		"raw":    func() *pipeline.KPIStore { return raw },
+		"rollup": func() *pipeline.KPIStore { return rolled },
+		// A new store each time: nothing comes from its cache of rollup rows.
+		"rollup_uncached": func() *pipeline.KPIStore {
+			st, err := pipeline.NewKPIStore(conn, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return st
+		},
+	}, now)
+}
+
+// benchWindows runs the window cases against the store of each path and
+// reports latency percentiles.
+func benchWindows(b *testing.B, stores map[string]func() *pipeline.KPIStore, now time.Time) {
+	ctx := context.Background()
+	for _, path := range []string{"raw", "rollup", "rollup_uncached"} {
+		store := stores[path]
+		for _, c := range []struct {
+			name string
+			w    pipeline.Window
+			by   bool
+		}{
+			{"15m", pipeline.Window{From: now.Add(-15 * time.Minute), To: now}, false},
+			{"15m_by_region", pipeline.Window{From: now.Add(-15 * time.Minute), To: now}, true},
+			{"30d", pipeline.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, false},
+			{"30d_by_region", pipeline.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, true},
+		} {
+			b.Run(path+"/"+c.name, func(b *testing.B) {
+				var lat []time.Duration
+				for b.Loop() {
+					st := store()
+					t0 := time.Now()
+					var err error
+					if c.by {
+						_, err = st.KPIsBy(ctx, c.w, pipeline.Filters{}, pipeline.DimRegion)
+					} else {
+						_, err = st.KPIs(ctx, c.w, pipeline.Filters{})
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+			})
+		}
 	}
 }

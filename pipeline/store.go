@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,8 @@ type KPIConfig struct {
 	// MaxSteps bounds the number of steps one Timeseries call may ask
 	// for. Default 10000.
 	MaxSteps int `yaml:"max_steps"`
+	// Rollup configures the hourly rollup that answers long windows.
+	Rollup RollupConfig `yaml:"rollup"`
 	// Now returns the current time for the "now" gauges. Default
 	// time.Now; tests set a fixed clock.
 	Now func() time.Time `yaml:"-"`
@@ -33,6 +36,9 @@ func (c *KPIConfig) Validate() error {
 	}
 	if c.MaxSteps <= 0 {
 		return fmt.Errorf("max_steps must be positive, got %d", c.MaxSteps)
+	}
+	if err := c.Rollup.Validate(); err != nil {
+		return fmt.Errorf("rollup: %w", err)
 	}
 	return nil
 }
@@ -47,14 +53,17 @@ func (c *KPIConfig) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Rollup.defaults()
 }
 
-// KPIStore computes the SPEC §5 metrics from ClickHouse: the events table
-// and the conversations rollup (schemas/migrations/0003). It is safe for
-// concurrent use.
+// KPIStore computes the SPEC §5 metrics from ClickHouse: the events table,
+// the conversations rollup (schemas/migrations/0003) and, for the whole
+// hours of long windows, the hourly KPI rollup (0004, rollup.go). It is
+// safe for concurrent use.
 type KPIStore struct {
-	conn driver.Conn
-	cfg  KPIConfig
+	conn  driver.Conn
+	cfg   KPIConfig
+	cache rollupCache
 }
 
 // NewKPIStore returns a store reading through conn, which must be bound to
@@ -119,36 +128,15 @@ func (s *KPIStore) KPIsBy(ctx context.Context, w Window, f Filters, dim Dimensio
 // "name.avg", "name.p50", "name.p90", "name.count". Gauges have no
 // history and are refused.
 func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Duration, w Window, f Filters, groupBy Dimension) ([]Series, error) {
-	name, stat := metric, ""
-	if i := lastDot(metric); i >= 0 {
-		name, stat = metric[:i], metric[i+1:]
-	}
-	m, ok := MetricByName(name)
-	if !ok {
-		return nil, fmt.Errorf("unknown metric %q", metric)
-	}
-	if m.Kind == MetricGauge {
-		return nil, fmt.Errorf("metric %s is a gauge: it has no time series", name)
-	}
-	if m.Kind == MetricQuantile && stat == "" {
-		stat = "p90"
+	name, stat, err := seriesMetric(metric)
+	if err != nil {
+		return nil, err
 	}
 	if groupBy != DimNone && !slices.Contains(Dimensions, groupBy) {
 		return nil, fmt.Errorf("unknown dimension %q", groupBy)
 	}
-	if err := w.Validate(); err != nil {
-		return nil, err
-	}
-	if step < time.Millisecond {
-		return nil, fmt.Errorf("step %s is shorter than a millisecond", step)
-	}
-	steps := (w.To.Sub(w.From) + step - 1) / step
-	if steps > time.Duration(s.cfg.MaxSteps) {
-		return nil, fmt.Errorf("%d steps asked, at most %d allowed", steps, s.cfg.MaxSteps)
-	}
-	// Validate the stat before the query.
-	var probe Snapshot
-	if _, _, err := probe.Value(name, stat); err != nil {
+	steps, err := s.stepCount(w, step)
+	if err != nil {
 		return nil, err
 	}
 	cells, err := s.compute(ctx, w, f, groupBy, step, false)
@@ -172,7 +160,7 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 	for _, key := range keys {
 		se := byKey[key]
 		se.Points = make([]Point, 0, steps)
-		for i := int64(0); i < int64(steps); i++ {
+		for i := range steps {
 			snap := Snapshot{}
 			if c := cells[cellKey{bucket: i, key: key}]; c != nil {
 				snap = c.snapshot()
@@ -184,6 +172,158 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 	}
 	return out, nil
 }
+
+// seriesMetric splits a metric as Timeseries and Trends take it into its
+// name and statistic: a quantile metric is "name" (its p90) or
+// "name.avg", "name.p50", "name.p90", "name.count". Gauges have no
+// history and are refused.
+func seriesMetric(metric string) (name, stat string, err error) {
+	name = metric
+	if i := lastDot(metric); i >= 0 {
+		name, stat = metric[:i], metric[i+1:]
+	}
+	m, ok := MetricByName(name)
+	if !ok {
+		return "", "", fmt.Errorf("unknown metric %q", metric)
+	}
+	if m.Kind == MetricGauge {
+		return "", "", fmt.Errorf("metric %s is a gauge: it has no time series", name)
+	}
+	if m.Kind == MetricQuantile && stat == "" {
+		stat = "p90"
+	}
+	var probe Snapshot
+	if _, _, err := probe.Value(name, stat); err != nil {
+		return "", "", err
+	}
+	return name, stat, nil
+}
+
+// stepCount is the number of steps of w (the last one may be shorter),
+// checked against MaxSteps.
+func (s *KPIStore) stepCount(w Window, step time.Duration) (int64, error) {
+	if err := w.Validate(); err != nil {
+		return 0, err
+	}
+	if step < time.Millisecond {
+		return 0, fmt.Errorf("step %s is shorter than a millisecond", step)
+	}
+	steps := int64((w.To.Sub(w.From) + step - 1) / step)
+	if steps > int64(s.cfg.MaxSteps) {
+		return 0, fmt.Errorf("%d steps asked, at most %d allowed", steps, s.cfg.MaxSteps)
+	}
+	return steps, nil
+}
+
+// split divides w into the whole hours the hourly rollup answers and the
+// stretches read raw: the partial hours at both edges, hours not (re)built
+// yet or changed since, and, for a time series, hours that straddle a
+// step. Agent filters and breakdowns are not in the rollup: they are read
+// raw.
+//
+// version names the builds of the hours and days: the rollup rows a
+// window reads stay the same as long as it does.
+func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration) (hours, days []time.Time, raw []Window, version string, err error) {
+	whole := []Window{w}
+	if s.cfg.Rollup.Disabled || dim == DimAgent || f.Agent != "" {
+		return nil, nil, whole, "", nil
+	}
+	if step > 0 && step < time.Hour {
+		// No hour fits in one step (the wall's minute trends): nothing to
+		// ask the rollup.
+		return nil, nil, whole, "", nil
+	}
+	first, last := w.From.Truncate(time.Hour), w.To.Truncate(time.Hour)
+	if first.Before(w.From) {
+		first = first.Add(time.Hour)
+	}
+	if !first.Before(last) {
+		return nil, nil, whole, "", nil
+	}
+	// An hour is clean when its newest build started a settle time after
+	// the hour's end and after the newest change to it; a day when its
+	// hours are and it was added up after their builds.
+	states, err := rollupStates(ctx, s.conn, first, last, s.cfg.ServiceLevelThreshold)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	settle := s.cfg.Rollup.Settle
+	bucket := func(t time.Time) int64 {
+		if step <= 0 {
+			return 0
+		}
+		return int64(t.Sub(w.From) / step)
+	}
+	inStep := func(from time.Time, d time.Duration) bool {
+		return bucket(from) == bucket(from.Add(d-time.Millisecond))
+	}
+	cur := w.From
+	for h := first; h.Before(last); {
+		span := time.Hour
+		switch {
+		case h.Truncate(24*time.Hour).Equal(h) && !h.Add(24*time.Hour).After(last) &&
+			states.dayClean(h, settle) && inStep(h, 24*time.Hour):
+			span = 24 * time.Hour
+			days = append(days, h)
+		case states.hours[h].clean(h, settle) && inStep(h, time.Hour):
+			hours = append(hours, h)
+		default:
+			h = h.Add(time.Hour)
+			continue
+		}
+		if cur.Before(h) {
+			raw = append(raw, Window{From: cur, To: h})
+		}
+		h = h.Add(span)
+		cur = h
+	}
+	if cur.Before(w.To) {
+		raw = append(raw, Window{From: cur, To: w.To})
+	}
+	if len(raw) > maxRawStretches {
+		hours, days, raw = coalesce(hours, days, raw)
+	}
+	var v strings.Builder
+	for _, h := range hours {
+		fmt.Fprintf(&v, "h%d@%d,", h.Unix(), states.hours[h].asOf.UnixMicro())
+	}
+	for _, d := range days {
+		fmt.Fprintf(&v, "d%d@%d,", d.Unix(), states.days[d].UnixMicro())
+	}
+	return hours, days, raw, v.String(), nil
+}
+
+// coalesce reads the shortest rollup gaps between raw stretches raw too,
+// until at most maxRawStretches are left: every stretch is a query of its
+// own.
+func coalesce(hours, days []time.Time, raw []Window) ([]time.Time, []time.Time, []Window) {
+	for len(raw) > maxRawStretches {
+		best := 0
+		for i := 1; i < len(raw)-1; i++ {
+			if raw[i+1].From.Sub(raw[i].To) < raw[best+1].From.Sub(raw[best].To) {
+				best = i
+			}
+		}
+		raw[best].To = raw[best+1].To
+		raw = slices.Delete(raw, best+1, best+2)
+	}
+	inRaw := func(t time.Time) bool {
+		for _, r := range raw {
+			if !t.Before(r.From) && t.Before(r.To) {
+				return true
+			}
+		}
+		return false
+	}
+	return slices.DeleteFunc(hours, inRaw), slices.DeleteFunc(days, inRaw), raw
+}
+
+const (
+	// maxRawStretches is the most raw stretches one window is split into.
+	maxRawStretches = 4
+	// maxConcurrentQueries is how many queries of one window run at once.
+	maxConcurrentQueries = 4
+)
 
 func lastDot(s string) int {
 	for i := len(s) - 1; i >= 0; i-- {
@@ -213,36 +353,79 @@ type cellKey struct {
 	key    string
 }
 
-// cell accumulates the raw sums of one cellKey from the queries.
+// cell accumulates the rows of one cellKey: the window sums (windowSums
+// order), the distributions and the gauges. Every part of it is a sum
+// over items, so the rows of any queries that split a window add up.
 type cell struct {
-	started, closed, resolved, abandoned, complaints uint64
-	csatN, csatSum, csatOK, sentN, sentNeg           uint64
-	fr, hfr, resp, wait                              quantileRaw
-	botEnded, transferred, contained                 uint64
-	slFinished, slMet                                uint64
-	active, waiting                                  uint64
+	sums            [len(windowSums)]int64
+	dists           [distCount]hist
+	active, waiting uint64
 }
 
-// quantileRaw is a distribution as the store returns it, in milliseconds.
-type quantileRaw struct {
-	n   uint64
-	sum int64
-	q   []float64 // p50, p90
+// The positions of windowSums.
+const (
+	sStarted = iota
+	sClosed
+	sResolved
+	sAbandoned
+	sComplaints
+	sCSATN
+	sCSATSum
+	sCSATOK
+	sSentN
+	sSentNeg
+	sFRN
+	sFRSum
+	sHFRN
+	sHFRSum
+	sBotEnded
+	sTransferred
+	sContained
+	sRespN
+	sRespSum
+	sWaitN
+	sWaitSum
+	sSLFinished
+	sSLMet
+	nSums
+)
+
+// merge adds o to c.
+func (c *cell) merge(o *cell) {
+	for i, v := range o.sums {
+		c.sums[i] += v
+	}
+	for i, h := range o.dists {
+		if len(h) == 0 {
+			continue
+		}
+		if c.dists[i] == nil {
+			c.dists[i] = hist{}
+		}
+		c.dists[i].add(h)
+	}
+	c.active += o.active
+	c.waiting += o.waiting
 }
 
-func (q quantileRaw) value() Quantile {
-	out := Quantile{Count: q.n}
-	if q.n == 0 {
+// quantile is the distribution dist with count and sum (milliseconds) at
+// the sums n and n+1.
+func (c *cell) quantile(dist, n int) Quantile {
+	out := Quantile{Count: c.u(n)}
+	if out.Count == 0 {
 		return out
 	}
-	avg := float64(q.sum) / float64(q.n) / 1000
+	avg := float64(c.sums[n+1]) / float64(out.Count) / 1000
 	out.Avg = &avg
-	if len(q.q) == 2 {
-		p50, p90 := q.q[0]/1000, q.q[1]/1000
+	if q := c.dists[dist-1].quantiles(0.5, 0.9); q != nil {
+		p50, p90 := q[0]/1000, q[1]/1000
 		out.P50, out.P90 = &p50, &p90
 	}
 	return out
 }
+
+// u is sum i as a count (sums of counts are never negative).
+func (c *cell) u(i int) uint64 { return uint64(max(c.sums[i], 0)) }
 
 func ratio(num, den uint64) *float64 {
 	if den == 0 {
@@ -254,47 +437,50 @@ func ratio(num, den uint64) *float64 {
 
 func (c *cell) snapshot() Snapshot {
 	s := Snapshot{
-		ConversationsStarted:      c.started,
-		ConversationsClosed:       c.closed,
-		ResolutionRate:            ratio(c.resolved, c.closed),
-		TransferRate:              ratio(c.transferred, c.botEnded),
-		BotContainmentRate:        ratio(c.contained, c.botEnded),
-		AbandonRate:               ratio(c.abandoned, c.closed+c.abandoned),
-		FirstResponseSeconds:      c.fr.value(),
-		HumanFirstResponseSeconds: c.hfr.value(),
-		ResponseSeconds:           c.resp.value(),
-		HumanWaitSeconds:          c.wait.value(),
-		ServiceLevel:              ratio(c.slMet, c.slFinished),
-		Complaints:                c.complaints,
-		CSATAvg:                   ratio(c.csatSum, c.csatN),
-		CSATSatisfiedRate:         ratio(c.csatOK, c.csatN),
-		NegativeSentimentRate:     ratio(c.sentNeg, c.sentN),
+		ConversationsStarted:      c.u(sStarted),
+		ConversationsClosed:       c.u(sClosed),
+		ResolutionRate:            ratio(c.u(sResolved), c.u(sClosed)),
+		TransferRate:              ratio(c.u(sTransferred), c.u(sBotEnded)),
+		BotContainmentRate:        ratio(c.u(sContained), c.u(sBotEnded)),
+		AbandonRate:               ratio(c.u(sAbandoned), c.u(sClosed)+c.u(sAbandoned)),
+		FirstResponseSeconds:      c.quantile(distFirstResponse, sFRN),
+		HumanFirstResponseSeconds: c.quantile(distHumanFirstResponse, sHFRN),
+		ResponseSeconds:           c.quantile(distResponse, sRespN),
+		HumanWaitSeconds:          c.quantile(distHumanWait, sWaitN),
+		ServiceLevel:              ratio(c.u(sSLMet), c.u(sSLFinished)),
+		Complaints:                c.u(sComplaints),
+		CSATAvg:                   ratio(c.u(sCSATSum), c.u(sCSATN)),
+		CSATSatisfiedRate:         ratio(c.u(sCSATOK), c.u(sCSATN)),
+		NegativeSentimentRate:     ratio(c.u(sSentNeg), c.u(sSentN)),
 		ActiveConversations:       c.active,
 		WaitingForHuman:           c.waiting,
-		abandoned:                 c.abandoned,
-		botEnded:                  c.botEnded,
-		transfersFinished:         c.slFinished,
-		csatCount:                 c.csatN,
-		sentimentCount:            c.sentN,
+		abandoned:                 c.u(sAbandoned),
+		botEnded:                  c.u(sBotEnded),
+		transfersFinished:         c.u(sSLFinished),
+		csatCount:                 c.u(sCSATN),
+		sentimentCount:            c.u(sSentN),
 	}
 	return s
 }
 
 const chTime = "2006-01-02 15:04:05.000"
 
-// params are the query parameters of a window query.
-func (s *KPIStore) params(w Window, f Filters, step time.Duration) clickhouse.Parameters {
-	stepMs := w.To.Sub(w.From).Milliseconds() + 1
+// windowParams are the query parameters of the part [from, to) of a
+// window that starts at origin, with buckets of step (0: one bucket) and
+// service-level threshold sl.
+func windowParams(origin, from, to time.Time, f Filters, step, sl time.Duration) clickhouse.Parameters {
+	stepMs := to.Sub(origin).Milliseconds() + 1
 	if step > 0 {
 		stepMs = step.Milliseconds()
 	}
 	return clickhouse.Parameters{
-		"from":          w.From.UTC().Format(chTime),
-		"to":            w.To.UTC().Format(chTime),
-		"from_ms":       strconv.FormatInt(w.From.UnixMilli(), 10),
-		"to_ms":         strconv.FormatInt(w.To.UnixMilli(), 10),
+		"from":          from.UTC().Format(chTime),
+		"to":            to.UTC().Format(chTime),
+		"from_ms":       strconv.FormatInt(from.UnixMilli(), 10),
+		"to_ms":         strconv.FormatInt(to.UnixMilli(), 10),
+		"origin_ms":     strconv.FormatInt(origin.UnixMilli(), 10),
 		"step_ms":       strconv.FormatInt(stepMs, 10),
-		"sl_ms":         strconv.FormatInt(s.cfg.ServiceLevelThreshold.Milliseconds(), 10),
+		"sl_ms":         strconv.FormatInt(sl.Milliseconds(), 10),
 		"region":        f.Region,
 		"queue":         f.Queue,
 		"channel":       f.Channel,
@@ -303,11 +489,65 @@ func (s *KPIStore) params(w Window, f Filters, step time.Duration) clickhouse.Pa
 	}
 }
 
-// combinedWindowMax is the longest window compute answers with windowSQL.
+// combinedWindowMax is the longest stretch of raw events compute answers
+// with windowSQL; longer ones run the three narrower queries.
 var combinedWindowMax = 6 * time.Hour
 
-// compute runs the window queries concurrently and merges their rows by
-// (step, key). withGauges adds the "now" gauges to step 0.
+// query is one query of a window and the first of windowSums its sums
+// fill; a rollup query says under which key its rows are cached.
+type query struct {
+	sql      string
+	params   clickhouse.Parameters
+	first    int
+	cacheKey *rollupKey
+}
+
+// rollupKey says which rollup rows a window without steps reads: the
+// filters and breakdown (which fix the grouping set) and the builds of
+// its hours and days. Filter values are compared as they are, so no two
+// different filters can share an entry.
+type rollupKey struct {
+	f       Filters
+	dim     Dimension
+	version string
+}
+
+// rollupCache keeps the rollup rows of recent windows, by rollupCacheSize
+// keys; the cells it holds are only read.
+type rollupCache struct {
+	mu    sync.Mutex
+	cells map[rollupKey]map[cellKey]*cell
+	order []rollupKey
+}
+
+const rollupCacheSize = 64
+
+func (c *rollupCache) get(key rollupKey) map[cellKey]*cell {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cells[key]
+}
+
+func (c *rollupCache) put(key rollupKey, cells map[cellKey]*cell) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cells == nil {
+		c.cells = map[rollupKey]map[cellKey]*cell{}
+	}
+	if _, ok := c.cells[key]; ok {
+		return
+	}
+	if len(c.order) >= rollupCacheSize {
+		delete(c.cells, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.cells[key] = cells
+	c.order = append(c.order, key)
+}
+
+// compute answers a window from the rollup's clean hours inside it and
+// from the raw events for the rest, all queries at once, and adds their
+// rows up by (step, key). withGauges adds the "now" gauges to step 0.
 func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
@@ -318,72 +558,78 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 			return nil, err
 		}
 	}
-	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(s.params(w, f, step)))
-	type part struct {
-		cells map[cellKey]*cell
-		err   error
+	hours, days, raw, version, err := s.split(ctx, w, f, dim, step)
+	if err != nil {
+		return nil, err
 	}
-	// A short window is dominated by planning, so it runs one combined
-	// query; a long one by reading, so it runs the three narrower queries,
-	// which read less.
-	jobs := []func(context.Context, Dimension, map[cellKey]*cell) error{s.window}
-	if w.To.Sub(w.From) > combinedWindowMax {
-		jobs = []func(context.Context, Dimension, map[cellKey]*cell) error{s.eventCounts, s.conversationFacts, s.pairs}
+	// The rollup part of a window without steps is the same for every
+	// window with the same whole hours and days, filters and builds: a
+	// wall refreshing "the last 30 days" reads it once an hour.
+	var cacheKey *rollupKey
+	var cached map[cellKey]*cell
+	if step == 0 && version != "" {
+		cacheKey = &rollupKey{f: f, dim: dim, version: version}
+		cached = s.cache.get(*cacheKey)
+	}
+	var queries []query
+	if len(hours)+len(days) > 0 && cached == nil {
+		p := windowParams(w.From, w.From, w.To, f, step, s.cfg.ServiceLevelThreshold)
+		p["mask"] = strconv.Itoa(rollupMask(f, dim))
+		p["hours"] = hoursParam(hours)
+		p["days"] = hoursParam(days)
+		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p, cacheKey: cacheKey})
+	}
+	needAgents := dim == DimAgent || f.Agent != ""
+	for _, r := range raw {
+		p := windowParams(w.From, r.From, r.To, f, step, s.cfg.ServiceLevelThreshold)
+		sql := func(q string) string { return withAgents(withKey(q, dim), needAgents) }
+		// A short stretch is dominated by planning, so it runs one
+		// combined query; a long one by reading, so it runs the three
+		// narrower queries, which read less.
+		if r.To.Sub(r.From) <= combinedWindowMax {
+			queries = append(queries, query{sql: sql(windowSQL), params: p})
+			continue
+		}
+		queries = append(queries,
+			query{sql: sql(eventCountsSQL), params: p, first: sumsEventCounts},
+			query{sql: sql(conversationsSQL), params: p, first: sumsConversations},
+			query{sql: sql(pairsSQL), params: p, first: sumsPairs})
+	}
+	parts := make([]map[cellKey]*cell, len(queries)+2)
+	errs := make([]error, len(queries)+2)
+	parts[len(queries)+1] = cached
+	var wg sync.WaitGroup
+	// A few at a time: more only queue for connections and the engine's
+	// cores.
+	sem := make(chan struct{}, maxConcurrentQueries)
+	for i, q := range queries {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			parts[i] = map[cellKey]*cell{}
+			errs[i] = s.read(ctx, q, parts[i])
+			if errs[i] == nil && q.cacheKey != nil {
+				s.cache.put(*q.cacheKey, parts[i])
+			}
+		})
 	}
 	if withGauges {
-		jobs = append(jobs, func(_ context.Context, d Dimension, m map[cellKey]*cell) error { return s.gauges(ctx, f, d, m) })
-	}
-	parts := make([]part, len(jobs))
-	var wg sync.WaitGroup
-	for i, job := range jobs {
 		wg.Go(func() {
-			m := map[cellKey]*cell{}
-			parts[i] = part{cells: m, err: job(qctx, dim, m)}
+			parts[len(queries)] = map[cellKey]*cell{}
+			errs[len(queries)] = s.gauges(ctx, f, dim, parts[len(queries)])
 		})
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	out := map[cellKey]*cell{}
 	for _, p := range parts {
-		if p.err != nil {
-			return nil, p.err
-		}
-		for k, c := range p.cells {
-			dst := out[k]
-			if dst == nil {
-				out[k] = c
-				continue
-			}
-			dst.merge(c)
+		for k, c := range p {
+			at(out, k.bucket, k.key).merge(c)
 		}
 	}
 	return out, nil
-}
-
-// merge adds the fields another query filled in; each query fills
-// disjoint fields, so adding is the same as copying.
-func (c *cell) merge(o *cell) {
-	c.started += o.started
-	c.closed += o.closed
-	c.resolved += o.resolved
-	c.abandoned += o.abandoned
-	c.complaints += o.complaints
-	c.csatN += o.csatN
-	c.csatSum += o.csatSum
-	c.csatOK += o.csatOK
-	c.sentN += o.sentN
-	c.sentNeg += o.sentNeg
-	for _, pr := range [][2]*quantileRaw{{&c.fr, &o.fr}, {&c.hfr, &o.hfr}, {&c.resp, &o.resp}, {&c.wait, &o.wait}} {
-		if pr[1].n > 0 {
-			*pr[0] = *pr[1]
-		}
-	}
-	c.botEnded += o.botEnded
-	c.transferred += o.transferred
-	c.contained += o.contained
-	c.slFinished += o.slFinished
-	c.slMet += o.slMet
-	c.active += o.active
-	c.waiting += o.waiting
 }
 
 func at(m map[cellKey]*cell, bucket int64, key string) *cell {
@@ -396,10 +642,11 @@ func at(m map[cellKey]*cell, bucket int64, key string) *cell {
 	return c
 }
 
-// window runs windowSQL: the event counts, conversation facts and
-// response pairs of the window in one query.
-func (s *KPIStore) window(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
-	rows, err := s.conn.Query(ctx, withKey(windowSQL, dim))
+// read runs one window query and adds its rows to m. Every window query
+// returns (bucket, key, sums, hist); its sums go to windowSums from
+// q.first on.
+func (s *KPIStore) read(ctx context.Context, q query, m map[cellKey]*cell) error {
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(q.params)), q.sql)
 	if err != nil {
 		return fmt.Errorf("cannot query window metrics: %w", err)
 	}
@@ -408,29 +655,24 @@ func (s *KPIStore) window(ctx context.Context, dim Dimension, m map[cellKey]*cel
 		var (
 			bucket int64
 			key    string
-			v      cell
+			sums   []int64
+			hist   []any
 		)
-		var sums []int64
-		if err := rows.Scan(&bucket, &key, &sums, &v.fr.q, &v.hfr.q, &v.resp.q, &v.wait.q); err != nil {
+		if err := rows.Scan(&bucket, &key, &sums, &hist); err != nil {
 			return fmt.Errorf("cannot read window metrics: %w", err)
 		}
-		// The order of windowSQL's sums.
-		u := []*uint64{&v.started, &v.closed, &v.resolved, &v.abandoned, &v.complaints,
-			&v.csatN, &v.csatSum, &v.csatOK, &v.sentN, &v.sentNeg,
-			&v.fr.n, nil, &v.hfr.n, nil, &v.botEnded, &v.transferred, &v.contained,
-			&v.resp.n, nil, &v.wait.n, nil, &v.slFinished, &v.slMet}
-		i64 := map[int]*int64{11: &v.fr.sum, 13: &v.hfr.sum, 18: &v.resp.sum, 20: &v.wait.sum}
-		if len(sums) != len(u) {
-			return fmt.Errorf("cannot read window metrics: %d sums, want %d", len(sums), len(u))
+		if q.first+len(sums) > len(windowSums) {
+			return fmt.Errorf("cannot read window metrics: %d sums from %d, only %d exist", len(sums), q.first, len(windowSums))
 		}
-		for i, x := range sums {
-			if u[i] != nil {
-				*u[i] = uint64(x)
-			} else {
-				*i64[i] = x
-			}
+		c := at(m, bucket, key)
+		for i, v := range sums {
+			c.sums[q.first+i] += v
 		}
-		at(m, bucket, key).merge(&v)
+		if len(hist) == 2 {
+			keys, _ := hist[0].([]int32)
+			counts, _ := hist[1].([]uint64)
+			c.addHist(keys, counts)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read window metrics: %w", err)
@@ -438,100 +680,30 @@ func (s *KPIStore) window(ctx context.Context, dim Dimension, m map[cellKey]*cel
 	return nil
 }
 
-func (s *KPIStore) eventCounts(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
-	rows, err := s.conn.Query(ctx, withKey(eventCountsSQL, dim))
-	if err != nil {
-		return fmt.Errorf("cannot query event counts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			bucket int64
-			key    string
-			v      cell
-		)
-		if err := rows.Scan(&bucket, &key, &v.started, &v.closed, &v.resolved, &v.abandoned, &v.complaints,
-			&v.csatN, &v.csatSum, &v.csatOK, &v.sentN, &v.sentNeg); err != nil {
-			return fmt.Errorf("cannot read event counts: %w", err)
-		}
-		at(m, bucket, key).merge(&v)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("cannot read event counts: %w", err)
-	}
-	return nil
-}
-
-func (s *KPIStore) conversationFacts(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
-	rows, err := s.conn.Query(ctx, withKey(conversationsSQL, dim))
-	if err != nil {
-		return fmt.Errorf("cannot query conversation facts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			bucket int64
-			key    string
-			v      cell
-		)
-		if err := rows.Scan(&bucket, &key, &v.fr.n, &v.fr.sum, &v.fr.q, &v.hfr.n, &v.hfr.sum, &v.hfr.q,
-			&v.botEnded, &v.transferred, &v.contained); err != nil {
-			return fmt.Errorf("cannot read conversation facts: %w", err)
-		}
-		at(m, bucket, key).merge(&v)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("cannot read conversation facts: %w", err)
-	}
-	return nil
-}
-
-func (s *KPIStore) pairs(ctx context.Context, dim Dimension, m map[cellKey]*cell) error {
-	rows, err := s.conn.Query(ctx, withKey(pairsSQL, dim))
-	if err != nil {
-		return fmt.Errorf("cannot query response pairs: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			bucket int64
-			key    string
-			v      cell
-		)
-		if err := rows.Scan(&bucket, &key, &v.resp.n, &v.resp.sum, &v.resp.q, &v.wait.n, &v.wait.sum, &v.wait.q,
-			&v.slFinished, &v.slMet); err != nil {
-			return fmt.Errorf("cannot read response pairs: %w", err)
-		}
-		at(m, bucket, key).merge(&v)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("cannot read response pairs: %w", err)
-	}
-	return nil
-}
-
 // gauges adds the "now" gauges to bucket 0 of m.
 func (s *KPIStore) gauges(ctx context.Context, f Filters, dim Dimension, m map[cellKey]*cell) error {
-	p := s.params(Window{}, f, 0)
+	p := windowParams(time.Time{}, time.Time{}, time.Time{}, f, 0, s.cfg.ServiceLevelThreshold)
 	p["now"] = s.cfg.Now().UTC().Format(chTime)
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
-	rows, err := s.conn.Query(qctx, withKey(gaugesSQL, dim))
+	rows, err := s.conn.Query(qctx, withAgents(withKey(gaugesSQL, dim), dim == DimAgent || f.Agent != ""))
 	if err != nil {
 		return fmt.Errorf("cannot query gauges: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			key string
-			v   cell
+			key             string
+			active, waiting uint64
 		)
-		if err := rows.Scan(&key, &v.active, &v.waiting); err != nil {
+		if err := rows.Scan(&key, &active, &waiting); err != nil {
 			return fmt.Errorf("cannot read gauges: %w", err)
 		}
-		if v.active == 0 && v.waiting == 0 {
+		if active == 0 && waiting == 0 {
 			continue
 		}
-		at(m, 0, key).merge(&v)
+		c := at(m, 0, key)
+		c.active += active
+		c.waiting += waiting
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read gauges: %w", err)

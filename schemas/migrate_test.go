@@ -2,11 +2,16 @@ package schemas_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -44,7 +49,8 @@ func TestMigrateIdempotent(t *testing.T) {
 		}
 		tables = append(tables, name)
 	}
-	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox"} {
+	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox",
+		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -66,9 +72,21 @@ func TestClusterDDL(t *testing.T) {
 		"replicated_deduplication_window",
 		"ENGINE = Distributed(main, cs, events_local, cityHash64(conversation_id))",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/alerts_local', '{replica}', version)",
+		"ALTER TABLE cs.events_local ON CLUSTER main ADD INDEX IF NOT EXISTS idx_ingested_at",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/kpi_hourly_local', '{replica}', build)",
+		"ENGINE = Distributed(main, cs, kpi_hourly_local, toUInt32(hour))",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("cluster DDL lacks %q:\n%s", want, all)
+		}
+	}
+	// One statement each: a missing ";" after a Distributed table glues
+	// it to the next statement.
+	for _, m := range ms {
+		for _, st := range m.Statements {
+			if n := strings.Count(st, "CREATE ") + strings.Count(st, "ALTER "); n > 1 {
+				t.Errorf("migration %s: %d statements run as one:\n%s", m.Name, n, st)
+			}
 		}
 	}
 	single, _ := schemas.Migrations(schemas.StoreConfig{Database: "cs"})
@@ -82,4 +100,75 @@ func TestClusterDDL(t *testing.T) {
 	if _, err := schemas.Migrations(schemas.StoreConfig{Database: "x`; DROP"}); err == nil {
 		t.Error("hostile database name accepted")
 	}
+}
+
+// TestMigrateUpgrade starts from the schema of the release before the
+// hourly KPI rollup (every migration but 0004) holding events, migrates,
+// and requires the schema a fresh database gets, with the events kept.
+func TestMigrateUpgrade(t *testing.T) {
+	s := chtest.Start(t)
+	fresh, _ := s.Database(t)
+	admin := s.Conn(t, "")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	old := "t_up_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
+	cfg := schemas.StoreConfig{Database: old}
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 4 }, logger); err != nil {
+		t.Fatal(err)
+	}
+	if tables := tableDDL(t, admin, old); tables["kpi_hourly"] != "" || tables["events"] == "" {
+		t.Fatalf("the old schema is not the one before the rollup: %v", tables)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region)
+		VALUES ('e1', 'conversation.started', now64(3) - INTERVAL 2 HOUR, 'c1', '广州'), ('e2', 'conversation.closed', now64(3) - INTERVAL 1 HOUR, 'c1', '')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	want, got := tableDDL(t, admin, fresh), tableDDL(t, admin, old)
+	for name, ddl := range want {
+		if got[name] != ddl {
+			t.Errorf("table %s after the upgrade:\n%s\nfresh:\n%s", name, got[name], ddl)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("table %s exists only after the upgrade", name)
+		}
+	}
+	var events, convs uint64
+	if err := admin.QueryRow(ctx, "SELECT (SELECT count() FROM "+old+".events), (SELECT count() FROM "+old+".conversations)").Scan(&events, &convs); err != nil {
+		t.Fatal(err)
+	}
+	if events != 2 || convs == 0 {
+		t.Errorf("after the upgrade: %d events, %d conversation rows; want 2 and some", events, convs)
+	}
+}
+
+// tableDDL returns the CREATE statement of every table of database, with
+// the database's name taken out so two databases compare.
+func tableDDL(t *testing.T, conn driver.Conn, database string) map[string]string {
+	t.Helper()
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithParameters(clickhouse.Parameters{"db": database}))
+	rows, err := conn.Query(ctx, "SELECT name, replaceAll(create_table_query, {db:String} || '.', '') FROM system.tables WHERE database = {db:String}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, ddl string
+		if err := rows.Scan(&name, &ddl); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = ddl
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

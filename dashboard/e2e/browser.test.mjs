@@ -161,8 +161,12 @@ rules: {file: "${rulesFile}", tick: 1s}
         note.last = { want, got };
         return JSON.stringify(want) === JSON.stringify(got);
       });
-      assert.equal(got[0], '4.0 s');
-      assert.equal(got[1], '90.0 s');
+      // The seeded first replies came after 4 s and the waits were 90 s;
+      // p90 comes from a histogram, within the SPEC's 1% of the exact
+      // value (and the tile rounds to a tenth of a second).
+      const nearSeconds = (text, want) => /^\d+\.\d s$/.test(text) && Math.abs(parseFloat(text) - want) <= want * 0.01 + 0.05;
+      assert.ok(nearSeconds(got[0], 4), `first response tile ${got[0]}, want 4.0 s within 1%`);
+      assert.ok(nearSeconds(got[1], 90), `human wait tile ${got[1]}, want 90.0 s within 1%`);
       // Rule first_response_slow: p90 > 30 → 4 s is green; human_wait_slow: p90 > 60 → 90 s is red.
       assert.equal(await page.getAttribute('#tile-first_response_seconds', 'data-state'), 'green');
       assert.equal(await page.getAttribute('#tile-human_wait_seconds', 'data-state'), 'red');

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
@@ -23,6 +24,7 @@ type alerting struct {
 	cfg       config.Config
 	logger    *slog.Logger
 	kpi       *pipeline.KPIStore
+	rollup    *pipeline.RollupBuilder
 	evaluator *pipeline.Evaluator
 	store     *alerts.Store
 	manager   *alerts.Manager
@@ -30,8 +32,13 @@ type alerting struct {
 	leader    func() bool
 }
 
-func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leader func() bool, logger *slog.Logger) (*alerting, error) {
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold})
+func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leader func() bool, reg prometheus.Registerer, logger *slog.Logger) (*alerting, error) {
+	kcfg := pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold, Rollup: cfg.KPI.Rollup}
+	kpi, err := pipeline.NewKPIStore(conn, kcfg)
+	if err != nil {
+		return nil, err
+	}
+	rollup, err := pipeline.NewRollupBuilder(conn, kcfg, reg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +65,7 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 		notifiers[rc.Name] = n
 	}
 	return &alerting{
-		cfg: cfg, logger: logger, kpi: kpi, evaluator: ev, store: store, manager: manager, leader: leader,
+		cfg: cfg, logger: logger, kpi: kpi, rollup: rollup, evaluator: ev, store: store, manager: manager, leader: leader,
 		deliverer: alerts.NewDeliverer(cfg.Alerting.Delivery, store, notifiers, logger),
 	}, nil
 }
@@ -78,9 +85,11 @@ func loadRules(path string) (*pipeline.RuleSet, error) {
 	return rs, nil
 }
 
-// run evaluates, alerts and delivers until ctx ends.
+// run evaluates, alerts, delivers and keeps the hourly KPI rollup built
+// until ctx ends.
 func (a *alerting) run(ctx context.Context) {
-	done := make(chan struct{}, 3)
+	const workers = 4
+	done := make(chan struct{}, workers)
 	// kick wakes delivery as soon as an evaluation may have queued
 	// notifications, instead of at the next poll.
 	kick := make(chan struct{}, 1)
@@ -135,7 +144,11 @@ func (a *alerting) run(ctx context.Context) {
 			}
 		}
 	}()
-	for range 3 {
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.rollup.Run(ctx, a.leader)
+	}()
+	for range workers {
 		<-done
 	}
 }

@@ -72,7 +72,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
-	if p.alerting, err = newAlerting(ctx, cfg, conn, p.ingest.Leader, logger); err != nil {
+	if p.alerting, err = newAlerting(ctx, cfg, conn, p.ingest.Leader, p.reg, logger); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/ingest"
+	"github.com/cockpit-cs/cockpit/pipeline"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -50,6 +51,10 @@ type KPI struct {
 	// ServiceLevelThreshold is the wait within which a transfer counts as
 	// answered in time for service_level. Default 20s.
 	ServiceLevelThreshold time.Duration `yaml:"service_level_threshold"`
+	// Rollup configures the hourly rollup that answers the whole hours of
+	// long windows: settle (3m), interval (10s), horizon (2208h = 92
+	// days), chunk_hours (6), disabled (false).
+	Rollup pipeline.RollupConfig `yaml:"rollup"`
 }
 
 // Rules says which rules run and how often.
@@ -125,7 +130,7 @@ func Default() Config {
 		},
 		Ingest: ingest.Default(),
 		Kafka:  Kafka{Partitions: 8, Replication: 1},
-		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second},
+		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: pipeline.DefaultRollupConfig()},
 		Rules:  Rules{Tick: time.Second},
 	}
 }
@@ -156,6 +161,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KPI.ServiceLevelThreshold <= 0 {
 		return fmt.Errorf("kpi.service_level_threshold must be positive, got %s", c.KPI.ServiceLevelThreshold)
+	}
+	if err := c.KPI.Rollup.Validate(); err != nil {
+		return fmt.Errorf("kpi.rollup: %w", err)
 	}
 	seen := map[string]bool{alerts.LogReceiver: true}
 	for i, r := range c.Alerting.Receivers {

@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		"bad dsn":      func(c *Config) { c.ClickHouse.DSN = "mysql://x" },
 		"sql in db":    func(c *Config) { c.ClickHouse.Database = "x; DROP TABLE y" },
 		"tiny batches": func(c *Config) { c.Ingest.BatchBytes = 10 },
+		"tiny settle":  func(c *Config) { c.KPI.Rollup.Settle = time.Millisecond },
 	}
 	for name, mutate := range cases {
 		c := ok
@@ -115,10 +116,31 @@ func TestEmptyFileAndKeys(t *testing.T) {
 		t.Fatal("empty file changed defaults")
 	}
 	keys := Keys()
-	for _, want := range []string{"ingest.batch_rows", "clickhouse.database", "clickhouse.dsn", "ingest.limits.max_age"} {
+	for _, want := range []string{"ingest.batch_rows", "clickhouse.database", "clickhouse.dsn", "ingest.limits.max_age", "kpi.rollup.settle"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("Keys() lacks %s", want)
 		}
+	}
+}
+
+// TestRollupConfig sets part of kpi.rollup in the file and part in the
+// environment; the rest keeps its defaults.
+func TestRollupConfig(t *testing.T) {
+	cfg, err := Load(writeFile(t, "kpi:\n  rollup: {settle: 5m}\n"), []string{"COCKPIT_KPI_ROLLUP_DISABLED=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.KPI.Rollup
+	if r.Settle != 5*time.Minute || !r.Disabled || r.Interval != 10*time.Second || r.Horizon != 92*24*time.Hour || r.ChunkHours != 6 {
+		t.Fatalf("rollup config = %+v", r)
+	}
+	cfg.Ingest.Brokers = []string{"k:9092"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.KPI.Rollup.ChunkHours = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "kpi.rollup") {
+		t.Fatalf("chunk_hours 0: %v", err)
 	}
 }
 

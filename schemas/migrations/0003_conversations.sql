@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.{{table "conversations"}}{{onCluster}}
 ENGINE = {{engine "AggregatingMergeTree" "conversations"}}
 ORDER BY conversation_id;
 
-{{distributed "conversations" "cityHash64(conversation_id)"}}
+{{distributed "conversations" "cityHash64(conversation_id)"}};
 
 -- One row per (insert block, conversation): the block's events folded.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{{table "conversations_mv"}}{{onCluster}}
