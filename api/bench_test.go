@@ -61,17 +61,19 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	benchGet(b, ts.URL, "/api/v1/kpis", "/api/v1/kpis/by/region")
+	benchGet(b, ts.URL, "", nil, "", "/api/v1/kpis", "/api/v1/kpis/by/region")
 }
 
-// benchGet measures GET of each path and reports p50 and p99.
-func benchGet(b *testing.B, base string, paths ...string) {
+// benchGet measures GET of each path with the query string query and
+// reports p50, p99 and the extra metrics; the sub-benchmark is named
+// label+path.
+func benchGet(b *testing.B, base, query string, extra map[string]float64, label string, paths ...string) {
 	for _, path := range paths {
-		b.Run(path, func(b *testing.B) {
+		b.Run(label+path, func(b *testing.B) {
 			var lat []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				resp, err := http.Get(base + path)
+				resp, err := http.Get(base + path + query)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -85,6 +87,9 @@ func benchGet(b *testing.B, base string, paths ...string) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+			for unit, v := range extra {
+				b.ReportMetric(v, unit)
+			}
 		})
 	}
 }
@@ -132,6 +137,10 @@ func BenchmarkKPIEndpointsLarge(b *testing.B) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
+	// Named 15m/… and 30d/… for the report (internal/benchreport); events
+	// says how large the history was.
+	extra := map[string]float64{"events": float64(n)}
+	benchGet(b, ts.URL, "", extra, "15m", "/api/v1/kpis", "/api/v1/kpis/by/region")
 	month := "?" + url.Values{"from": {now.Add(-30 * 24 * time.Hour).Format(time.RFC3339Nano)}, "to": {now.Format(time.RFC3339Nano)}}.Encode()
-	benchGet(b, ts.URL, "/api/v1/kpis", "/api/v1/kpis/by/region", "/api/v1/kpis"+month, "/api/v1/kpis/by/region"+month)
+	benchGet(b, ts.URL, month, extra, "30d", "/api/v1/kpis", "/api/v1/kpis/by/region")
 }

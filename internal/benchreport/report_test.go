@@ -94,6 +94,8 @@ func TestKPIs30dNames(t *testing.T) {
 		"KPIEndpoints//api/v1/kpis":              false,
 		"KPIEndpoints/30d/api/v1/kpis/by/region": false,
 		"KPIs/30d":                               false,
+		"KPIEndpointsLarge/30d/api/v1/kpis":      true,
+		"KPIEndpointsLarge/15m/api/v1/kpis":      false,
 	} {
 		if got := kpis30d(name); got != want {
 			t.Errorf("kpis30d(%q) = %v, want %v", name, got, want)
@@ -135,6 +137,38 @@ func TestRenderListsEveryResult(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+// The 30-day figure says how large its history was, and one measured
+// over fewer than 50M events cannot pass.
+func TestKPIs30dHistory(t *testing.T) {
+	for _, c := range []struct {
+		line, measured string
+		want           Verdict
+	}{
+		{"BenchmarkKPIEndpointsLarge/30d/api/v1/kpis-2 \t 100\t 5 ns/op\t 3.1 p50_ms\t 12.5 p99_ms\t 51234567 events",
+			"12.5 ms over 51,234,567 events", Pass},
+		{"BenchmarkKPIEndpointsLarge/30d/api/v1/kpis-2 \t 100\t 5 ns/op\t 3.1 p50_ms\t 12.5 p99_ms\t 6000000 events",
+			"12.5 ms over 6,000,000 events, fewer than the target's 50M", Fail},
+		{"BenchmarkKPIEndpointsLarge/30d/api/v1/kpis-2 \t 100\t 5 ns/op\t 3.1 p50_ms\t 75 p99_ms\t 51234567 events",
+			"75.0 ms over 51,234,567 events", Fail},
+		{"BenchmarkKPIEndpoints/30d/api/v1/kpis-2 \t 100\t 5 ns/op\t 3.1 p50_ms\t 12.5 p99_ms",
+			"12.5 ms (history size not reported)", Pass},
+	} {
+		raw, err := Parse(strings.NewReader(c.line + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row Row
+		for _, r := range Evaluate(raw) {
+			if strings.HasPrefix(r.What, "/api/v1/kpis over 30 days") {
+				row = r
+			}
+		}
+		if row.Measured != c.measured || row.Verdict != c.want {
+			t.Errorf("%s:\ngot  %s %q\nwant %s %q", c.line, row.Verdict, row.Measured, c.want, c.measured)
 		}
 	}
 }
