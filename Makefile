@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/cockpit-cs/cockpit/internal/app.Version=$(VERSION)
 ARGS     ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test test-unit soak bench bench-large lint fuzz screenshots kafka-start kafka-stop clean
+.PHONY: all build deps run test test-unit test-sim soak bench bench-large lint fuzz screenshots kafka-start kafka-stop clean
 
 all: build
 
@@ -37,6 +37,10 @@ soak:
 ## test-unit: tests that need no Kafka broker (integration tests skip)
 test-unit:
 	$(GO) test -race -count=1 ./...
+
+## test-sim: the built-in rules over 4 simulated hours of baseline and the incidents, at the demo's rate (long)
+test-sim:
+	COCKPIT_SIMRULES_RATE=20 COCKPIT_SIMRULES_HOURS=4 $(GO) test -run '^TestBuiltinRulesOnSimulatedTraffic$$' -count=1 -v -timeout 180m ./internal/simulate
 
 ## bench: the SPEC §9 measurements and the Telegraf peer -> bench/raw.txt, bench/REPORT.md (see scripts/bench.sh)
 bench:

@@ -88,7 +88,7 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./data", "directory for the embedded Kafka and ClickHouse data")
 	simOn := fs.Bool("simulate", true, "run the traffic simulator")
 	var sim simFlags
-	sim.register(fs, "simulate-", time.Hour, "demo")
+	sim.register(fs, "simulate-", simulate.DemoBackfill, "demo")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

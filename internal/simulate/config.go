@@ -105,6 +105,17 @@ func DefaultConfig() Config {
 	}
 }
 
+// DemoBackfill is the history `cockpit demo` generates before it goes
+// live. The complaint spike rule judges each region against its own
+// history; while that history is younger than a day it uses the trailing
+// hours, and it judges nothing until its longest window (30 minutes) and
+// one hour-long baseline slice before it, 1.5 h in all, hold data. The
+// first complaint spike of DefaultIncidents starts 5 minutes after the
+// demo, so the history must be at least 1 h 25 min long; 2 h also keeps
+// the simulation's first half hour, while it fills up from empty, out of
+// that first baseline slice.
+const DemoBackfill = 2 * time.Hour
+
 // maxBackfill keeps backfilled events inside the contract's 30-day max age
 // with a day to spare for a slow catch-up.
 const maxBackfill = 29 * 24 * time.Hour

@@ -349,13 +349,18 @@ func (e *engine) beginWait(c *conv, t int64) {
 }
 
 // congestion scales a queue's waits with its occupancy ρ (busy agents over
-// agents on shift) like the M/M/1 mean wait ρ/(1-ρ) does, normalised to 1 at
-// the target occupancy: 0.2/(1-ρ). It is capped at 2 (ρ ≥ 0.9) so that a
-// slowed queue degrades by about its incident factor rather than without
-// bound.
+// agents on shift): √(0.2/(1-ρ)), which is 1 at the target occupancy of
+// 0.8 and reaches its cap of 2 at ρ = 0.95, so that a slowed queue degrades
+// by about its incident factor rather than without bound. The mean wait of
+// a single server, ρ/(1-ρ), would double the waits of a queue at 0.9; a
+// pool of many agents hardly waits until it is nearly full (Halfin and
+// Whitt 1981: what matters is the spare capacity in units of √busy), and
+// the busy count of a queue of 100 agents at 0.8 wanders above 0.9 for
+// minutes at a time on its own. The square root keeps those excursions
+// to a somewhat longer wait instead of a doubled one.
 func (e *engine) congestion(q int, t int64) float64 {
 	rho := float64(e.queues[q].busy) / float64(e.m.onShift(q, t))
-	return 0.2 / (1 - min(rho, 0.9))
+	return math.Sqrt(0.2 / (1 - min(rho, 0.95)))
 }
 
 // assignAgent picks the less loaded of two random agents on shift (the

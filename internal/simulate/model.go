@@ -55,40 +55,55 @@ type channel struct {
 }
 
 // Timing calibration:
-//   - wait: technion_1day.csv's served calls have a log-sd of 1.15 around a
-//     median of 132 s (an understaffed bank). Our medians and a narrower
-//     log-sd of 0.85 are those of a centre that meets its 80/20 service
-//     level on an ordinary day, so the demo's rules stay quiet until an
-//     incident degrades a queue.
+//   - wait: technion_1day.csv's served calls waited a median 132 s with a
+//     log-sd of 1.15: a bank that was badly understaffed that day. Ours is
+//     a centre that meets its target: a log-sd of 0.85 around medians (at
+//     the planned occupancy, see engine.congestion) of 4 s for voice and
+//     5 s for the chat-like channels, so 97% and 95% of those transfers
+//     reach an agent within 20 s. Counting the sms and email transfers too
+//     (worked from a backlog, they rarely make 20 s) and the customers who
+//     give up, a queue's service level is about 0.91 on an ordinary day.
+//     That is above the 80/20 target on purpose: the target is judged per
+//     15-minute window, and a queue that only meets it on average misses it
+//     in every other window. An incident multiplies these waits, so it
+//     still shows at once.
 //   - voice humanTurns/custThink/agentReply give a handle time near the
 //     technion service times (median 118 s, mean 194 s).
 //   - email agentReply and custThink medians are the company-reply (727 s)
 //     and customer-reply (988 s) medians of twcs5k.csv; their log-sd there
 //     (1.9 and 2.6) comes from a days-long tail that would keep demo
 //     conversations open for weeks, so we use 1.2 and cap the tail at 2-4 h.
-//   - patience: abandoning callers in technion_1day.csv hung up after a
-//     median 57 s, a sample biased to the impatient; 120 s for voice gives
-//     an abandon rate of a few percent at normal load.
+//   - patience: the callers who hung up in technion_1day.csv had waited a
+//     median 57 s, but they are the impatient ones (the patient ones were
+//     served before they gave up). Counting the served callers' waits as
+//     censored patience (a Kaplan-Meier estimate) gives a patience median of
+//     about 5 minutes with a log-sd of about 2: 9% give up within 20 s, 22%
+//     within a minute. Voice uses that; chat customers, who can do
+//     something else while they wait, twice the median. At the planned
+//     occupancy about 2.5% of the voice callers and 1.5% of the chat
+//     customers waiting for a human give up (the abandon_rate, over all
+//     ended conversations, is about 0.65%), and 10-15% in a queue slowed
+//     fourfold.
 var channels = []channel{
 	{name: "voice", share: 0.34, sync: true, botEntry: 0.85, transfer: 1.3,
 		botReply: lognorm{1.2, 0.3, 10}, custThink: lognorm{9, 0.6, 120}, agentGreet: lognorm{2, 0.4, 15},
-		agentReply: lognorm{6, 0.6, 120}, wait: lognorm{7, 0.85, 3600}, patience: lognorm{90, 0.9, 3600},
+		agentReply: lognorm{6, 0.6, 120}, wait: lognorm{4, 0.85, 3600}, patience: lognorm{300, 2, 3600},
 		wrap: lognorm{8, 0.5, 60}, botTurns: [2]int{1, 3}, humanTurns: [2]int{4, 12}, csat: 0.25},
 	{name: "wechat", share: 0.22, sync: true, botEntry: 1.2, transfer: 0.9,
 		botReply: lognorm{1.5, 0.4, 20}, custThink: lognorm{18, 0.8, 600}, agentGreet: lognorm{8, 0.5, 60},
-		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{8, 0.85, 3600}, patience: lognorm{180, 0.9, 7200},
+		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{5, 0.85, 3600}, patience: lognorm{600, 2, 7200},
 		wrap: lognorm{30, 0.6, 300}, botTurns: [2]int{1, 4}, humanTurns: [2]int{2, 7}, csat: 0.35},
 	{name: "app", share: 0.18, sync: true, botEntry: 1.2, transfer: 0.9,
 		botReply: lognorm{1.5, 0.4, 20}, custThink: lognorm{18, 0.8, 600}, agentGreet: lognorm{8, 0.5, 60},
-		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{8, 0.85, 3600}, patience: lognorm{180, 0.9, 7200},
+		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{5, 0.85, 3600}, patience: lognorm{600, 2, 7200},
 		wrap: lognorm{30, 0.6, 300}, botTurns: [2]int{1, 4}, humanTurns: [2]int{2, 7}, csat: 0.40},
 	{name: "web", share: 0.10, sync: true, botEntry: 1.1, transfer: 1.0,
 		botReply: lognorm{1.5, 0.4, 20}, custThink: lognorm{20, 0.8, 600}, agentGreet: lognorm{8, 0.5, 60},
-		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{8, 0.85, 3600}, patience: lognorm{180, 0.9, 7200},
+		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{5, 0.85, 3600}, patience: lognorm{600, 2, 7200},
 		wrap: lognorm{30, 0.6, 300}, botTurns: [2]int{1, 4}, humanTurns: [2]int{2, 7}, csat: 0.35},
 	{name: "chat", share: 0.08, sync: true, botEntry: 1.1, transfer: 1.0,
 		botReply: lognorm{1.5, 0.4, 20}, custThink: lognorm{18, 0.8, 600}, agentGreet: lognorm{8, 0.5, 60},
-		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{8, 0.85, 3600}, patience: lognorm{180, 0.9, 7200},
+		agentReply: lognorm{22, 0.7, 600}, wait: lognorm{5, 0.85, 3600}, patience: lognorm{600, 2, 7200},
 		wrap: lognorm{30, 0.6, 300}, botTurns: [2]int{1, 4}, humanTurns: [2]int{2, 7}, csat: 0.35},
 	{name: "sms", share: 0.05, sync: false, botEntry: 1.1, transfer: 0.8,
 		botReply: lognorm{3, 0.5, 60}, custThink: lognorm{60, 0.9, 3600}, agentGreet: lognorm{30, 0.6, 600},
@@ -139,7 +154,11 @@ const (
 	// targetOccupancy is the agent occupancy staffing plans for; waits are
 	// at their channel's median there.
 	targetOccupancy = 0.8
-	minAgents       = 2
+	// safetyStaffing is β of the square-root staffing rule (see agentsFor).
+	// It asks for more agents than the target occupancy does in the queues
+	// with fewer than 16β² = 64 agents busy.
+	safetyStaffing = 2
+	minAgents      = 2
 )
 
 // transferReasons are weighted like a typical bot's hand-over log: most

@@ -64,8 +64,8 @@ func newModel(cfg *Config, anchorMs int64) *model {
 	m.pBot = spread(cfg.BotFirstShare, func(c *channel) float64 { return c.botEntry }, nil)
 	m.pTransfer = spread(cfg.TransferShare, func(c *channel) float64 { return c.transfer }, m.pBot)
 
-	// Staffing plan: the agents each queue needs at the peak to run at the
-	// target occupancy, from the expected human-handled arrivals times the
+	// Staffing plan: the agents each queue needs at the peak (see
+	// agentsFor), from the expected human-handled arrivals times the
 	// expected handle time of the synchronous channels.
 	var busyPerArrival float64 // agent-seconds per arriving conversation
 	for i, c := range channels {
@@ -90,7 +90,7 @@ func newModel(cfg *Config, anchorMs int64) *model {
 	for q, name := range queues {
 		busy := cfg.PeakRate * queueShare[q] * busyPerArrival
 		m.peakBusy = append(m.peakBusy, busy)
-		n := max(minAgents, int(math.Ceil(busy/targetOccupancy)))
+		n := agentsFor(busy)
 		ids := make([]string, n)
 		for a := range ids {
 			ids[a] = fmt.Sprintf("%s-%03d", name, a+1)
@@ -135,9 +135,25 @@ func spread(share float64, weight func(*channel) float64, given []float64) []flo
 	return p
 }
 
-// onShift is the number of agents of queue q on shift at t.
+// agentsFor is the staffing plan for an expected load of busy agents: the
+// agents that run it at the target occupancy, or, when that is more, the
+// square-root safety staffing rule busy + safetyStaffing·√busy (Halfin and
+// Whitt 1981; Borst, Mandelbaum and Reiman, "Dimensioning large call
+// centers", Operations Research 2004). The number of conversations in
+// service wanders by about √busy around its mean, so a queue of a dozen
+// busy agents planned at 0.8 would spend a third of its time above 0.9;
+// the square-root term gives the small queues the slack planners give
+// them and leaves the large ones at the target occupancy.
+func agentsFor(busy float64) int {
+	n := max(busy/targetOccupancy, busy+safetyStaffing*math.Sqrt(busy))
+	return max(minAgents, int(math.Ceil(n)))
+}
+
+// onShift is the number of agents of queue q on shift at t: the plan for
+// the expected load at t, less the share away at lunch or at the shift
+// change.
 func (m *model) onShift(q int, t int64) int {
-	n := int(math.Ceil(m.peakBusy[q] * level(t, m.weekend, m.floor) * staffing(t) / targetOccupancy))
+	n := int(math.Ceil(float64(agentsFor(m.peakBusy[q]*level(t, m.weekend, m.floor))) * staffing(t)))
 	return max(n, minAgents)
 }
 

@@ -119,11 +119,23 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 	start := time.Now()
 	e := newEngine(s.m, s.stats, start.Add(-s.cfg.Backfill), true)
 	batch := make([]schemas.Event, 0, min(s.cfg.MaxBatch, 4096))
+	// The backfill is the first advance below, which lasts as long as the
+	// sink takes to accept the history (half a minute or more), so its
+	// progress is logged from the writes, at most every 10 s.
+	backfilling := s.cfg.Backfill > 0
+	backfillLogEvery := min(s.cfg.LogEvery, 10*time.Second)
+	lastLog, lastEvents := start, s.stats.events.Load()
 	write := func() error {
 		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			err := sink.Write(ctx, batch)
 			if err == nil {
+				if now := time.Now(); backfilling && backfillLogEvery > 0 && now.Sub(lastLog) >= backfillLogEvery {
+					at := batch[len(batch)-1].OccurredAt
+					s.logger.Info("simulator backfilling", "at", at.Format(time.RFC3339), "behind", now.Sub(at).Round(time.Second),
+						"events", s.stats.events.Load(), "elapsed", now.Sub(start).Round(time.Second))
+					lastLog = now
+				}
 				batch = batch[:0]
 				return nil
 			}
@@ -157,7 +169,6 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 
 	ticker := time.NewTicker(s.cfg.FlushInterval)
 	defer ticker.Stop()
-	lastLog, lastEvents := start, s.stats.events.Load()
 	for {
 		now := time.Now()
 		err := e.advance(now.UnixMilli())
@@ -169,6 +180,13 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		}
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
+		}
+		if backfilling {
+			backfilling = false
+			events := s.stats.events.Load()
+			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "events", events,
+				"took", time.Since(start).Round(100*time.Millisecond))
+			lastLog, lastEvents = time.Now(), events
 		}
 		if s.cfg.LogEvery > 0 && now.Sub(lastLog) >= s.cfg.LogEvery {
 			events := s.stats.events.Load()
