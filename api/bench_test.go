@@ -1,22 +1,21 @@
 package api
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/internal/largehist"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
 	"github.com/cockpit-cs/cockpit/pipeline"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -50,18 +49,26 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 	}
 	store(b, conn, batch)
 	b.Logf("%d events over 24 h", n+len(batch))
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return to }})
+	ts := kpiServer(b, pipeline.KPIConfig{Now: func() time.Time { return to }}, conn)
+	benchGet(b, ts.URL, "", nil, "", "/api/v1/kpis", "/api/v1/kpis/by/region")
+}
+
+// kpiServer serves the API over a KPI store of conn with cfg, its clock
+// at cfg.Now, until b ends.
+func kpiServer(b *testing.B, cfg pipeline.KPIConfig, conn driver.Conn) *httptest.Server {
+	b.Helper()
+	kpi, err := pipeline.NewKPIStore(conn, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	s, err := New(Deps{Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, Now: func() time.Time { return to }}, slog.New(slog.DiscardHandler))
+		KPIs: kpi, Now: cfg.Now}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
-	benchGet(b, ts.URL, "", nil, "", "/api/v1/kpis", "/api/v1/kpis/by/region")
+	b.Cleanup(ts.Close)
+	return ts
 }
 
 // benchGet measures GET of each path with the query string query and
@@ -101,46 +108,9 @@ func benchGet(b *testing.B, base, query string, extra map[string]float64, label 
 // p99. It needs COCKPIT_BENCH_LARGE=1 (tens of minutes of setup);
 // COCKPIT_BENCH_CONVERSATIONS overrides the 6.1M conversations.
 func BenchmarkKPIEndpointsLarge(b *testing.B) {
-	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
-		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
-	}
-	convs := 6_100_000
-	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
-		convs = v
-	}
-	from := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	to := from.Add(30 * 24 * time.Hour)
-	_, conn := chtest.Start(b).Database(b)
-	start := time.Now()
-	n := chtest.Generate(b, conn, chtest.Traffic{From: from, To: to, Conversations: convs, DuplicateShare: 0.02})
-	b.Logf("stored %d events over 30 days in %s", n, time.Since(start).Round(time.Second))
-	now := to.Add(-7*time.Minute - 27*time.Second - 500*time.Millisecond)
-	cfg := pipeline.KPIConfig{Now: func() time.Time { return now }, Rollup: pipeline.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12, Settle: time.Second}}
-	// The events were stored a moment ago, so the builder's first scan
-	// marks their hours changed; they count as clean only when built a
-	// settle time after that (the product waits 3 min; a second here).
-	time.Sleep(2 * cfg.Rollup.Settle)
-	builder, err := pipeline.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	start = time.Now()
-	res, err := builder.Pass(context.Background(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("rollup: built %d hours in %s", res.Built, time.Since(start).Round(time.Second))
-	kpi, err := pipeline.NewKPIStore(conn, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Deps{Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, Now: func() time.Time { return now }}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	h := largehist.Build(b)
+	ts := kpiServer(b, h.Config, h.Conn)
+	now, n := h.Now, h.Events
 	// Named 15m/… and 30d/… for the report (internal/benchreport); events
 	// says how large the history was.
 	extra := map[string]float64{"events": float64(n)}

@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/internal/largehist"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
 	"github.com/cockpit-cs/cockpit/pipeline"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -64,37 +64,7 @@ func BenchmarkKPIs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	for _, c := range []struct {
-		name string
-		w    pipeline.Window
-		by   bool
-	}{
-		{"15m", pipeline.Window{From: to.Add(-15 * time.Minute), To: to}, false},
-		{"15m_by_region", pipeline.Window{From: to.Add(-15 * time.Minute), To: to}, true},
-		{"30d", pipeline.Window{From: from, To: to}, false},
-		{"30d_by_region", pipeline.Window{From: from, To: to}, true},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			var lat []time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				var err error
-				if c.by {
-					_, err = st.KPIsBy(ctx, c.w, pipeline.Filters{}, pipeline.DimRegion)
-				} else {
-					_, err = st.KPIs(ctx, c.w, pipeline.Filters{})
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
-		})
-	}
+	benchWindows(b, to, storePath{store: func() *pipeline.KPIStore { return st }})
 }
 
 // BenchmarkKPIsLarge measures KPIs and KPIsBy(region) over 15 minutes and
@@ -104,37 +74,8 @@ func BenchmarkKPIs(b *testing.B) {
 // needs COCKPIT_BENCH_LARGE=1 (generating and building take tens of
 // minutes); COCKPIT_BENCH_CONVERSATIONS overrides the 6.1M conversations.
 func BenchmarkKPIsLarge(b *testing.B) {
-	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
-		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
-	}
-	convs := 6_100_000
-	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
-		convs = v
-	}
-	from := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	to := from.Add(30 * 24 * time.Hour)
-	_, conn := chtest.Start(b).Database(b)
-	start := time.Now()
-	n := chtest.Generate(b, conn, chtest.Traffic{From: from, To: to, Conversations: convs, DuplicateShare: 0.02})
-	b.Logf("stored %d events of %d conversations over 30 days in %s", n, convs, time.Since(start).Round(time.Second))
-	// "Now" is late in the last hour, so a 30-day window has a partial
-	// hour at both ends.
-	now := to.Add(-7*time.Minute - 27*time.Second - 500*time.Millisecond)
-	cfg := pipeline.KPIConfig{Now: func() time.Time { return now }, Rollup: pipeline.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12, Settle: time.Second}}
-	// The events were stored a moment ago, so the builder's first scan
-	// marks their hours changed; they count as clean only when built a
-	// settle time after that (the product waits 3 min; a second here).
-	time.Sleep(2 * cfg.Rollup.Settle)
-	builder, err := pipeline.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	start = time.Now()
-	res, err := builder.Pass(context.Background(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("rollup: built %d hours in %s", res.Built, time.Since(start).Round(time.Second))
+	h := largehist.Build(b)
+	conn, cfg, now := h.Conn, h.Config, h.Now
 	rolled, err := pipeline.NewKPIStore(conn, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -145,26 +86,32 @@ func BenchmarkKPIsLarge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchWindows(b, map[string]func() *pipeline.KPIStore{
-		"raw":    func() *pipeline.KPIStore { return raw },
-		"rollup": func() *pipeline.KPIStore { return rolled },
+	benchWindows(b, now,
+		storePath{"raw", func() *pipeline.KPIStore { return raw }},
+		storePath{"rollup", func() *pipeline.KPIStore { return rolled }},
 		// A new store each time: nothing comes from its cache of rollup rows.
-		"rollup_uncached": func() *pipeline.KPIStore {
+		storePath{"rollup_uncached", func() *pipeline.KPIStore {
 			st, err := pipeline.NewKPIStore(conn, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
 			return st
-		},
-	}, now)
+		}})
 }
 
-// benchWindows runs the window cases against the store of each path and
-// reports latency percentiles.
-func benchWindows(b *testing.B, stores map[string]func() *pipeline.KPIStore, now time.Time) {
+// storePath is a way of reading windows: a name ("" for none) and the
+// store to read each window with.
+type storePath struct {
+	name  string
+	store func() *pipeline.KPIStore
+}
+
+// benchWindows reads the last 15 minutes and 30 days before now, whole
+// and by region, through each path, and reports latency percentiles. The
+// sub-benchmarks are named path/window, or window for an unnamed path.
+func benchWindows(b *testing.B, now time.Time, paths ...storePath) {
 	ctx := context.Background()
-	for _, path := range []string{"raw", "rollup", "rollup_uncached"} {
-		store := stores[path]
+	for _, path := range paths {
 		for _, c := range []struct {
 			name string
 			w    pipeline.Window
@@ -175,10 +122,14 @@ func benchWindows(b *testing.B, stores map[string]func() *pipeline.KPIStore, now
 			{"30d", pipeline.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, false},
 			{"30d_by_region", pipeline.Window{From: now.Add(-30 * 24 * time.Hour), To: now}, true},
 		} {
-			b.Run(path+"/"+c.name, func(b *testing.B) {
+			name := c.name
+			if path.name != "" {
+				name = path.name + "/" + name
+			}
+			b.Run(name, func(b *testing.B) {
 				var lat []time.Duration
 				for b.Loop() {
-					st := store()
+					st := path.store()
 					t0 := time.Now()
 					var err error
 					if c.by {
