@@ -177,9 +177,6 @@ func rollupStates(ctx context.Context, conn driver.Conn, from, to time.Time, sl 
 			continue
 		}
 		st := hourState{asOf: asOf.UTC()}
-		if asOf.IsZero() {
-			st.asOf = time.Time{}
-		}
 		if changed.UnixMilli() > 0 {
 			st.changedAt = changed.UTC()
 		}
@@ -454,16 +451,10 @@ func (b *RollupBuilder) buildDays(ctx context.Context, oldest, end time.Time, le
 
 // buildDay adds up the hours of the day starting at d into day rows.
 func (b *RollupBuilder) buildDay(ctx context.Context, d time.Time) error {
-	asOf, err := b.serverNow(ctx)
+	qctx, err := b.buildContext(ctx, []time.Time{d}, 24)
 	if err != nil {
 		return err
 	}
-	p := windowParams(d, d, d.Add(24*time.Hour), Filters{}, 0, b.sl)
-	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
-	p["as_of"] = asOf.Format(chTime)
-	p["hours"] = hoursParam([]time.Time{d})
-	p["span"] = "24"
-	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
 	t0 := time.Now()
 	if err := b.conn.Exec(qctx, rollupDaySQL); err != nil {
 		return fmt.Errorf("cannot build rollup day %s: %w", d.Format(time.DateOnly), err)
@@ -551,19 +542,30 @@ func (b *RollupBuilder) chunks(hours []time.Time) [][]time.Time {
 	return out
 }
 
+// buildContext carries the parameters of a build of the consecutive
+// periods starting at starts, each span hours long: the window they
+// cover, a new build version and the store's clock as the build's as_of.
+func (b *RollupBuilder) buildContext(ctx context.Context, starts []time.Time, span int) (context.Context, error) {
+	asOf, err := b.serverNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, to := starts[0], starts[len(starts)-1].Add(time.Duration(span)*time.Hour)
+	p := windowParams(from, from, to, Filters{}, 0, b.sl)
+	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
+	p["as_of"] = asOf.Format(chTime)
+	p["hours"] = hoursParam(starts)
+	p["span"] = strconv.Itoa(span)
+	return clickhouse.Context(ctx, clickhouse.WithParameters(p)), nil
+}
+
 // build builds the consecutive hours of one month, then records them.
 func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
-	asOf, err := b.serverNow(ctx)
+	qctx, err := b.buildContext(ctx, hours, 1)
 	if err != nil {
 		return err
 	}
 	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
-	p := windowParams(from, from, to, Filters{}, 0, b.sl)
-	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
-	p["as_of"] = asOf.Format(chTime)
-	p["hours"] = hoursParam(hours)
-	p["span"] = "1"
-	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
 	t0 := time.Now()
 	if err := b.conn.Exec(qctx, withAgents(rollupBuildSQL, false)); err != nil {
 		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
