@@ -31,6 +31,9 @@ type Deps struct {
 	Metrics http.Handler
 	// KPIs serves /kpis, /kpis/by, /timeseries and the stream.
 	KPIs KPISource
+	// LiveKPIs, when set, serves the stream instead of KPIs: its windows
+	// always end now (pipeline.KPIStore.Live).
+	LiveKPIs KPISource
 	// Conversations serves the drill-down and the CSV export.
 	Conversations ConversationReader
 	// AlertHistory serves GET /alerts.
@@ -76,7 +79,11 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	logger = logger.With("component", "api")
 	s := &Server{engine: e, logger: logger, deps: deps, cfg: cfg, now: now,
 		lim: limits{maxRange: cfg.MaxRange, maxSteps: cfg.MaxSteps}, auth: newAuthenticator(cfg.Tokens)}
-	s.hub = newHub(deps.KPIs, deps.AlertHistory, cfg, now, logger)
+	streamKPIs := deps.KPIs
+	if deps.LiveKPIs != nil {
+		streamKPIs = deps.LiveKPIs
+	}
+	s.hub = newHub(streamKPIs, deps.AlertHistory, cfg, now, logger)
 	// A panic is logged by us and answered in the contract's shape, never
 	// with a stack trace.
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {

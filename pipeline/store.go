@@ -24,6 +24,9 @@ type KPIConfig struct {
 	MaxSteps int `yaml:"max_steps"`
 	// Rollup configures the hourly rollup that answers long windows.
 	Rollup RollupConfig `yaml:"rollup"`
+	// Live configures the live view that answers the windows that end now
+	// (live.go).
+	Live LiveConfig `yaml:"live"`
 	// Now returns the current time for the "now" gauges. Default
 	// time.Now; tests set a fixed clock.
 	Now func() time.Time `yaml:"-"`
@@ -40,6 +43,9 @@ func (c *KPIConfig) Validate() error {
 	if err := c.Rollup.Validate(); err != nil {
 		return fmt.Errorf("rollup: %w", err)
 	}
+	if err := c.Live.Validate(); err != nil {
+		return fmt.Errorf("live: %w", err)
+	}
 	return nil
 }
 
@@ -54,6 +60,7 @@ func (c *KPIConfig) defaults() {
 		c.Now = time.Now
 	}
 	c.Rollup.defaults()
+	c.Live.defaults()
 }
 
 // KPIStore computes the SPEC §5 metrics from ClickHouse: the events table,
@@ -63,7 +70,10 @@ func (c *KPIConfig) defaults() {
 type KPIStore struct {
 	conn  driver.Conn
 	cfg   KPIConfig
-	cache rollupCache
+	cache *rollupCache
+	live  *liveView
+	// useLive answers the windows that end now from the live view (Live).
+	useLive bool
 }
 
 // NewKPIStore returns a store reading through conn, which must be bound to
@@ -76,12 +86,37 @@ func NewKPIStore(conn driver.Conn, cfg KPIConfig) (*KPIStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kpi store config: %w", err)
 	}
-	return &KPIStore{conn: conn, cfg: cfg}, nil
+	s := &KPIStore{conn: conn, cfg: cfg, cache: &rollupCache{}}
+	if !cfg.Live.Disabled {
+		s.live = newLiveView(s, cfg.Live)
+	}
+	return s, nil
+}
+
+// Live returns the same store answering every window that reaches the
+// present, starts within the live horizon and needs no agent from the
+// live view (live.go): no store query but the view's refresh, at most
+// every live.every. Such a window is widened to whole buckets, and the
+// snapshot's from and to say which window was answered. It is for the
+// consumers that ask about now again and again (the stream, the rules);
+// other windows, and every window of the store itself, are exact.
+func (s *KPIStore) Live() *KPIStore {
+	c := *s
+	c.useLive = s.live != nil
+	return &c
+}
+
+// Fresh tells the live view that this process stored events, so a view
+// that found nothing new lately asks the store again at once.
+func (s *KPIStore) Fresh() {
+	if s.live != nil {
+		s.live.fresh()
+	}
 }
 
 // KPIs returns every metric over w for the conversations matching f.
 func (s *KPIStore) KPIs(ctx context.Context, w Window, f Filters) (Snapshot, error) {
-	cells, err := s.compute(ctx, w, f, DimNone, 0, true)
+	cells, w, err := s.compute(ctx, w, f, DimNone, 0, true)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -100,7 +135,7 @@ func (s *KPIStore) KPIsBy(ctx context.Context, w Window, f Filters, dim Dimensio
 	if !slices.Contains(Dimensions, dim) {
 		return nil, fmt.Errorf("unknown dimension %q", dim)
 	}
-	cells, err := s.compute(ctx, w, f, dim, 0, true)
+	cells, w, err := s.compute(ctx, w, f, dim, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +174,7 @@ func (s *KPIStore) Timeseries(ctx context.Context, metric string, step time.Dura
 	if err != nil {
 		return nil, err
 	}
-	cells, err := s.compute(ctx, w, f, groupBy, step, false)
+	cells, _, err := s.compute(ctx, w, f, groupBy, step, false)
 	if err != nil {
 		return nil, err
 	}
@@ -548,16 +583,32 @@ func (c *rollupCache) put(key rollupKey, cells map[cellKey]*cell) {
 // compute answers a window from the rollup's clean hours inside it and
 // from the raw events for the rest, all queries at once, and adds their
 // rows up by (step, key). withGauges adds the "now" gauges to step 0.
-func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, error) {
+//
+// It returns the window it answered: w, or, from the live view, w widened
+// to whole buckets.
+func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, Window, error) {
 	if err := w.Validate(); err != nil {
-		return nil, err
+		return nil, w, err
 	}
 	if w.From.Truncate(time.Millisecond) != w.From || w.To.Truncate(time.Millisecond) != w.To {
 		w = Window{From: w.From.Truncate(time.Millisecond), To: w.To.Truncate(time.Millisecond)}
 		if err := w.Validate(); err != nil {
-			return nil, err
+			return nil, w, err
 		}
 	}
+	if s.useLive && s.live.covers(w, f, dim, step) {
+		if err := s.live.ensure(ctx); err != nil {
+			return nil, w, err
+		}
+		cells, answered := s.live.compute(w, f, dim, step, withGauges)
+		return cells, answered, nil
+	}
+	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges)
+	return cells, w, err
+}
+
+// computeStored is compute from the store.
+func (s *KPIStore) computeStored(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, error) {
 	hours, days, raw, version, err := s.split(ctx, w, f, dim, step)
 	if err != nil {
 		return nil, err

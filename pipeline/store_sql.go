@@ -60,6 +60,8 @@ func keyExpr(dim Dimension) string {
 		return "f_business_line"
 	case DimAgent:
 		return "arrayJoin(f_agents)"
+	case dimFullGrain:
+		return fullGrainKeySQL
 	}
 	return "''"
 }

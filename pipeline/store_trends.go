@@ -24,7 +24,7 @@ func (s *KPIStore) Trends(ctx context.Context, metrics []string, step time.Durat
 	if err != nil {
 		return nil, err
 	}
-	cells, err := s.compute(ctx, w, f, DimNone, step, false)
+	cells, _, err := s.compute(ctx, w, f, DimNone, step, false)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 	if err != nil {
 		return nil, err
 	}
-	ev, err := pipeline.NewEvaluator(pipeline.NewKPIRuleSource(kpi), pipeline.NewSpikeRules(pipeline.NewClickHouseSpikeHistory(conn)), rs, logger)
+	ev, err := pipeline.NewEvaluator(pipeline.NewKPIRuleSource(kpi.Live()), pipeline.NewSpikeRules(pipeline.NewClickHouseSpikeHistory(conn)), rs, logger)
 	if err != nil {
 		return nil, err
 	}

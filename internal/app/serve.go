@@ -95,6 +95,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		},
 		Metrics:       promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
 		KPIs:          p.alerting.kpi,
+		LiveKPIs:      p.alerting.kpi.Live(),
 		Conversations: convs,
 		AlertHistory:  p.alerting.store,
 		Alerts:        p.alerting.manager,
@@ -179,7 +180,10 @@ func (p *product) run(ctx context.Context) error {
 		defer close(hubDone)
 		p.hub.Run(hubCtx)
 	}()
-	go watchInserts(hubCtx, p.ingest.Stats(), p.hub.Fresh)
+	go watchInserts(hubCtx, p.ingest.Stats(), func() {
+		p.alerting.kpi.Fresh()
+		p.hub.Fresh()
+	})
 	httpDone := make(chan struct{})
 	go func() {
 		defer close(httpDone)
