@@ -87,14 +87,25 @@ func (d *Deliverer) Run(ctx context.Context) {
 // Once delivers every notification due at now, in order per receiver: a
 // notification waiting for its next attempt holds back the later ones of
 // its receiver, so a receiver that was down never hears an alert resolve
-// before it hears it fire.
-func (d *Deliverer) Once(ctx context.Context, now time.Time) {
+// before it hears it fire. It returns when the outbox next has something
+// due (the earliest next attempt of what is still pending), or the zero
+// time when nothing is pending or the outbox could not be read: new
+// notifications come from this process's evaluations, which say so.
+func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 	items, err := d.store.Due(ctx, now, 200)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.logger.Warn("cannot read the outbox", "err", err)
 		}
-		return
+		return time.Time{}
+	}
+	var mu sync.Mutex
+	later := func(t time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
 	}
 	byReceiver := map[string][]OutboxItem{}
 	for _, it := range items {
@@ -106,18 +117,24 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) {
 		go func() {
 			defer wg.Done()
 			for _, it := range its {
-				if it.NextAttempt.After(now) || !d.deliver(ctx, recv, it) {
+				if it.NextAttempt.After(now) {
+					later(it.NextAttempt)
 					return // keep this receiver's order: later ones wait
+				}
+				if ok, retryAt := d.deliver(ctx, recv, it); !ok {
+					later(retryAt)
+					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	return next
 }
 
 // deliver tries one notification and records the outcome; it reports
-// whether the receiver accepted it.
-func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) bool {
+// whether the receiver accepted it and, if not, when to try again.
+func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) (bool, time.Time) {
 	n := &it.Notification
 	notifier, ok := d.notifiers[recv]
 	var retry bool
@@ -130,7 +147,7 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) boo
 		cancel()
 	}
 	if ctx.Err() != nil {
-		return false // stopping: the item stays pending
+		return false, time.Time{} // stopping: the item stays pending
 	}
 	now := time.Now()
 	it.Attempts++
@@ -153,7 +170,10 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) boo
 	}
 	if uerr := d.store.UpdateOutbox(ctx, it); uerr != nil {
 		d.logger.Warn("cannot record a delivery outcome; it will be retried", "notification", n.ID, "err", uerr)
-		return false
+		return false, now.Add(d.cfg.RetryMin)
 	}
-	return err == nil
+	if err != nil && it.State == "pending" {
+		return false, it.NextAttempt
+	}
+	return err == nil, time.Time{}
 }

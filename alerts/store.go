@@ -17,6 +17,9 @@ type Store struct {
 	conn driver.Conn
 	// clock gives row versions: nanoseconds, so the newest write wins.
 	clock func() time.Time
+	// OnEnqueue, if set, is called after a notification was written to
+	// the outbox, so that delivery reads it at once rather than on a poll.
+	OnEnqueue func()
 }
 
 // NewStore returns a store over conn (bound to the product's database).
@@ -282,7 +285,11 @@ type OutboxItem struct {
 // Enqueue writes a notification to the outbox as pending. Writing the
 // same notification twice is harmless: the id is the key.
 func (s *Store) Enqueue(ctx context.Context, n *Notification) error {
-	return s.writeOutbox(ctx, OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt})
+	err := s.writeOutbox(ctx, OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt})
+	if err == nil && s.OnEnqueue != nil {
+		s.OnEnqueue()
+	}
+	return err
 }
 
 // UpdateOutbox writes an item's new delivery state.

@@ -131,11 +131,8 @@ type liveView struct {
 	cfg LiveConfig
 	s   *KPIStore
 
-	// refresh serialises refreshes; callers that find one under way wait
-	// for it and use its result.
-	refresh sync.Mutex
-
 	mu        sync.RWMutex
+	running   chan struct{} // closed when the refresh under way ends
 	loaded    bool
 	buckets   map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
 	open      map[string]openConv
@@ -174,33 +171,65 @@ func (l *liveView) floor(ms int64) int64 {
 	return -((-ms + b - 1) / b * b)
 }
 
-// ensure refreshes the view if it is due and returns the error of the
-// newest refresh.
+// ensure refreshes the view if it is due and returns the error of that
+// refresh. A refresh runs on its own, with its own time limit, so a
+// caller that gives up (ctx) leaves it to finish for the next caller;
+// callers that come while one runs wait for it.
 func (l *liveView) ensure(ctx context.Context) error {
-	l.refresh.Lock()
-	defer l.refresh.Unlock()
-	l.mu.RLock()
-	since, idle, loaded := time.Since(l.refreshed), l.idle, l.loaded
-	l.mu.RUnlock()
-	if loaded && since < l.cfg.Every {
-		return nil
+	l.mu.Lock()
+	done := l.running
+	if done == nil && l.due() {
+		done = make(chan struct{})
+		l.running = done
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveRefreshTimeout)
+			defer cancel()
+			err := l.update(rctx)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.err = err
+			if err != nil {
+				// Try again at once next time.
+				l.refreshed = time.Time{}
+			}
+			l.running = nil
+			close(done)
+		}()
 	}
-	if loaded && idle && since < l.cfg.IdleProbe {
+	l.mu.Unlock()
+	if done != nil {
 		select {
-		case <-l.local:
-		default:
-			return nil
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	err := l.update(ctx)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.err = err
-		return err
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if !l.loaded && l.err == nil {
+		return errors.New("the live view is not loaded yet")
 	}
-	l.err = nil
-	return nil
+	return l.err
+}
+
+// liveRefreshTimeout bounds one refresh.
+const liveRefreshTimeout = 2 * time.Minute
+
+// due says whether a refresh should run now; l.mu is held.
+func (l *liveView) due() bool {
+	since := time.Since(l.refreshed)
+	if !l.loaded || since >= l.cfg.IdleProbe || (since >= l.cfg.Every && !l.idle) {
+		return true
+	}
+	if since < l.cfg.Every {
+		return false
+	}
+	select {
+	case <-l.local:
+		return true
+	default:
+		return false
+	}
 }
 
 // liveChangedSQL returns, for every conversation with rows stored since
@@ -479,6 +508,20 @@ func (l *liveView) stretches(buckets []int64) [][2]int64 {
 // full grain with windowSQL into m; every bucket of the range gets an
 // entry, empty ones too, so that it replaces what the view had.
 func (l *liveView) read(ctx context.Context, from, to int64, m map[int64]map[liveKey]*cell) error {
+	// A long range (the first load, a burst of late events) is read in
+	// pieces: each query holds a few minutes of events in memory.
+	for chunk := liveChunk.Milliseconds(); to-from > chunk; from += chunk {
+		if err := l.readRange(ctx, from, from+chunk, m); err != nil {
+			return err
+		}
+	}
+	return l.readRange(ctx, from, to, m)
+}
+
+// liveChunk is the longest range one query of the view reads.
+const liveChunk = 5 * time.Minute
+
+func (l *liveView) readRange(ctx context.Context, from, to int64, m map[int64]map[liveKey]*cell) error {
 	f, t := time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
 	p := windowParams(f, f, t, Filters{}, l.cfg.Bucket, l.s.cfg.ServiceLevelThreshold)
 	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), withAgents(withKey(windowSQL, dimFullGrain), false))
@@ -596,8 +639,7 @@ func parseFullGrainKey(s string) (liveKey, error) {
 }
 
 // covers reports whether the view answers w (with filters f, breakdown
-// dim, steps of step): a window that reaches the present, starts within
-// the horizon and needs no agent.
+// dim, steps of step): a window within the horizon that needs no agent.
 func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration) bool {
 	if f.Agent != "" || dim == DimAgent {
 		return false
@@ -606,18 +648,25 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 		return false
 	}
 	now := l.s.cfg.Now()
-	return !w.From.Before(now.Add(-l.cfg.Horizon).Add(l.cfg.Bucket)) && !w.To.Before(now.Add(-2*l.cfg.Bucket))
+	return !w.From.Before(now.Add(-l.cfg.Horizon).Add(l.cfg.Bucket))
 }
 
 // compute answers w from the buckets, as KPIStore.compute does from the
-// store. It returns the window it answered: From rounded down to a bucket,
-// To the end of the newest bucket at or before w.To.
+// store, and returns the window it answered: From rounded down to a
+// bucket; To the end of the newest bucket if w reaches the present (ends
+// at most two buckets before the view's time), else rounded down too, so
+// that consecutive windows still partition time.
 func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, Window) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	from := l.floor(w.From.UnixMilli())
-	newest := l.floor(l.asOf.UnixMilli()) + l.bucketMs()
-	to := min(l.floor(w.To.UnixMilli()-1)+l.bucketMs(), newest)
+	to := l.floor(l.asOf.UnixMilli()) + l.bucketMs()
+	if w.To.Before(l.asOf.Add(-2 * l.cfg.Bucket)) {
+		to = l.floor(w.To.UnixMilli())
+	}
+	if to <= from {
+		to = from + l.bucketMs()
+	}
 	out := map[cellKey]*cell{}
 	for b, keys := range l.buckets {
 		if b < from || b >= to {

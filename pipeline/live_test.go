@@ -110,6 +110,30 @@ func TestLiveAgreesWithStore(t *testing.T) {
 				t.Errorf("%s: last %s %+v by %s:\nlive  %s\nstore %s", stage, d, f, dim, gj, wj)
 			}
 		}
+		// The trend rule's consecutive windows, the older ones not reaching
+		// the present: still whole buckets, and they still partition time.
+		var prevTo time.Time
+		for k := 3; k >= 1; k-- {
+			w := Window{From: to.Add(-time.Duration(k) * 10 * time.Minute), To: to.Add(-time.Duration(k-1) * 10 * time.Minute)}
+			got, err := live.KPIsBy(ctx, w, Filters{}, DimBusinessLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				t.Fatalf("%s: no rows by business line", stage)
+			}
+			if !prevTo.IsZero() && !got[0].From.Equal(prevTo) {
+				t.Errorf("%s: consecutive windows %s and %s–%s", stage, prevTo, got[0].From, got[0].To)
+			}
+			prevTo = got[0].To
+			want, err := raw.KPIsBy(ctx, Window{From: got[0].From, To: got[0].To}, Filters{}, DimBusinessLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+				t.Errorf("%s: window %d by business line:\nlive  %s\nstore %s", stage, k, gj, wj)
+			}
+		}
 		// The wall's trends: an hour of minutes ending after now.
 		end := to.Truncate(time.Minute).Add(time.Minute)
 		tw := Window{From: end.Add(-time.Hour), To: end}

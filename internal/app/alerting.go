@@ -85,14 +85,25 @@ func loadRules(path string) (*pipeline.RuleSet, error) {
 	return rs, nil
 }
 
+// outboxPoll is how often the leader reads the outbox when no
+// notification was queued and no retry is due.
+const outboxPoll = 5 * time.Second
+
 // run evaluates, alerts, delivers and keeps the hourly KPI rollup built
 // until ctx ends.
 func (a *alerting) run(ctx context.Context) {
 	const workers = 4
 	done := make(chan struct{}, workers)
-	// kick wakes delivery as soon as an evaluation may have queued
-	// notifications, instead of at the next poll.
+	// kick wakes delivery as soon as a notification was written to the
+	// outbox; otherwise the outbox is read when a retry falls due, and
+	// every outboxPoll for what an earlier leader left.
 	kick := make(chan struct{}, 1)
+	a.store.OnEnqueue = func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if a.cfg.Rules.File != "" {
@@ -118,24 +129,25 @@ func (a *alerting) run(ctx context.Context) {
 				}
 				a.logger.Info("leading the ingest group: evaluating rules and sending notifications")
 				wasLeader = true
+				a.store.OnEnqueue()
 			}
 			if err := a.manager.Observe(ctx, ev); err != nil && ctx.Err() == nil {
 				a.logger.Warn("cannot record alerts", "err", err)
-			}
-			select {
-			case kick <- struct{}{}:
-			default:
 			}
 		})
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
+			wait := outboxPoll
 			if a.leader() {
-				a.deliverer.Once(ctx, time.Now())
+				if next := a.deliverer.Once(ctx, time.Now()); !next.IsZero() {
+					wait = min(wait, max(time.Until(next), 50*time.Millisecond))
+				}
 			}
+			t.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return
