@@ -78,6 +78,7 @@ func parseFrame(t *testing.T, frame string) (string, []byte) {
 func TestStreamStoreDown(t *testing.T) {
 	store := chtest.Start(t)
 	_, conn := store.Database(t)
+	t.Cleanup(func() { store.SetDown(false) }) // before the database is dropped
 	fixture(t, conn)
 	var clock atomic.Int64
 	clock.Store(base.UnixNano())
