@@ -205,7 +205,7 @@ func TestStreamStoreDown(t *testing.T) {
 	// empty list that reads as "nothing firing".
 	for _, path := range []string{"/api/v1/alerts?state=firing", "/api/v1/kpis"} {
 		code, body := get(t, ts.URL+path)
-		if code < 500 || !strings.Contains(body, `"error"`) || strings.Contains(body, `"alerts"`) {
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, `"code":"unavailable"`) || strings.Contains(body, `"alerts"`) {
 			t.Errorf("%s with the store down = %d %s", path, code, body)
 		}
 	}
