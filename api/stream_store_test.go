@@ -263,3 +263,36 @@ func TestStreamStoreDown(t *testing.T) {
 		t.Errorf("firing after the outage: %+v", w.Firing.Alerts)
 	}
 }
+
+// TestStreamAlertStamps: an `alert` event says when it was sent and the
+// time of the evaluation it came from.
+func TestStreamAlertStamps(t *testing.T) {
+	now := time.Date(2026, 11, 22, 8, 30, 20, 0, time.UTC)
+	h := newHub(nil, nil, Config{StreamBuffer: 4}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	c, _ := h.subscribe()
+	seen := now.Add(-3 * time.Second)
+	resolved := now.Add(-time.Second)
+	for _, tc := range []struct {
+		ch   alerts.Change
+		asOf time.Time
+	}{
+		{alerts.Change{From: alerts.StatePending, To: alerts.StateFiring,
+			Alert: alerts.Record{ID: "a", ActiveAt: seen.Add(-time.Minute), StartedAt: seen, LastSeen: seen}}, seen},
+		{alerts.Change{From: alerts.StateFiring, To: alerts.StateResolved,
+			Alert: alerts.Record{ID: "a", ActiveAt: seen.Add(-time.Minute), StartedAt: seen, LastSeen: seen, ResolvedAt: resolved}}, resolved},
+	} {
+		h.PublishAlerts([]alerts.Change{tc.ch})
+		event, data := parseFrame(t, string(<-c.ch))
+		var got struct {
+			ComputedAt time.Time    `json:"computed_at"`
+			AsOf       time.Time    `json:"as_of"`
+			To         alerts.State `json:"to"`
+		}
+		if err := json.Unmarshal(data, &got); err != nil || event != "alert" {
+			t.Fatalf("%s %s: %v", event, data, err)
+		}
+		if !got.ComputedAt.Equal(now) || !got.AsOf.Equal(tc.asOf) || got.To != tc.ch.To {
+			t.Errorf("alert %s: computed at %s as of %s, want %s and %s", got.To, got.ComputedAt, got.AsOf, now, tc.asOf)
+		}
+	}
+}
