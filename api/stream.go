@@ -142,7 +142,7 @@ func (h *Hub) Fresh() {
 	}
 }
 
-// streamQueryTimeout bounds one snapshot or panel computation.
+// streamQueryTimeout bounds one snapshot, and each read of the panel.
 const streamQueryTimeout = 10 * time.Second
 
 // panelDue says whether the wall panel is older than StreamPanelEvery.
@@ -206,9 +206,9 @@ func (h *Hub) tilesStaleAfter() time.Duration {
 }
 
 // panelStaleAfter is the age past which the wall panel is stale: the
-// next one should have come, however slow its queries.
+// next one should have come, however slow its three reads.
 func (h *Hub) panelStaleAfter() time.Duration {
-	return 2*h.cfg.StreamPanelEvery + streamQueryTimeout
+	return 2*h.cfg.StreamPanelEvery + 3*streamQueryTimeout
 }
 
 // panelState says whether a panel's data could be read, and the time of
@@ -339,44 +339,40 @@ type firingPanel struct {
 // panelRegions is how many regions the wall ranks.
 const panelRegions = 12
 
-// panel reads the wall's charts over the last hour and the firing alerts,
-// each with its own deadline so a slow chart query does not cost the
-// banner its list, and sends them to every viewer.
+// panel reads the firing alerts and the wall's charts over the last hour,
+// and sends them to every viewer. Each read has its own deadline, so a
+// slow chart query does not cost the banner its list; they run one after
+// the other, the firing list first, so the wall adds no concurrent
+// queries to a store already struggling.
 func (h *Hub) panel(ctx context.Context) {
 	at := h.now().UTC().Truncate(time.Millisecond)
 	to := at.Truncate(time.Minute).Add(time.Minute)
 	w := pipeline.Window{From: to.Add(-time.Hour), To: to}
+	read := func(fn func(context.Context) error) error {
+		qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
+		defer cancel()
+		return fn(qctx)
+	}
 	var (
-		wg                               sync.WaitGroup
+		firing                           []alerts.Record
 		trends                           map[string][]pipeline.Point
 		rows                             []pipeline.KeyedSnapshot
-		firing                           []alerts.Record
-		trendsErr, regionsErr, firingErr error
+		firingErr, trendsErr, regionsErr error
 	)
-	read := func(errp *error, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
-			defer cancel()
-			*errp = fn(qctx)
-		}()
-	}
-	read(&trendsErr, func(ctx context.Context) (err error) {
-		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, pipeline.Filters{})
-		return err
-	})
-	read(&regionsErr, func(ctx context.Context) (err error) {
-		rows, err = h.kpis.KPIsBy(ctx, w, pipeline.Filters{}, pipeline.DimRegion)
-		return err
-	})
 	if h.alerts != nil {
-		read(&firingErr, func(ctx context.Context) (err error) {
+		firingErr = read(func(ctx context.Context) (err error) {
 			firing, err = h.alerts.ListAlerts(ctx, "firing", time.Unix(0, 0), at.Add(time.Minute), maxAlerts)
 			return err
 		})
 	}
-	wg.Wait()
+	trendsErr = read(func(ctx context.Context) (err error) {
+		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, pipeline.Filters{})
+		return err
+	})
+	regionsErr = read(func(ctx context.Context) (err error) {
+		rows, err = h.kpis.KPIsBy(ctx, w, pipeline.Filters{}, pipeline.DimRegion)
+		return err
+	})
 	if ctx.Err() != nil {
 		return // shutting down: not a store failure
 	}
