@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -294,5 +296,27 @@ func TestStreamAlertStamps(t *testing.T) {
 		if !got.ComputedAt.Equal(now) || !got.AsOf.Equal(tc.asOf) || got.To != tc.ch.To {
 			t.Errorf("alert %s: computed at %s as of %s, want %s and %s", got.To, got.ComputedAt, got.AsOf, now, tc.asOf)
 		}
+	}
+}
+
+// TestReadState: a panel is unknown from its last good data (or its first
+// failed read when there was none) until a read works again, and says
+// whether the read timed out or the store was unavailable.
+func TestReadState(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	var r readState
+	r.failed(t0, context.DeadlineExceeded)
+	r.failed(t0.Add(time.Second), errors.New("connection reset"))
+	s := r.state(40 * time.Second)
+	if s.OK || s.AsOf != nil || s.UnknownSince == nil || !s.UnknownSince.Equal(t0) || s.Error != "unavailable" || s.StaleAfterSeconds != 40 {
+		t.Errorf("never read: %+v", s)
+	}
+	r.succeeded(t0.Add(2 * time.Second))
+	if s := r.state(time.Minute); !s.OK || s.UnknownSince != nil || s.Error != "" || !s.AsOf.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("read: %+v", s)
+	}
+	r.failed(t0.Add(5*time.Second), fmt.Errorf("query: %w", context.DeadlineExceeded))
+	if s := r.state(time.Minute); s.OK || s.Error != "timeout" || !s.UnknownSince.Equal(t0.Add(2*time.Second)) || !s.AsOf.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("timed out after a good read: %+v", s)
 	}
 }
