@@ -11,7 +11,12 @@
   const { C, T, el, signIn, hms, fmt, metricLabel, labelsText, charts } = window.cockpit;
   const STALE_MS = 5000;
   // Ages are measured on the server's clock: the display's may be off.
-  const skew = C.now ? Date.parse(C.now) - Date.now() : 0;
+  // C.now is when the server wrote the page, which is about when its
+  // first byte arrived (not when this script ran, seconds later on a
+  // slow display).
+  const nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+  const received = nav && nav.responseStart > 0 ? performance.timeOrigin + nav.responseStart : Date.now();
+  const skew = C.now ? Date.parse(C.now) - received : 0;
   const serverNow = () => Date.now() + skew;
   const tpl = (key, t) => T(key).replace('%s', hms(t));
 
