@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/gin-gonic/gin"
 
 	"github.com/cockpit-cs/cockpit/alerts"
@@ -52,6 +56,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.logger.Warn("request timed out", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		writeError(c, http.StatusGatewayTimeout, "timeout", "the query took too long; narrow the time range or filters")
+	case unreachable(err):
+		// Not "internal error", and never an empty answer: the client
+		// must see that the answer is not known.
+		s.logger.Warn("request failed: the store cannot be reached", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+		writeError(c, http.StatusServiceUnavailable, "unavailable", "the data store cannot be reached, so the answer is not known; try again")
 	default:
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
@@ -61,4 +70,13 @@ func (s *Server) fail(c *gin.Context, err error) {
 // writeError answers with the error shape of the API contract.
 func writeError(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": message}})
+}
+
+// unreachable says whether err is the store's connection failing (refused,
+// reset, dropped, or no connection free in time) rather than a query that
+// went wrong.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, clickhouse.ErrAcquireConnTimeout)
 }

@@ -252,7 +252,7 @@ func TestStoreErrorIsNotLeaked(t *testing.T) {
 	defer chtest.Start(t).SetDown(false)
 	for _, path := range []string{"/api/v1/kpis", "/api/v1/conversations", "/api/v1/conversations/c1", "/api/v1/export.csv"} {
 		code, body := get(t, ts.URL+path)
-		if code != 500 || body != `{"error":{"code":"internal","message":"internal error"}}` {
+		if code != 503 || body != `{"error":{"code":"unavailable","message":"the data store cannot be reached, so the answer is not known; try again"}}` {
 			t.Errorf("%s with the store down = %d %s", path, code, body)
 		}
 	}

@@ -40,6 +40,15 @@ type Hub struct {
 	lastPanel []byte        // the latest wall frame, likewise
 	panelAt   time.Time
 	lastErr   time.Time
+
+	// What each panel last read, and whether its last read worked. The
+	// tiles belong to tick, the others to panel; each runs once at a time.
+	tiles                   readState
+	lastSnap                *pipeline.Snapshot
+	trends, regions, firing readState
+	lastTrends              *trendsData
+	lastRegions             *regionsData
+	lastFiring              []alertJSON
 }
 
 // streamClient is one viewer's queue.
@@ -133,7 +142,7 @@ func (h *Hub) Fresh() {
 	}
 }
 
-// streamQueryTimeout bounds one snapshot or panel computation.
+// streamQueryTimeout bounds one snapshot, and each read of the panel.
 const streamQueryTimeout = 10 * time.Second
 
 // panelDue says whether the wall panel is older than StreamPanelEvery.
@@ -150,7 +159,9 @@ func (h *Hub) viewers() int {
 	return len(h.clients)
 }
 
-// tick computes one snapshot and sends it to every viewer.
+// tick computes one snapshot and sends it to every viewer. When the store
+// cannot be read, the frame still goes out: it says so, and carries the
+// last good snapshot with its time, so no page shows old numbers as new.
 func (h *Hub) tick(ctx context.Context) {
 	h.mu.Lock()
 	h.tickAt = time.Now()
@@ -160,6 +171,9 @@ func (h *Hub) tick(ctx context.Context) {
 	to := h.now().UTC().Truncate(time.Millisecond)
 	snap, err := h.kpis.KPIs(qctx, pipeline.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, pipeline.Filters{})
 	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: not a store failure
+		}
 		h.mu.Lock()
 		// Rate-limited: at one tick a second a store outage would
 		// otherwise log every second.
@@ -168,17 +182,102 @@ func (h *Hub) tick(ctx context.Context) {
 			h.lastErr = time.Now()
 		}
 		h.mu.Unlock()
-		if logIt && ctx.Err() == nil {
+		if logIt {
 			h.logger.Warn("stream: cannot compute KPIs", "err", err)
 		}
-		return
+		h.tiles.failed(to, err)
+	} else {
+		h.tiles.succeeded(to)
+		h.lastSnap = &snap
 	}
-	data, err := json.Marshal(snap)
+	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
+	data, err := json.Marshal(f)
 	if err != nil {
 		h.logger.Error("stream: cannot encode KPIs", "err", err)
 		return
 	}
 	h.broadcast("kpi", data)
+}
+
+// tilesStaleAfter is the age past which a snapshot is stale: several
+// ticks have gone by without a newer one.
+func (h *Hub) tilesStaleAfter() time.Duration {
+	return max(5*time.Second, 3*h.cfg.StreamTick)
+}
+
+// panelStaleAfter is the age past which the wall panel is stale: the
+// next one should have come, however slow its three reads.
+func (h *Hub) panelStaleAfter() time.Duration {
+	return 2*h.cfg.StreamPanelEvery + 3*streamQueryTimeout
+}
+
+// panelState says whether a panel's data could be read, and the time of
+// the data it carries. A panel whose read failed carries its last good
+// data (AsOf says how old) or none at all, never an empty value that a
+// page would show as "all clear".
+type panelState struct {
+	// OK is false when the last read failed.
+	OK bool `json:"ok"`
+	// AsOf is the time the data carried describes (the end of the window
+	// read, or when the list was read); null when nothing was read yet.
+	AsOf *time.Time `json:"as_of"`
+	// UnknownSince, set when OK is false, is when the panel's state
+	// stopped being known: the time of the last good data, or of the
+	// first failed read when there was none.
+	UnknownSince *time.Time `json:"unknown_since,omitempty"`
+	// Error is why the read failed: "timeout" or "unavailable" (the
+	// store's own message goes to the log only).
+	Error string `json:"error,omitempty"`
+	// StaleAfterSeconds is how old AsOf may grow before the data is
+	// stale: a newer frame is due before then.
+	StaleAfterSeconds int `json:"stale_after_seconds"`
+}
+
+// readState follows the reads of one panel.
+type readState struct {
+	good      time.Time // as of the last good read; zero: none yet
+	failSince time.Time // first failed read of the current run; zero: the last read worked
+	err       string
+}
+
+func (r *readState) succeeded(asOf time.Time) {
+	r.good, r.failSince, r.err = asOf, time.Time{}, ""
+}
+
+func (r *readState) failed(at time.Time, err error) {
+	if r.failSince.IsZero() {
+		r.failSince = at
+	}
+	r.err = "unavailable"
+	if errors.Is(err, context.DeadlineExceeded) {
+		r.err = "timeout"
+	}
+}
+
+func (r *readState) state(staleAfter time.Duration) panelState {
+	s := panelState{OK: r.failSince.IsZero(), StaleAfterSeconds: int(staleAfter / time.Second)}
+	if !r.good.IsZero() {
+		t := r.good
+		s.AsOf = &t
+	}
+	if !s.OK {
+		since := r.failSince
+		if s.AsOf != nil {
+			since = *s.AsOf
+		}
+		s.UnknownSince, s.Error = &since, r.err
+	}
+	return s
+}
+
+// kpiFrame is the data of a `kpi` event: the tiles' state and the
+// snapshot (its fields at the top level, `to` being the time it
+// describes); no snapshot fields when none was ever read.
+type kpiFrame struct {
+	// ComputedAt is when the frame was made.
+	ComputedAt time.Time `json:"computed_at"`
+	panelState
+	*pipeline.Snapshot
 }
 
 // WallTrends are the metrics of the wall's trend charts, in the form
@@ -188,16 +287,41 @@ var WallTrends = []string{
 	pipeline.MetricServiceLevel, pipeline.MetricResolutionRate, pipeline.MetricTransferRate, pipeline.MetricAbandonRate,
 }
 
-// wallPanel is the data of a `wall` event: what the wall's charts and
-// banner show, computed once for every viewer. A part whose query failed
-// is left out (null), and the page keeps what it showed.
-type wallPanel struct {
+// wallFrame is the data of a `wall` event: what the wall's charts and
+// banner show, computed once for every viewer. Each part says on its own
+// whether it could be read and how old its data is.
+type wallFrame struct {
+	// ComputedAt is when the frame was made.
+	ComputedAt time.Time    `json:"computed_at"`
+	Trends     trendsPanel  `json:"trends"`
+	Regions    regionsPanel `json:"regions"`
+	// Firing is absent when the server has no alert history.
+	Firing *firingPanel `json:"firing,omitempty"`
+}
+
+type trendsPanel struct {
+	panelState
+	*trendsData
+}
+
+// trendsData is the last hour of the wall's trend metrics, by minute.
+type trendsData struct {
 	From        time.Time           `json:"from"`
 	To          time.Time           `json:"to"`
 	StepSeconds int                 `json:"step_seconds"`
-	Trends      map[string][][2]any `json:"trends"`
-	Regions     []regionCount       `json:"regions"`
-	Firing      []alertJSON         `json:"firing"`
+	Series      map[string][][2]any `json:"series"`
+}
+
+type regionsPanel struct {
+	panelState
+	*regionsData
+}
+
+// regionsData ranks the regions by complaints over the last hour.
+type regionsData struct {
+	From time.Time     `json:"from"`
+	To   time.Time     `json:"to"`
+	Rows []regionCount `json:"rows"`
 }
 
 type regionCount struct {
@@ -205,52 +329,99 @@ type regionCount struct {
 	Complaints uint64 `json:"complaints"`
 }
 
+// firingPanel is the firing alerts. When OK is false, Alerts is the last
+// list read (the state now is not known), or null.
+type firingPanel struct {
+	panelState
+	Alerts []alertJSON `json:"alerts"`
+}
+
 // panelRegions is how many regions the wall ranks.
 const panelRegions = 12
 
-// panel computes the wall's charts over the last hour and the firing
-// alerts, and sends them to every viewer.
+// panel reads the firing alerts and the wall's charts over the last hour,
+// and sends them to every viewer. Each read has its own deadline, so a
+// slow chart query does not cost the banner its list; they run one after
+// the other, the firing list first, so the wall adds no concurrent
+// queries to a store already struggling.
 func (h *Hub) panel(ctx context.Context) {
-	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
-	defer cancel()
-	to := h.now().UTC().Truncate(time.Minute).Add(time.Minute)
+	at := h.now().UTC().Truncate(time.Millisecond)
+	to := at.Truncate(time.Minute).Add(time.Minute)
 	w := pipeline.Window{From: to.Add(-time.Hour), To: to}
-	p := wallPanel{From: w.From, To: w.To, StepSeconds: 60, Trends: map[string][][2]any{}}
-	var errs []error
-	if trends, err := h.kpis.Trends(qctx, WallTrends, time.Minute, w, pipeline.Filters{}); err != nil {
-		errs = append(errs, err)
-		p.Trends = nil
-	} else {
-		for m, pts := range trends {
-			p.Trends[m] = pointsJSON(pts)
-		}
+	read := func(fn func(context.Context) error) error {
+		qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
+		defer cancel()
+		return fn(qctx)
 	}
-	if rows, err := h.kpis.KPIsBy(qctx, w, pipeline.Filters{}, pipeline.DimRegion); err != nil {
-		errs = append(errs, err)
+	var (
+		firing                           []alerts.Record
+		trends                           map[string][]pipeline.Point
+		rows                             []pipeline.KeyedSnapshot
+		firingErr, trendsErr, regionsErr error
+	)
+	if h.alerts != nil {
+		firingErr = read(func(ctx context.Context) (err error) {
+			firing, err = h.alerts.ListAlerts(ctx, "firing", time.Unix(0, 0), at.Add(time.Minute), maxAlerts)
+			return err
+		})
+	}
+	trendsErr = read(func(ctx context.Context) (err error) {
+		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, pipeline.Filters{})
+		return err
+	})
+	regionsErr = read(func(ctx context.Context) (err error) {
+		rows, err = h.kpis.KPIsBy(ctx, w, pipeline.Filters{}, pipeline.DimRegion)
+		return err
+	})
+	if ctx.Err() != nil {
+		return // shutting down: not a store failure
+	}
+	if err := errors.Join(trendsErr, regionsErr, firingErr); err != nil {
+		h.logger.Warn("stream: wall panel incomplete", "err", err)
+	}
+
+	if trendsErr != nil {
+		h.trends.failed(at, trendsErr)
 	} else {
-		p.Regions = []regionCount{}
+		d := &trendsData{From: w.From, To: w.To, StepSeconds: 60, Series: map[string][][2]any{}}
+		for m, pts := range trends {
+			d.Series[m] = pointsJSON(pts)
+		}
+		h.trends.succeeded(at)
+		h.lastTrends = d
+	}
+	if regionsErr != nil {
+		h.regions.failed(at, regionsErr)
+	} else {
+		d := &regionsData{From: w.From, To: w.To, Rows: []regionCount{}}
 		for _, r := range rows {
 			if r.Complaints > 0 {
-				p.Regions = append(p.Regions, regionCount{Key: r.Key, Complaints: r.Complaints})
+				d.Rows = append(d.Rows, regionCount{Key: r.Key, Complaints: r.Complaints})
 			}
 		}
-		slices.SortStableFunc(p.Regions, func(a, b regionCount) int { return cmp.Compare(b.Complaints, a.Complaints) })
-		p.Regions = p.Regions[:min(len(p.Regions), panelRegions)]
+		slices.SortStableFunc(d.Rows, func(a, b regionCount) int { return cmp.Compare(b.Complaints, a.Complaints) })
+		d.Rows = d.Rows[:min(len(d.Rows), panelRegions)]
+		h.regions.succeeded(at)
+		h.lastRegions = d
 	}
+	if firingErr != nil {
+		h.firing.failed(at, firingErr)
+	} else if h.alerts != nil {
+		h.lastFiring = make([]alertJSON, 0, len(firing))
+		for _, r := range firing {
+			h.lastFiring = append(h.lastFiring, toAlertJSON(r))
+		}
+		h.firing.succeeded(at)
+	}
+
+	stale := h.panelStaleAfter()
+	f := wallFrame{ComputedAt: h.now().UTC(),
+		Trends:  trendsPanel{h.trends.state(stale), h.lastTrends},
+		Regions: regionsPanel{h.regions.state(stale), h.lastRegions}}
 	if h.alerts != nil {
-		if rs, err := h.alerts.ListAlerts(qctx, "firing", time.Unix(0, 0), h.now().Add(time.Minute), maxAlerts); err != nil {
-			errs = append(errs, err)
-		} else {
-			p.Firing = make([]alertJSON, 0, len(rs))
-			for _, r := range rs {
-				p.Firing = append(p.Firing, toAlertJSON(r))
-			}
-		}
+		f.Firing = &firingPanel{h.firing.state(stale), h.lastFiring}
 	}
-	if len(errs) > 0 && ctx.Err() == nil {
-		h.logger.Warn("stream: wall panel incomplete", "err", errors.Join(errs...))
-	}
-	data, err := json.Marshal(p)
+	data, err := json.Marshal(f)
 	if err != nil {
 		h.logger.Error("stream: cannot encode the wall panel", "err", err)
 		return
@@ -263,16 +434,32 @@ func (h *Hub) panel(ctx context.Context) {
 
 // alertChange is the data of an `alert` event.
 type alertChange struct {
+	// ComputedAt is when the frame was made.
+	ComputedAt time.Time `json:"computed_at"`
+	// AsOf is the time of the evaluation the change came from.
+	AsOf  time.Time    `json:"as_of"`
 	From  alerts.State `json:"from"`
 	To    alerts.State `json:"to"`
 	Alert alertJSON    `json:"alert"`
+}
+
+// changeTime is the evaluation time of a change: the latest time the
+// record was seen, started or resolved at.
+func changeTime(r alerts.Record) time.Time {
+	t := r.ActiveAt
+	for _, u := range []time.Time{r.LastSeen, r.StartedAt, r.ResolvedAt} {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t.UTC()
 }
 
 // PublishAlerts sends alert lifecycle changes to every viewer; it has the
 // signature alerts.Manager.OnChange wants.
 func (h *Hub) PublishAlerts(changes []alerts.Change) {
 	for _, ch := range changes {
-		data, err := json.Marshal(alertChange{From: ch.From, To: ch.To, Alert: toAlertJSON(ch.Alert)})
+		data, err := json.Marshal(alertChange{ComputedAt: h.now().UTC(), AsOf: changeTime(ch.Alert), From: ch.From, To: ch.To, Alert: toAlertJSON(ch.Alert)})
 		if err != nil {
 			h.logger.Error("stream: cannot encode alert", "err", err)
 			continue

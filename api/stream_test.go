@@ -167,10 +167,15 @@ func TestStreamPanel(t *testing.T) {
 	// The last hour in whole minutes, up to the current minute's end; the
 	// regions with complaints, most first.
 	for _, want := range []string{"event: wall\n", `"from":"2026-11-22T07:31:00Z"`, `"to":"2026-11-22T08:31:00Z"`, `"step_seconds":60`,
-		`"regions":[{"key":"b","complaints":5},{"key":"a","complaints":1}]`, `"service_level":[[`, `"firing":null`} {
+		`"rows":[{"key":"b","complaints":5},{"key":"a","complaints":1}]`, `"service_level":[[`, `"as_of":"2026-11-22T08:30:20Z"`} {
 		if !strings.Contains(f, strings.ReplaceAll(want, "\\n", "\n")) {
 			t.Errorf("wall frame lacks %s:\n%s", want, f)
 		}
+	}
+	// Without an alert history there is no firing list to show, and the
+	// frame does not pretend to have one.
+	if strings.Contains(f, `"firing"`) {
+		t.Errorf("wall frame has a firing list without an alert history:\n%s", f)
 	}
 	if h.panelDue() {
 		t.Error("a panel is due right after one was sent")

@@ -68,6 +68,10 @@ type pageConfig struct {
 	Charts  []Chart           `json:"charts"`
 	Metrics []metricInfo      `json:"metrics"`
 	Query   map[string]string `json:"query,omitempty"`
+	// Now is the server's clock when the page was made: the wall judges
+	// the age of the stream's data by the server's clock, not the
+	// display's.
+	Now time.Time `json:"now"`
 }
 
 type metricInfo struct {
@@ -155,7 +159,7 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 	for _, p := range []string{"wall", "quality", "alerts"} {
 		data.Nav = append(data.Nav, navLink{Href: "/" + p + "?lang=" + url.QueryEscape(lang), Label: tr(lang, "nav."+p), Current: p == name})
 	}
-	cfg := pageConfig{Page: name, Lang: lang, API: d.deps.APIBase, Text: dictionary(lang)}
+	cfg := pageConfig{Page: name, Lang: lang, API: d.deps.APIBase, Text: dictionary(lang), Now: time.Now().UTC()}
 	for _, m := range pipeline.Metrics {
 		cfg.Metrics = append(cfg.Metrics, metricInfo{Name: m.Name, Kind: string(m.Kind), Label: metricLabel(lang, m.Name)})
 	}

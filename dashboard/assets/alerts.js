@@ -1,12 +1,12 @@
 // The alerts page: firing and past alerts, ack, silences.
 'use strict';
 (() => {
-  const { T, el, api, postJSON, dateTime, labelsText, C } = window.cockpit;
+  const { T, el, api, postJSON, dateTime, hms, labelsText, C } = window.cockpit;
   const errBox = document.getElementById('error');
   const who = document.getElementById('who');
   who.value = localStorage.getItem('cockpit.name') || '';
   who.addEventListener('change', () => localStorage.setItem('cockpit.name', who.value.trim()));
-  const showError = (e) => { errBox.hidden = !e; errBox.textContent = e ? T('error') + ': ' + e.message : ''; };
+  const showError = (e) => { errBox.hidden = !e; errBox.textContent = e ? T('error') + ': ' + e.message : ''; delete errBox.dataset.read; };
 
   const num = (v) => (typeof v === 'number' ? +v.toFixed(3) : '');
   // fill replaces a table's rows; an empty table says so.
@@ -15,6 +15,18 @@
     const cols = document.querySelectorAll('#' + id + ' thead th').length;
     tbody.replaceChildren(...(rows.length ? rows : [el('tr', { class: 'empty' }, el('td', { colspan: cols }, T('none')))]));
   }
+
+  // unknown says, in place of a table's rows, that they could not be read:
+  // an empty table would read as "none".
+  function unknown(id, text) {
+    const tbody = document.querySelector('#' + id + ' tbody');
+    const cols = document.querySelectorAll('#' + id + ' thead th').length;
+    tbody.replaceChildren(el('tr', { class: 'unknown' }, el('td', { colspan: cols }, text)));
+  }
+  // When each list was last read.
+  let firingAt = null;
+  let pastAt = null;
+  const since = (key, keyNow, at) => (at ? T(key).replace('%s', hms(at)) : T(keyNow));
 
   // qualityLink opens the drill-down around the alert: its labels, 30 min before it started.
   function qualityLink(a) {
@@ -43,7 +55,11 @@
 
   async function load() {
     try {
+      const at = new Date();
       const firing = await api('/alerts?state=firing');
+      // An error shown for an earlier failed read is over.
+      if (errBox.dataset.read) showError(null);
+      firingAt = at;
       fill('firing', (firing.alerts || []).map((a) => {
         const btn = el('button', { type: 'button' }, T('ack'));
         btn.addEventListener('click', () => ack(a, btn));
@@ -51,11 +67,22 @@
           el('td', {}, a.acked_by ? T('acked') + ': ' + a.acked_by + ' ' + dateTime(a.acked_at) : btn),
           el('td', {}, el('a', { href: qualityLink(a) }, T('drill'))));
       }));
+    } catch (e) {
+      showError(e);
+      errBox.dataset.read = '1';
+      unknown('firing', since('alerts_unknown', 'unknown_alerts', firingAt));
+    }
+    try {
+      const at = new Date();
       const from = new Date(Date.now() - 7 * 86400 * 1000).toISOString();
       const past = await api('/alerts?state=resolved&from=' + encodeURIComponent(from));
       fill('past', (past.alerts || []).map((a) => el('tr', {}, ...cells(a),
         el('td', {}, dateTime(a.resolved_at)), el('td', {}, a.acked_by || ''))));
-    } catch (e) { showError(e); }
+      pastAt = at;
+    } catch (e) {
+      showError(e);
+      unknown('past', since('unknown_since', 'unknown', pastAt));
+    }
     try {
       const body = await api('/silences');
       const now = Date.now();

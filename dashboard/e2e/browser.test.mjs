@@ -50,6 +50,16 @@ async function check(name, fn) {
   catch (e) { results.push([name, 'FAIL']); log(`FAIL ${name}: ${e.stack || e.message}`); }
 }
 
+// storeFault puts a TCP proxy between `cockpit serve` and `cockpit store`
+// and returns it with the store address to give serve: its cut() makes the
+// store unreachable while the API stays up, restore() brings it back.
+async function storeFault(storeURL) {
+  const proxy = new Proxy(storeURL);
+  const u = new URL(storeURL);
+  u.host = new URL(await proxy.listen()).host;
+  return { proxy, url: u.href.replace(/\/$/, '') };
+}
+
 // The product, started for this run.
 const dir = workDir();
 const procs = [];
@@ -79,8 +89,9 @@ try {
 `;
   const rulesFile = join(dir, 'rules.yaml');
   (await import('node:fs')).writeFileSync(rulesFile, rules);
+  const storeLink = await storeFault(store.url);
   const serveYAML = `
-clickhouse: {dsn: "${store.url}", database: e2e_${runID}}
+clickhouse: {dsn: "${storeLink.url}", database: e2e_${runID}}
 ingest: {brokers: ["${kafka}"], topic: ${topic}, group_id: g-${topic}, batch_interval: 100ms}
 rules: {file: "${rulesFile}", tick: 1s}
 `;
@@ -153,13 +164,15 @@ rules: {file: "${rulesFile}", tick: 1s}
 
     await check('wall shows the numbers of /api/v1/kpis, coloured by the rules', async () => {
       // The numbers move as the window slides; they must agree at some tick.
+      // The tiles are coloured only while their data is fresh.
       let got;
-      await until('tiles equal to the API', 15000, async (note) => {
+      await until('fresh tiles equal to the API', 15000, async (note) => {
         const k = await getJSON('/api/v1/kpis');
         const want = tiles.map(([m, stat, f]) => show[f](stat ? (k[m] ? k[m][stat] : null) : k[m]));
         got = await wallText();
-        note.last = { want, got };
-        return JSON.stringify(want) === JSON.stringify(got);
+        const fresh = await page.getAttribute('#asof', 'data-fresh');
+        note.last = { want, got, fresh };
+        return JSON.stringify(want) === JSON.stringify(got) && fresh === 'fresh';
       });
       // The seeded first replies came after 4 s and the waits were 90 s;
       // p90 comes from a histogram, within the SPEC's 1% of the exact
@@ -230,6 +243,74 @@ rules: {file: "${rulesFile}", tick: 1s}
       const known = new Set((await getJSON(`/api/v1/kpis/by/region?from=${new Date(t0 - 2 * 3600e3).toISOString()}`)).rows.map((r) => r.key));
       assert.ok(regions.length > 0 && regions.every((r) => known.has(r)), `regions ${regions}`);
       assert.deepEqual([...counts].sort((x, y) => y - x), counts);
+    });
+
+    await check('the store fails: the wall says the alert state is unknown and every panel unknown, then all recovers', async () => {
+      const HMS = '\\d\\d:\\d\\d:\\d\\d';
+      const matches = (sel, re) => page.waitForFunction(([s, r]) => new RegExp(r).test(((document.querySelector(s) || {}).textContent || '').trim()), [sel, re], { timeout: 45000 });
+      const charts = ['wall-trend-times', 'wall-trend-rates', 'wall-complaints-region'];
+      // Before: the firing alert, from a fresh read.
+      await page.waitForFunction(() => /critical/.test(document.getElementById('banner').className), null, { timeout: 20000 });
+      storeLink.proxy.cut();
+      try {
+        // The banner: unknown since a time, in amber on grey; never the all-clear.
+        await matches('#banner-text', `^告警状态未知（自 ${HMS} 起）$`);
+        assert.equal(await page.getAttribute('#banner', 'class'), 'banner unknown');
+        assert.ok(!(await page.textContent('#banner')).includes('当前无告警'));
+        // Every panel on its own: tiles and each chart say unknown since a time.
+        await matches('#asof', `^自 ${HMS} 起数据未知$`);
+        for (const id of charts) await matches('#fresh-' + id, `^自 ${HMS} 起数据未知$`);
+        const states = await page.$$eval('.tile', (ts) => ts.map((t) => t.dataset.state));
+        assert.ok(states.every((x) => x === 'unknown'), `tile states ${states}`);
+        assert.deepEqual(await page.$$eval('.chart', (cs) => cs.map((c) => c.dataset.fresh)), charts.map(() => 'unknown'));
+        // The API answers an error, not an empty list.
+        const res = await fetch(base + '/api/v1/alerts?state=firing');
+        const body = await res.text();
+        assert.ok(res.status >= 500 && body.includes('"error"') && !body.includes('"alerts"'), `/api/v1/alerts: ${res.status} ${body}`);
+        // A wall opened now starts in that state, in its language, and never
+        // shows the all-clear on the way.
+        for (const [path, re, clear] of [['/wall', `^告警状态未知（自 ${HMS} 起）$`, '当前无告警'], ['/wall?lang=en', `^Alert state unknown since ${HMS}$`, 'No firing alerts']]) {
+          const p = await newPage();
+          await p.addInitScript(() => {
+            window.__banners = [];
+            new MutationObserver(() => {
+              const b = document.getElementById('banner');
+              if (b && window.__banners[window.__banners.length - 1] !== b.textContent) window.__banners.push(b.textContent);
+            }).observe(document, { subtree: true, childList: true, characterData: true });
+          });
+          await p.goto(base + path, { waitUntil: 'load', timeout: 60000 });
+          await p.waitForFunction((r) => new RegExp(r).test(document.getElementById('banner-text').textContent), re, { timeout: 10000 });
+          await p.waitForFunction(() => document.getElementById('asof').dataset.fresh === 'unknown', null, { timeout: 10000 });
+          const seen = await p.evaluate(() => window.__banners);
+          assert.ok(seen.length > 0 && !seen.some((t) => t.includes(clear)), `${path}: the banner showed ${JSON.stringify(seen)}`);
+          assert.equal(await p.getAttribute('#banner', 'class'), 'banner unknown');
+          if (path === '/wall') {
+            mkdirSync(join(repo, 'screenshots'), { recursive: true });
+            await p.screenshot({ path: join(repo, 'screenshots', 'wall-store-down.png') });
+          }
+          await p.close();
+        }
+        // The alerts page: the firing table says unknown, not "none".
+        const al = await newPage();
+        await al.goto(base + '/alerts?lang=en', { timeout: 60000 });
+        await al.waitForSelector('#firing tbody tr.unknown', { timeout: 15000 });
+        assert.match((await al.textContent('#firing tbody')).trim(), /^Alert state unknown/);
+        assert.ok(await al.isVisible('#error'));
+        await al.close();
+      } finally {
+        // The store is back (the checks after this one need it).
+        storeLink.proxy.restore();
+      }
+      // The real state again, every stamp fresh.
+      await page.waitForFunction((h) => {
+        const b = document.getElementById('banner');
+        return /critical/.test(b.className) && b.textContent.includes(h);
+      }, HOSTILE, { timeout: 60000 });
+      for (const id of charts) await page.waitForSelector(`#fresh-${id}[data-fresh="fresh"]`, { timeout: 30000 });
+      await page.waitForFunction(() => document.getElementById('asof').dataset.fresh === 'fresh' &&
+        [...document.querySelectorAll('.tile')].every((t) => !['unknown', 'stale'].includes(t.dataset.state)), null, { timeout: 30000 });
+      const firing = await getJSON('/api/v1/alerts?state=firing');
+      assert.ok(firing.alerts.some((a) => a.rule === 'e2e_region_complaints'));
     });
 
     const q = await newPage();
