@@ -233,6 +233,39 @@ type RollupBuilder struct {
 	metrics rollupMetrics
 
 	scannedTo time.Time // zero until read from the store
+	fresh     chan struct{}
+}
+
+// Fresh tells the builder that this process stored events, so its next
+// tick passes over the rollup even if it would otherwise rest.
+func (b *RollupBuilder) Fresh() {
+	select {
+	case b.fresh <- struct{}{}:
+	default:
+	}
+}
+
+// rollupRest is the longest a leader goes without a pass when nothing
+// tells it one is needed: it finds the events other instances stored.
+const rollupRest = 30 * time.Second
+
+// due says whether a pass is needed: the first one, hours still pending,
+// events stored here since the last, an hour closed (and settled) since
+// the last, or rollupRest without one.
+func (b *RollupBuilder) due(last time.Time, pending int) bool {
+	now := time.Now()
+	switch {
+	case last.IsZero() || pending > 0 || now.Sub(last) >= rollupRest:
+		return true
+	case !now.Add(-b.cfg.Settle).Truncate(time.Hour).Equal(last.Add(-b.cfg.Settle).Truncate(time.Hour)):
+		return true
+	}
+	select {
+	case <-b.fresh:
+		return true
+	default:
+		return false
+	}
 }
 
 type rollupMetrics struct {
@@ -282,7 +315,7 @@ func NewRollupBuilder(conn driver.Conn, cfg KPIConfig, reg prometheus.Registerer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &RollupBuilder{conn: conn, cfg: cfg.Rollup, sl: cfg.ServiceLevelThreshold, logger: logger.With("component", "kpi_rollup"), metrics: m}, nil
+	return &RollupBuilder{conn: conn, cfg: cfg.Rollup, sl: cfg.ServiceLevelThreshold, logger: logger.With("component", "kpi_rollup"), metrics: m, fresh: make(chan struct{}, 1)}, nil
 }
 
 // Run passes over the rollup every Interval while lead reports true,
@@ -294,9 +327,14 @@ func (b *RollupBuilder) Run(ctx context.Context, lead func() bool) {
 	t := time.NewTicker(b.cfg.Interval)
 	defer t.Stop()
 	failing := false
+	var (
+		last    time.Time
+		pending int
+	)
 	for {
-		if lead() {
-			_, err := b.Pass(ctx, lead)
+		if lead() && (failing || b.due(last, pending)) {
+			res, err := b.Pass(ctx, lead)
+			last, pending = time.Now(), res.Pending
 			switch {
 			case err != nil && ctx.Err() == nil:
 				b.metrics.failures.Inc()

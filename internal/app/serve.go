@@ -182,6 +182,7 @@ func (p *product) run(ctx context.Context) error {
 	}()
 	go watchInserts(hubCtx, p.ingest.Stats(), func() {
 		p.alerting.kpi.Fresh()
+		p.alerting.rollup.Fresh()
 		p.hub.Fresh()
 	})
 	httpDone := make(chan struct{})
