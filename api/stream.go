@@ -187,7 +187,11 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	} else {
-		h.tiles.succeeded(to)
+		asOf := to
+		if !snap.AsOf.IsZero() && snap.AsOf.Before(to) {
+			asOf = snap.AsOf
+		}
+		h.tiles.succeeded(asOf)
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}

@@ -67,6 +67,10 @@ type Snapshot struct {
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
 	Filters Filters   `json:"filters"`
+	// AsOf is when the numbers were read from the store: the time of the
+	// newest data they can hold (the live view's last refresh, or the
+	// query itself).
+	AsOf time.Time `json:"-"`
 
 	ConversationsStarted      uint64   `json:"conversations_started"`
 	ConversationsClosed       uint64   `json:"conversations_closed"`

@@ -62,6 +62,13 @@ type LiveConfig struct {
 	Disabled bool `yaml:"disabled"`
 }
 
+// DefaultLiveConfig returns the defaults of LiveConfig.
+func DefaultLiveConfig() LiveConfig {
+	var c LiveConfig
+	c.defaults()
+	return c
+}
+
 func (c *LiveConfig) defaults() {
 	if c.Bucket == 0 {
 		c.Bucket = 10 * time.Second
@@ -131,6 +138,10 @@ type liveView struct {
 	cfg LiveConfig
 	s   *KPIStore
 
+	// wait is how long a caller waits for a refresh under way before it
+	// answers from the view as it was (liveWait; tests wait for it).
+	wait time.Duration
+
 	mu        sync.RWMutex
 	running   chan struct{} // closed when the refresh under way ends
 	loaded    bool
@@ -150,7 +161,7 @@ type liveView struct {
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
-	return &liveView{cfg: cfg, s: s, buckets: map[int64]map[liveKey]*cell{}, open: map[string]openConv{}, local: make(chan struct{}, 1)}
+	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, open: map[string]openConv{}, local: make(chan struct{}, 1)}
 }
 
 // fresh tells the view that this process stored events.
@@ -196,21 +207,43 @@ func (l *liveView) ensure(ctx context.Context) error {
 			close(done)
 		}()
 	}
+	recent := l.loaded && time.Since(l.refreshed) < liveMaxLag-l.wait
 	l.mu.Unlock()
 	if done != nil {
+		// Once loaded, a caller waits a moment for the refresh and then
+		// takes the view as it is: its numbers say how old they are.
+		var late <-chan time.Time
+		if recent {
+			t := time.NewTimer(l.wait)
+			defer t.Stop()
+			late = t.C
+		}
 		select {
 		case <-done:
+		case <-late:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if !l.loaded && l.err == nil {
+	switch {
+	case l.err != nil:
+		return l.err
+	case !l.loaded:
 		return errors.New("the live view is not loaded yet")
+	case time.Since(l.refreshed) > liveMaxLag:
+		return fmt.Errorf("the live view is %s behind: its refresh has not finished", time.Since(l.refreshed).Round(time.Second))
 	}
-	return l.err
+	return nil
 }
+
+// liveWait is how long a caller waits for a refresh under way before it
+// answers from the view as it was.
+const liveWait = time.Second
+
+// liveMaxLag is the oldest a view may be and still answer.
+const liveMaxLag = 15 * time.Second
 
 // liveRefreshTimeout bounds one refresh.
 const liveRefreshTimeout = 2 * time.Minute
@@ -442,8 +475,25 @@ func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
 		// The last follower of each kind before the first new event: the
 		// pairs that start before it are settled.
 		lastReply, lastAssign, lastAbandon := int64(-1<<62), int64(-1<<62), int64(-1<<62)
+		// The first old reply and agent message, the end if the
+		// conversation has one.
+		firstOldReply, firstOldAgent, end := int64(1<<62), int64(1<<62), int64(-1)
 		for _, e := range evs {
-			if e.ms >= newMin || e.stored {
+			if e.typ == "conversation.closed" || e.typ == "conversation.abandoned" {
+				if end < 0 || e.ms < end {
+					end = e.ms
+				}
+			}
+			if e.stored {
+				continue
+			}
+			if isReply(e) {
+				firstOldReply = min(firstOldReply, e.ms)
+				if e.role == "agent" {
+					firstOldAgent = min(firstOldAgent, e.ms)
+				}
+			}
+			if e.ms >= newMin {
 				continue
 			}
 			switch {
@@ -456,11 +506,30 @@ func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
 			}
 		}
 		lastTransferFollower := min(lastAssign, lastAbandon)
+		// Whether the new events change the conversation's facts kept at
+		// its start (first response) and its end (transfer, containment).
+		startChanged, endChanged := false, false
+		for _, e := range evs {
+			if !e.stored {
+				continue
+			}
+			switch {
+			case isReply(e) && (e.ms < firstOldReply || (e.role == "agent" && e.ms < firstOldAgent)):
+				startChanged = true
+			}
+			if e.typ != "message.sent" || e.role != "customer" {
+				// A transfer, assignment, agent message or close can
+				// change the facts an ended conversation is counted with.
+				endChanged = true
+			}
+		}
 		for _, e := range evs {
 			switch {
 			case started:
 				add(e.ms)
-			case e.typ == "conversation.started", e.typ == "conversation.closed", e.typ == "conversation.abandoned":
+			case e.typ == "conversation.started" && startChanged:
+				add(e.ms)
+			case end >= 0 && e.ms == end && endChanged:
 				add(e.ms)
 			case e.typ == "message.sent" && e.role == "customer" && e.ms >= lastReply:
 				add(e.ms)
@@ -656,7 +725,7 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // bucket; To the end of the newest bucket if w reaches the present (ends
 // at most two buckets before the view's time), else rounded down too, so
 // that consecutive windows still partition time.
-func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, Window) {
+func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	from := l.floor(w.From.UnixMilli())
@@ -704,5 +773,5 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 			}
 		}
 	}
-	return out, Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}
+	return out, answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
 }

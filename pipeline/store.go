@@ -116,7 +116,7 @@ func (s *KPIStore) Fresh() {
 
 // KPIs returns every metric over w for the conversations matching f.
 func (s *KPIStore) KPIs(ctx context.Context, w Window, f Filters) (Snapshot, error) {
-	cells, w, err := s.compute(ctx, w, f, DimNone, 0, true)
+	cells, a, err := s.compute(ctx, w, f, DimNone, 0, true)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -124,7 +124,7 @@ func (s *KPIStore) KPIs(ctx context.Context, w Window, f Filters) (Snapshot, err
 	if c := cells[cellKey{}]; c != nil {
 		snap = c.snapshot()
 	}
-	snap.From, snap.To, snap.Filters = w.From.UTC(), w.To.UTC(), f
+	snap.From, snap.To, snap.Filters, snap.AsOf = a.From.UTC(), a.To.UTC(), f, a.asOf
 	return snap, nil
 }
 
@@ -135,14 +135,14 @@ func (s *KPIStore) KPIsBy(ctx context.Context, w Window, f Filters, dim Dimensio
 	if !slices.Contains(Dimensions, dim) {
 		return nil, fmt.Errorf("unknown dimension %q", dim)
 	}
-	cells, w, err := s.compute(ctx, w, f, dim, 0, true)
+	cells, a, err := s.compute(ctx, w, f, dim, 0, true)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]KeyedSnapshot, 0, len(cells))
 	for k, c := range cells {
 		snap := c.snapshot()
-		snap.From, snap.To, snap.Filters = w.From.UTC(), w.To.UTC(), f
+		snap.From, snap.To, snap.Filters, snap.AsOf = a.From.UTC(), a.To.UTC(), f, a.asOf
 		out = append(out, KeyedSnapshot{Key: k.key, Snapshot: snap})
 	}
 	slices.SortFunc(out, func(a, b KeyedSnapshot) int {
@@ -586,25 +586,32 @@ func (c *rollupCache) put(key rollupKey, cells map[cellKey]*cell) {
 //
 // It returns the window it answered: w, or, from the live view, w widened
 // to whole buckets.
-func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, Window, error) {
+func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered, error) {
 	if err := w.Validate(); err != nil {
-		return nil, w, err
+		return nil, answered{}, err
 	}
 	if w.From.Truncate(time.Millisecond) != w.From || w.To.Truncate(time.Millisecond) != w.To {
 		w = Window{From: w.From.Truncate(time.Millisecond), To: w.To.Truncate(time.Millisecond)}
 		if err := w.Validate(); err != nil {
-			return nil, w, err
+			return nil, answered{}, err
 		}
 	}
 	if s.useLive && s.live.covers(w, f, dim, step) {
 		if err := s.live.ensure(ctx); err != nil {
-			return nil, w, err
+			return nil, answered{}, err
 		}
-		cells, answered := s.live.compute(w, f, dim, step, withGauges)
-		return cells, answered, nil
+		cells, a := s.live.compute(w, f, dim, step, withGauges)
+		return cells, a, nil
 	}
+	asOf := time.Now().UTC()
 	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges)
-	return cells, w, err
+	return cells, answered{Window: w, asOf: asOf}, err
+}
+
+// answered is the window a computation answered and the time of its data.
+type answered struct {
+	Window
+	asOf time.Time
 }
 
 // computeStored is compute from the store.

@@ -33,7 +33,7 @@ type alerting struct {
 }
 
 func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leader func() bool, reg prometheus.Registerer, logger *slog.Logger) (*alerting, error) {
-	kcfg := pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold, Rollup: cfg.KPI.Rollup}
+	kcfg := pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold, Rollup: cfg.KPI.Rollup, Live: cfg.KPI.Live}
 	kpi, err := pipeline.NewKPIStore(conn, kcfg)
 	if err != nil {
 		return nil, err

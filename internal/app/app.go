@@ -36,6 +36,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "serve" || cmd == "demo" || cmd == "store" {
+		limitMemory()
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -72,6 +75,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
+
+// goMemoryLimit is the Go heap's soft limit when GOMEMLIMIT is not set: the
+// process (the embedded engine included) must stay under 1 GiB, and
+// without a limit the heap grows to twice what a start-up backfill or a
+// catching-up ingest holds at once.
+const goMemoryLimit = 600 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(goMemoryLimit)
+	}
+}
 
 func versionString() string {
 	v := Version

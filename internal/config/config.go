@@ -55,6 +55,10 @@ type KPI struct {
 	// long windows: settle (3m), interval (10s), horizon (2208h = 92
 	// days), chunk_hours (6), disabled (false).
 	Rollup pipeline.RollupConfig `yaml:"rollup"`
+	// Live configures the live view that answers the windows that end now
+	// (the stream, the rules): bucket (10s), horizon (65m), overlap (5s),
+	// every (500ms), idle_probe (5s), disabled (false).
+	Live pipeline.LiveConfig `yaml:"live"`
 }
 
 // Rules says which rules run and how often.
@@ -130,7 +134,7 @@ func Default() Config {
 		},
 		Ingest: ingest.Default(),
 		Kafka:  Kafka{Partitions: 8, Replication: 1},
-		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: pipeline.DefaultRollupConfig()},
+		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: pipeline.DefaultRollupConfig(), Live: pipeline.DefaultLiveConfig()},
 		Rules:  Rules{Tick: time.Second},
 	}
 }
@@ -161,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KPI.ServiceLevelThreshold <= 0 {
 		return fmt.Errorf("kpi.service_level_threshold must be positive, got %s", c.KPI.ServiceLevelThreshold)
+	}
+	if err := c.KPI.Live.Validate(); err != nil {
+		return fmt.Errorf("kpi.live: %w", err)
 	}
 	if err := c.KPI.Rollup.Validate(); err != nil {
 		return fmt.Errorf("kpi.rollup: %w", err)
