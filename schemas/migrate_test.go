@@ -75,6 +75,8 @@ func TestClusterDDL(t *testing.T) {
 		"ALTER TABLE cs.events_local ON CLUSTER main ADD INDEX IF NOT EXISTS idx_ingested_at",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/kpi_hourly_local', '{replica}', build)",
 		"ENGINE = Distributed(main, cs, kpi_hourly_local, toUInt32(hour))",
+		"ALTER TABLE cs.notification_outbox_local ON CLUSTER main ADD COLUMN IF NOT EXISTS term UInt64",
+		"ALTER TABLE cs.notification_outbox ON CLUSTER main ADD COLUMN IF NOT EXISTS term UInt64",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("cluster DDL lacks %q:\n%s", want, all)
