@@ -33,7 +33,7 @@ type AlertActions interface {
 	Ack(ctx context.Context, id, by, note string, now time.Time) (alerts.Record, error)
 	AddSilence(ctx context.Context, s alerts.Silence, now time.Time) (alerts.Silence, error)
 	ExpireSilence(ctx context.Context, id string, now time.Time) (alerts.Silence, error)
-	Silences() []alerts.Silence
+	Silences(ctx context.Context, now time.Time) ([]alerts.Silence, error)
 }
 
 // RuleService holds the rule set in force. *pipeline.Evaluator satisfies
