@@ -45,6 +45,15 @@ type RuleService interface {
 	Backtest(ctx context.Context, from, to time.Time, step time.Duration) ([]pipeline.Episode, error)
 }
 
+// RuleVersions stores rule sets, so a change reaches every instance and
+// survives restarts, and keeps their history. The wiring's rule book
+// satisfies it; Replace answers pipeline.ErrRulesFromFile while the rules
+// come from rules.file.
+type RuleVersions interface {
+	Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error)
+	History(ctx context.Context, limit int) ([]pipeline.RuleVersion, error)
+}
+
 // EventProducer writes validated events to the events topic, keyed by
 // conversation_id, and returns once they are acknowledged.
 type EventProducer interface {
