@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -39,25 +40,32 @@ func (s *Store) SaveAck(ctx context.Context, a Ack) error {
 // LoadAcks returns the acknowledgements of the given alerts, by alert ID.
 func (s *Store) LoadAcks(ctx context.Context, ids []string) (map[string]Ack, error) {
 	out := map[string]Ack{}
-	if len(ids) == 0 {
-		return out, nil
+	// A few hundred IDs a query keep the parameter (sent in the URL) small.
+	for chunk := range slices.Chunk(ids, 200) {
+		if err := s.loadAcks(ctx, chunk, out); err != nil {
+			return nil, err
+		}
 	}
+	return out, nil
+}
+
+func (s *Store) loadAcks(ctx context.Context, ids []string, out map[string]Ack) error {
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"ids": arrayParam(ids)}))
 	rows, err := s.conn.Query(ctx, `SELECT alert_id, acked_by, note, acked_at FROM alert_acks FINAL
 		WHERE alert_id IN {ids:Array(String)}`)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read acks: %w", err)
+		return fmt.Errorf("cannot read acks: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var a Ack
 		if err := rows.Scan(&a.AlertID, &a.By, &a.Note, &a.At); err != nil {
-			return nil, fmt.Errorf("cannot read acks: %w", err)
+			return fmt.Errorf("cannot read acks: %w", err)
 		}
 		a.At = a.At.UTC()
 		out[a.AlertID] = a
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // overlayAcks fills the ack fields of rs from the acks table, which is
