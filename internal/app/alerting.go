@@ -317,6 +317,25 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 		defer wg.Done()
 		a.watchOutbox(sctx)
 	}()
+	// Ticks check the term before they change anything; this check ends
+	// the session also when no tick finishes (a store too slow for the
+	// rules).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(a.cfg.Rules.Tick, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := fence(sctx); err != nil && !errors.Is(err, alerts.ErrFenced) && sctx.Err() == nil {
+				a.logger.Warn("cannot read the leadership term", "err", err)
+			}
+		}
+	}()
 	<-sctx.Done()
 	if cause := context.Cause(sctx); errors.Is(cause, alerts.ErrFenced) {
 		return cause
