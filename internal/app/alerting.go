@@ -144,7 +144,10 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 	host, _ := os.Hostname()
 	var id [4]byte
 	_, _ = rand.Read(id[:])
-	tickTimeout := max(5*time.Second, 4*cfg.Rules.Tick)
+	// A tick's deadline is generous: on a loaded machine the built-in
+	// rules take seconds, and a deadline they never meet would silence
+	// every alert. A new leader waits it out once, when it takes over.
+	tickTimeout := max(10*time.Second, 4*cfg.Rules.Tick)
 	return &alerting{
 		cfg: cfg, logger: logger.With("component", "leader"), kpi: kpi, rollup: rollup, evaluator: ev, rules: rules,
 		store: store, manager: manager, deliverer: deliverer, leadership: leadership, m: lm,
