@@ -180,7 +180,7 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) boo
 	switch {
 	case err == nil:
 		it.State, it.LastError = "sent", ""
-		d.Metrics.sent(recv)
+		d.Metrics.sent(recv, now.Sub(it.CreatedAt))
 		if d.OnDelivered != nil {
 			d.OnDelivered(n, now)
 		}

@@ -15,6 +15,7 @@ type DeliveryMetrics struct {
 	failedTotal *prometheus.CounterVec
 	retryTotal  *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+	delay       *prometheus.HistogramVec
 }
 
 // NewDeliveryMetrics registers the delivery metrics on reg; integrations
@@ -40,8 +41,13 @@ func NewDeliveryMetrics(reg prometheus.Registerer, integrations map[string]strin
 			Help:    "Duration of one delivery attempt, whatever its outcome.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, labels),
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cockpit_notification_delivery_delay_seconds",
+			Help:    "Time from a notification's queueing in the outbox to its acceptance by the receiver (retries included).",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+		}, labels),
 	}
-	for _, c := range []prometheus.Collector{m.sentTotal, m.failedTotal, m.retryTotal, m.latency} {
+	for _, c := range []prometheus.Collector{m.sentTotal, m.failedTotal, m.retryTotal, m.latency, m.delay} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("alerts: cannot register delivery metrics"), err)
 		}
@@ -63,9 +69,10 @@ func (m *DeliveryMetrics) observe(recv string, d time.Duration, _ error) {
 	}
 }
 
-func (m *DeliveryMetrics) sent(recv string) {
+func (m *DeliveryMetrics) sent(recv string, queued time.Duration) {
 	if m != nil {
 		m.sentTotal.WithLabelValues(m.labels(recv)...).Inc()
+		m.delay.WithLabelValues(m.labels(recv)...).Observe(max(queued, 0).Seconds())
 	}
 }
 

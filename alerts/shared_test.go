@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/pipeline"
 )
@@ -183,9 +185,15 @@ func TestDeliveryFencedAcrossTerms(t *testing.T) {
 	robot := &countingNotifier{got: map[string]int{}}
 	logger := slog.New(slog.DiscardHandler)
 	cfg := DeliveryConfig{Timeout: 500 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	metrics, err := NewDeliveryMetrics(reg, map[string]string{"robot": "dingtalk"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	member := func(term Term) *Deliverer {
 		d := NewDeliverer(cfg, st, map[string]Notifier{"robot": robot}, logger)
 		d.Fence = func(ctx context.Context) error { return st.CheckTerm(ctx, term) }
+		d.Metrics = metrics
 		return d
 	}
 	a, b := member(older), member(newer)
@@ -203,6 +211,33 @@ func TestDeliveryFencedAcrossTerms(t *testing.T) {
 	b.Once(ctx, time.Now())
 	if c := robot.count("n1"); c != 1 {
 		t.Fatalf("the notification went out %d times, want once", c)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + ","
+			}
+			v := m.GetCounter().GetValue()
+			if h := m.GetHistogram(); h != nil {
+				v = float64(h.GetSampleCount())
+			}
+			got[mf.GetName()+"{"+labels+"}"] = v
+		}
+	}
+	for name, want := range map[string]float64{
+		"cockpit_notifications_sent_total{integration=dingtalk,receiver=robot,}":            1,
+		"cockpit_notification_latency_seconds{integration=dingtalk,receiver=robot,}":        1,
+		"cockpit_notification_delivery_delay_seconds{integration=dingtalk,receiver=robot,}": 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, got[name], want, got)
+		}
 	}
 	stats, err := st.OutboxStats(ctx)
 	if err != nil || stats.Pending != 0 {
