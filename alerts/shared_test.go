@@ -244,3 +244,45 @@ func TestDeliveryFencedAcrossTerms(t *testing.T) {
 		t.Errorf("outbox after delivery: %+v, %v; want empty", stats, err)
 	}
 }
+
+// TestReloadClosesStaleEpisodes stores what an earlier release left: a
+// pending episode that cleared and was never closed, beside a newer
+// episode of the same fingerprint. Taking over closes the older one.
+func TestReloadClosesStaleEpisodes(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	labels := map[string]string{"queue": "enterprise-l1"}
+	fp := Fingerprint("service_level_low", labels)
+	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	stale := Record{ID: recordID(fp, at), Fingerprint: fp, Rule: "service_level_low", Severity: "warning",
+		State: StatePending, Labels: labels, ActiveAt: at, LastSeen: at}
+	newer := stale
+	newer.ID, newer.ActiveAt, newer.LastSeen = recordID(fp, at.Add(73*time.Second)), at.Add(73*time.Second), at.Add(80*time.Second)
+	if err := st.SaveAlerts(ctx, []Record{stale, newer}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a := m.Active(); len(a) != 1 || a[0].ID != newer.ID {
+		t.Errorf("active after the takeover = %+v, want only %s", a, newer.ID)
+	}
+	r, err := st.LoadAlert(ctx, stale.ID)
+	if err != nil || r.State != StateInactive {
+		t.Errorf("the stale episode is %+v (%v), want it closed as inactive", r, err)
+	}
+	active, err := st.LoadActive(ctx)
+	if err != nil || len(active) != 1 {
+		t.Errorf("stored active episodes = %+v, %v; want one", active, err)
+	}
+}
