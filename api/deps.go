@@ -50,6 +50,10 @@ type RuleService interface {
 // satisfies it; Replace answers pipeline.ErrRulesFromFile while the rules
 // come from rules.file.
 type RuleVersions interface {
+	// Writable is nil when the rule set can be replaced (checked before
+	// the body is read, so a PUT with rules.file set answers 409 whatever
+	// it holds).
+	Writable() error
 	Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error)
 	History(ctx context.Context, limit int) ([]pipeline.RuleVersion, error)
 }

@@ -58,6 +58,12 @@ func (s *Server) putRules(c *gin.Context) {
 		s.fail(c, errUnavailable)
 		return
 	}
+	if s.deps.RuleVersions != nil {
+		if err := s.deps.RuleVersions.Writable(); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	src, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.fail(c, err)

@@ -26,6 +26,15 @@ type fakeVersions struct {
 	rules    *fakeRules
 }
 
+func (f *fakeVersions) Writable() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fromFile {
+		return pipeline.ErrRulesFromFile
+	}
+	return nil
+}
+
 func (f *fakeVersions) Replace(_ context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -78,7 +87,12 @@ func TestRuleVersionsAndHTTPMetrics(t *testing.T) {
 	if len(fr.Rules().Rules) != len(rs.Rules) {
 		t.Error("a refused PUT changed the rules")
 	}
+	if code, body := do("PUT", "/api/v1/rules", "not: [valid"); code != http.StatusConflict {
+		t.Errorf("PUT of a bad rule set with rules.file = %d %s, want 409 first", code, body)
+	}
+	fv.mu.Lock()
 	fv.fromFile = false
+	fv.mu.Unlock()
 	if code, body := do("PUT", "/api/v1/rules", put); code != http.StatusOK || !strings.Contains(body, `"version":1`) {
 		t.Errorf("PUT = %d %s, want 200 with version 1", code, body)
 	}
@@ -94,7 +108,7 @@ func TestRuleVersionsAndHTTPMetrics(t *testing.T) {
 	}
 	_, metrics := do("GET", "/metrics", "")
 	for _, want := range []string{
-		`cockpit_http_request_duration_seconds_count{code="409",method="PUT",route="/api/v1/rules"} 1`,
+		`cockpit_http_request_duration_seconds_count{code="409",method="PUT",route="/api/v1/rules"} 2`,
 		`cockpit_http_request_duration_seconds_count{code="200",method="GET",route="/api/v1/rules/history"} 1`,
 		`cockpit_stream_viewers 0`,
 	} {

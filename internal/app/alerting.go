@@ -505,6 +505,14 @@ func (b *ruleBook) follow(ctx context.Context) {
 	}
 }
 
+// Writable refuses rule changes through the API while rules.file is set.
+func (b *ruleBook) Writable() error {
+	if b.file != "" {
+		return pipeline.ErrRulesFromFile
+	}
+	return nil
+}
+
 // Replace stores a new rule set, in force on this instance at once and on
 // the leader from its next tick.
 func (b *ruleBook) Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error) {
