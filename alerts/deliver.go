@@ -56,6 +56,15 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 // is down delays only its own. Delivery is at least once: a crash between a
 // receiver's acceptance and the outbox update resends the notification
 // with the same id, which receivers use to drop the repeat.
+//
+// Several instances never send one notification twice: before sending,
+// the deliverer claims the notification (state sending, until the attempt
+// timeout has passed) and then checks, through Fence, that its
+// leadership term is still the newest. A new leader opens its term before
+// it reads the outbox and leaves claimed notifications alone until their
+// claim expires, so of two members that both believe they lead, only one
+// sends; a claim expires only when its deliverer died mid-attempt, and the
+// notification is then sent again (at least once).
 type Deliverer struct {
 	cfg       DeliveryConfig
 	store     DeliveryStore
@@ -63,7 +72,17 @@ type Deliverer struct {
 	logger    *slog.Logger
 	// OnDelivered, if set, is told of every delivered notification.
 	OnDelivered func(n *Notification, at time.Time)
+	// Fence, if set, is asked after a notification is claimed and before
+	// it is sent; an error (ErrFenced: another member leads) stops the
+	// attempt. Nil: this deliverer is the only one.
+	Fence func(ctx context.Context) error
+	// Metrics, if set, count attempts and their outcomes.
+	Metrics *DeliveryMetrics
 }
+
+// claimMargin is added to the attempt timeout for a claim's lifetime:
+// the store write of the outcome after a slow attempt.
+const claimMargin = 5 * time.Second
 
 // NewDeliverer returns a deliverer for the named notifiers.
 func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]Notifier, logger *slog.Logger) *Deliverer {
@@ -88,9 +107,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 // notification waiting for its next attempt holds back the later ones of
 // its receiver, so a receiver that was down never hears an alert resolve
 // before it hears it fire. It returns when the outbox next has something
-// due (the earliest next attempt of what is still pending), or the zero
-// time when nothing is pending or the outbox could not be read: new
-// notifications come from this process's evaluations, which say so.
+// due (a next attempt, a claim that expires, a failed attempt's retry), or
+// the zero time when nothing is pending or the outbox could not be read:
+// new notifications are announced by Store.OnEnqueue.
 func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 	items, err := d.store.Due(ctx, now, 200)
 	if err != nil {
@@ -121,8 +140,9 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 					later(it.NextAttempt)
 					return // keep this receiver's order: later ones wait
 				}
-				if ok, retryAt := d.deliver(ctx, recv, it); !ok {
-					later(retryAt)
+				if !d.deliver(ctx, recv, it) {
+					// Its next attempt is in the store; look again soon.
+					later(time.Now().Add(d.cfg.RetryMin))
 					return
 				}
 			}
@@ -133,8 +153,8 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 }
 
 // deliver tries one notification and records the outcome; it reports
-// whether the receiver accepted it and, if not, when to try again.
-func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) (bool, time.Time) {
+// whether the receiver accepted it.
+func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) bool {
 	n := &it.Notification
 	notifier, ok := d.notifiers[recv]
 	var retry bool
@@ -142,22 +162,48 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) (bo
 	if !ok {
 		err = errors.New("no such receiver configured")
 	} else {
+		claim := it
+		claim.State, claim.NextAttempt = "sending", time.Now().Add(d.cfg.Timeout+claimMargin)
+		if cerr := d.store.UpdateOutbox(ctx, claim); cerr != nil {
+			if ctx.Err() == nil {
+				d.logger.Warn("cannot claim a notification; will retry", "notification", n.ID, "err", cerr)
+			}
+			return false
+		}
+		if d.Fence != nil {
+			if ferr := d.Fence(ctx); ferr != nil {
+				// The claim stays: the new leader sends it when it
+				// expires, and this member never does.
+				if ctx.Err() == nil {
+					d.logger.Warn("not sending: this member no longer leads", "notification", n.ID, "err", ferr)
+				}
+				return false
+			}
+		}
 		actx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+		began := time.Now()
 		retry, err = notifier.Notify(actx, n)
 		cancel()
+		d.Metrics.observe(recv, time.Since(began), err)
 	}
-	if ctx.Err() != nil {
-		return false, time.Time{} // stopping: the item stays pending
+	if ctx.Err() != nil && err != nil {
+		return false // stopping: the claim expires and the item is tried again
 	}
+	// The outcome is recorded even when stopping: a notification the
+	// receiver accepted must not be sent again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimMargin)
+	defer cancel()
 	now := time.Now()
 	it.Attempts++
 	switch {
 	case err == nil:
 		it.State, it.LastError = "sent", ""
+		d.Metrics.sent(recv, now.Sub(it.CreatedAt))
 		if d.OnDelivered != nil {
 			d.OnDelivered(n, now)
 		}
 	case retry && now.Sub(it.CreatedAt) < d.cfg.GiveUpAfter:
+		d.Metrics.retried(recv)
 		wait := min(d.cfg.RetryMin<<min(it.Attempts-1, 20), d.cfg.RetryMax)
 		wait = wait/2 + rand.N(wait/2+1)
 		it.NextAttempt, it.LastError = now.Add(wait), err.Error()
@@ -165,15 +211,16 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) (bo
 			d.logger.Warn("delivery failed, will retry", "receiver", recv, "notification", n.ID, "attempts", it.Attempts, "next_in", wait.Round(time.Millisecond), "err", err)
 		}
 	default:
+		d.Metrics.failed(recv)
 		it.State, it.LastError = "failed", err.Error()
 		d.logger.Error("delivery failed for good", "receiver", recv, "notification", n.ID, "attempts", it.Attempts, "err", err)
 	}
+	if it.State == "sending" {
+		it.State = "pending" // a retry after an expired claim
+	}
 	if uerr := d.store.UpdateOutbox(ctx, it); uerr != nil {
 		d.logger.Warn("cannot record a delivery outcome; it will be retried", "notification", n.ID, "err", uerr)
-		return false, now.Add(d.cfg.RetryMin)
+		return false
 	}
-	if err != nil && it.State == "pending" {
-		return false, it.NextAttempt
-	}
-	return err == nil, time.Time{}
+	return err == nil
 }

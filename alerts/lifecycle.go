@@ -137,6 +137,9 @@ func (t *Tracker) Observe(ev pipeline.Evaluation) []Change {
 		}
 		switch r.State {
 		case StatePending:
+			// The episode is closed in the store too (state inactive), so
+			// no stale pending record outlives it.
+			r.State, r.ResolvedAt = StateInactive, now
 			delete(t.active, fp)
 			changes = append(changes, Change{From: StatePending, To: StateInactive, Alert: *r})
 		case StateFiring:
@@ -163,6 +166,17 @@ func (t *Tracker) Ack(id, by, note string, at time.Time) (Record, bool) {
 		}
 	}
 	return Record{}, false
+}
+
+// ApplyAcks sets the acknowledgements of the active alerts they name.
+func (t *Tracker) ApplyAcks(acks map[string]Ack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.active {
+		if a, ok := acks[r.ID]; ok {
+			r.AckedBy, r.AckNote, r.AckedAt = a.By, a.Note, a.At
+		}
+	}
 }
 
 // Active returns copies of the pending and firing alerts, by ID.

@@ -81,14 +81,54 @@ func (m *Manager) Reload(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := restore(ctx, m.store, d, active, now); err != nil {
+	if active, err = m.closeStale(ctx, active, now); err != nil {
 		return err
 	}
 	if err := m.repairHistory(ctx, active, now); err != nil {
 		return err
 	}
+	if err := restore(ctx, m.store, d, active, now); err != nil {
+		return err
+	}
 	m.tracker, m.silences, m.dispatcher = NewTracker(active), silences, d
 	return nil
+}
+
+// closeStale closes the older of two active episodes of one fingerprint
+// (an earlier release left a pending episode that cleared open) and
+// returns the active alerts without them.
+func (m *Manager) closeStale(ctx context.Context, active []Record, now time.Time) ([]Record, error) {
+	newest := map[string]Record{}
+	for _, r := range active {
+		if n, ok := newest[r.Fingerprint]; !ok || r.ActiveAt.After(n.ActiveAt) {
+			newest[r.Fingerprint] = r
+		}
+	}
+	var keep, stale []Record
+	var history []HistoryEntry
+	for _, r := range active {
+		if newest[r.Fingerprint].ID == r.ID {
+			keep = append(keep, r)
+			continue
+		}
+		h := HistoryEntry{At: now, AlertID: r.ID, Fingerprint: r.Fingerprint, Rule: r.Rule, From: r.State,
+			Value: r.Value, Explanation: r.Explanation, Note: "closed: a newer episode of the same alert exists"}
+		if r.State == StateFiring {
+			r.State = StateResolved
+		} else {
+			r.State = StateInactive
+		}
+		r.ResolvedAt, h.To = now, r.State
+		stale, history = append(stale, r), append(history, h)
+	}
+	if len(stale) == 0 {
+		return active, nil
+	}
+	m.logger.Warn("closed alert episodes left open beside a newer one of the same fingerprint", "episodes", len(stale))
+	if err := m.store.SaveAlerts(ctx, stale); err != nil {
+		return nil, err
+	}
+	return keep, m.store.AppendHistory(ctx, history)
 }
 
 // repairHistory writes the audit entries a process that died between
@@ -182,6 +222,9 @@ func (m *Manager) OnChange(fn func([]Change)) {
 func (m *Manager) Observe(ctx context.Context, ev pipeline.Evaluation) error {
 	m.op.Lock()
 	defer m.op.Unlock()
+	if err := m.sync(ctx, ev.At); err != nil {
+		return fmt.Errorf("cannot read silences and acks: %w", err)
+	}
 	changes := m.tracker.Observe(ev)
 	active := m.tracker.Active()
 	var changed []Record
@@ -225,52 +268,109 @@ func (m *Manager) Observe(ctx context.Context, ev pipeline.Evaluation) error {
 // ErrNotFound is returned for an unknown alert or silence.
 var ErrNotFound = errors.New("not found")
 
-// Ack records that someone took an active alert.
+// Ack records that someone took an active alert. It works on any
+// instance: the alert is looked up in the store and the ack stored there,
+// where the leader reads it on its next tick (Sync).
 func (m *Manager) Ack(ctx context.Context, id, by, note string, now time.Time) (Record, error) {
-	m.op.Lock()
-	defer m.op.Unlock()
 	if by == "" {
 		return Record{}, errors.New("ack: by is required")
 	}
-	r, ok := m.tracker.Ack(id, by, note, now)
-	if !ok {
-		return Record{}, fmt.Errorf("alert %s is not active: %w", id, ErrNotFound)
-	}
-	if err := m.store.SaveAlerts(ctx, []Record{r}); err != nil {
+	r, err := m.store.LoadAlert(ctx, id)
+	if err != nil {
 		return Record{}, err
 	}
-	err := m.store.AppendHistory(ctx, []HistoryEntry{{At: now, AlertID: r.ID, Fingerprint: r.Fingerprint, Rule: r.Rule,
+	if r.State != StatePending && r.State != StateFiring {
+		return Record{}, fmt.Errorf("alert %s is not active: %w", id, ErrNotFound)
+	}
+	r.AckedBy, r.AckNote, r.AckedAt = by, note, now
+	if err := m.store.SaveAck(ctx, Ack{AlertID: id, By: by, Note: note, At: now}); err != nil {
+		return Record{}, err
+	}
+	m.op.Lock()
+	m.tracker.ApplyAcks(map[string]Ack{id: {AlertID: id, By: by, Note: note, At: now}})
+	m.op.Unlock()
+	err = m.store.AppendHistory(ctx, []HistoryEntry{{At: now, AlertID: r.ID, Fingerprint: r.Fingerprint, Rule: r.Rule,
 		From: r.State, To: r.State, Actor: by, Note: "ack: " + note, Value: r.Value, Explanation: r.Explanation}})
 	return r, err
 }
 
-// AddSilence validates, stores and applies a silence.
+// AddSilence validates and stores a silence; the leader applies it from
+// the store on its next tick, whichever instance received it.
 func (m *Manager) AddSilence(ctx context.Context, s Silence, now time.Time) (Silence, error) {
-	m.op.Lock()
-	defer m.op.Unlock()
-	s, err := m.silences.Add(s, now)
+	s, err := newSilence(s, now)
 	if err != nil {
 		return Silence{}, err
 	}
-	return s, m.store.SaveSilence(ctx, s)
+	if err := m.store.SaveSilence(ctx, s); err != nil {
+		return Silence{}, err
+	}
+	m.op.Lock()
+	defer m.op.Unlock()
+	_ = m.silences.Replace(append(m.silences.List(), s))
+	return s, nil
 }
 
 // ExpireSilence ends a silence now.
 func (m *Manager) ExpireSilence(ctx context.Context, id string, now time.Time) (Silence, error) {
+	x, err := m.store.LoadSilence(ctx, id)
+	if err != nil {
+		return Silence{}, err
+	}
+	x = expire(x, now)
+	if err := m.store.SaveSilence(ctx, x); err != nil {
+		return Silence{}, err
+	}
 	m.op.Lock()
 	defer m.op.Unlock()
-	s, ok := m.silences.Expire(id, now)
-	if !ok {
-		return Silence{}, fmt.Errorf("silence %s: %w", id, ErrNotFound)
-	}
-	return s, m.store.SaveSilence(ctx, s)
+	m.silences.Expire(id, now)
+	return x, nil
 }
 
-// Silences lists every silence.
-func (m *Manager) Silences() []Silence {
+// silenceLookback is how long after its end a silence is still listed.
+const silenceLookback = 30 * 24 * time.Hour
+
+// Silences lists the silences (those that ended within 30 days), newest
+// first, from the store: every instance answers the same.
+func (m *Manager) Silences(ctx context.Context, now time.Time) ([]Silence, error) {
+	ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
+	if err != nil {
+		return nil, err
+	}
+	set, err := NewSilences(ss)
+	if err != nil {
+		return nil, err
+	}
+	return set.List(), nil
+}
+
+// Sync reads what any instance may have changed since the last tick, the
+// silences and the acks of the active alerts, into the state the leader
+// evaluates with. Observe calls it every tick.
+func (m *Manager) Sync(ctx context.Context, now time.Time) error {
 	m.op.Lock()
 	defer m.op.Unlock()
-	return m.silences.List()
+	return m.sync(ctx, now)
+}
+
+func (m *Manager) sync(ctx context.Context, now time.Time) error {
+	ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
+	if err != nil {
+		return err
+	}
+	if err := m.silences.Replace(ss); err != nil {
+		return err
+	}
+	active := m.tracker.Active()
+	ids := make([]string, len(active))
+	for i, r := range active {
+		ids[i] = r.ID
+	}
+	acks, err := m.store.LoadAcks(ctx, ids)
+	if err != nil {
+		return err
+	}
+	m.tracker.ApplyAcks(acks)
+	return nil
 }
 
 // Active lists the pending and firing alerts.

@@ -65,6 +65,18 @@ func NewSilences(ss []Silence) (*Silences, error) {
 
 // Add validates and stores a new silence, giving it an ID.
 func (s *Silences) Add(x Silence, now time.Time) (Silence, error) {
+	x, err := newSilence(x, now)
+	if err != nil {
+		return Silence{}, err
+	}
+	s.mu.Lock()
+	s.byID[x.ID] = x
+	s.mu.Unlock()
+	return x, nil
+}
+
+// newSilence validates x and gives it an ID and creation time.
+func newSilence(x Silence, now time.Time) (Silence, error) {
 	if x.StartsAt.IsZero() {
 		x.StartsAt = now
 	}
@@ -75,10 +87,34 @@ func (s *Silences) Add(x Silence, now time.Time) (Silence, error) {
 	_, _ = rand.Read(b[:])
 	x.ID = hex.EncodeToString(b[:])
 	x.CreatedAt = now
-	s.mu.Lock()
-	s.byID[x.ID] = x
-	s.mu.Unlock()
 	return x, nil
+}
+
+// Replace makes ss the whole set (as read from the store, where every
+// instance writes the silences it receives).
+func (s *Silences) Replace(ss []Silence) error {
+	byID := make(map[string]Silence, len(ss))
+	for _, x := range ss {
+		if err := x.Matchers.Compile(); err != nil {
+			return fmt.Errorf("stored silence %s: %w", x.ID, err)
+		}
+		byID[x.ID] = x
+	}
+	s.mu.Lock()
+	s.byID = byID
+	s.mu.Unlock()
+	return nil
+}
+
+// expire ends x at now (if it has not ended yet).
+func expire(x Silence, now time.Time) Silence {
+	if x.EndsAt.After(now) {
+		x.EndsAt = now
+		if x.StartsAt.After(now) {
+			x.StartsAt = now
+		}
+	}
+	return x
 }
 
 // Expire ends a silence now. It returns false for an unknown ID.
@@ -89,13 +125,8 @@ func (s *Silences) Expire(id string, now time.Time) (Silence, bool) {
 	if !ok {
 		return Silence{}, false
 	}
-	if x.EndsAt.After(now) {
-		x.EndsAt = now
-		if x.StartsAt.After(now) {
-			x.StartsAt = now
-		}
-		s.byID[id] = x
-	}
+	x = expire(x, now)
+	s.byID[id] = x
 	return x, true
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -17,10 +18,17 @@ type Store struct {
 	conn driver.Conn
 	// clock gives row versions: nanoseconds, so the newest write wins.
 	clock func() time.Time
+	// term is the leadership term written with alert states and outbox
+	// versions (0 when this instance does not lead).
+	term atomic.Uint64
 	// OnEnqueue, if set, is called after a notification was written to
 	// the outbox, so that delivery reads it at once rather than on a poll.
 	OnEnqueue func()
 }
+
+// SetTerm sets the leadership term stored with the alert states and
+// outbox versions this instance writes from now on.
+func (s *Store) SetTerm(t uint64) { s.term.Store(t) }
 
 // NewStore returns a store over conn (bound to the product's database).
 func NewStore(conn driver.Conn) *Store {
@@ -49,7 +57,7 @@ func (s *Store) SaveAlerts(ctx context.Context, rs []Record) error {
 		return nil
 	}
 	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO alerts (id, fingerprint, rule, severity, state, labels, value, expected,
-		explanation, summary, active_at, started_at, last_seen, resolved_at, acked_by, acked_at, ack_note, version)`)
+		explanation, summary, active_at, started_at, last_seen, resolved_at, acked_by, acked_at, ack_note, version, term)`)
 	if err != nil {
 		return fmt.Errorf("cannot save alerts: %w", err)
 	}
@@ -61,7 +69,7 @@ func (s *Store) SaveAlerts(ctx context.Context, rs []Record) error {
 		}
 		if err := b.Append(r.ID, r.Fingerprint, r.Rule, r.Severity, string(r.State), labels, r.Value, r.Expected,
 			r.Explanation, r.Summary, r.ActiveAt, nullTime(r.StartedAt), r.LastSeen, nullTime(r.ResolvedAt),
-			r.AckedBy, nullTime(r.AckedAt), r.AckNote, v+uint64(i)); err != nil {
+			r.AckedBy, nullTime(r.AckedAt), r.AckNote, v+uint64(i), s.term.Load()); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("cannot save alert %s: %w", r.ID, err)
 		}
@@ -114,13 +122,9 @@ func (s *Store) Recorded(ctx context.Context, ids []string, since time.Time) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id) + "'"
-	}
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
 		"since": since.UTC().Format("2006-01-02 15:04:05.000"),
-		"ids":   "[" + strings.Join(quoted, ",") + "]",
+		"ids":   arrayParam(ids),
 	}))
 	rows, err := s.conn.Query(ctx, `SELECT DISTINCT alert_id, to_state FROM alert_history
 		WHERE at >= {since:DateTime64(3, 'UTC')} AND alert_id IN {ids:Array(String)}`)
@@ -139,6 +143,15 @@ func (s *Store) Recorded(ctx context.Context, ids []string, since time.Time) (ma
 		out[id][State(state)] = true
 	}
 	return out, rows.Err()
+}
+
+// arrayParam writes strings as an Array(String) query parameter.
+func arrayParam(ids []string) string {
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id) + "'"
+	}
+	return "[" + strings.Join(quoted, ",") + "]"
 }
 
 const alertColumns = `id, fingerprint, rule, severity, state, labels, value, expected, explanation, summary,
@@ -169,7 +182,11 @@ func (s *Store) LoadActive(ctx context.Context) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load active alerts: %w", err)
 	}
-	return scanAlerts(rows)
+	rs, err := scanAlerts(rows)
+	if err != nil {
+		return nil, err
+	}
+	return rs, s.overlayAcks(ctx, rs)
 }
 
 // LoadResolved returns the alerts that resolved at or after since, newest
@@ -225,7 +242,11 @@ func (s *Store) ListAlerts(ctx context.Context, state string, from, to time.Time
 	if err != nil {
 		return nil, fmt.Errorf("cannot list alerts: %w", err)
 	}
-	return scanAlerts(rows)
+	rs, err := scanAlerts(rows)
+	if err != nil {
+		return nil, err
+	}
+	return rs, s.overlayAcks(ctx, rs)
 }
 
 // SaveSilence writes a silence's current version.
@@ -300,13 +321,13 @@ func (s *Store) writeOutbox(ctx context.Context, it OutboxItem) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO notification_outbox (id, receiver, payload, state, attempts, next_attempt_at, last_error, created_at, updated_at, version)`)
+	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO notification_outbox (id, receiver, payload, state, attempts, next_attempt_at, last_error, created_at, updated_at, version, term)`)
 	if err != nil {
 		return fmt.Errorf("cannot write the outbox: %w", err)
 	}
 	now := s.clock()
 	if err := b.Append(it.Notification.ID, it.Notification.Receiver, string(payload), it.State, it.Attempts, it.NextAttempt,
-		it.LastError, it.CreatedAt, now, uint64(now.UnixNano())); err != nil {
+		it.LastError, it.CreatedAt, now, uint64(now.UnixNano()), s.term.Load()); err != nil {
 		_ = b.Abort()
 		return fmt.Errorf("cannot write the outbox: %w", err)
 	}
@@ -316,15 +337,17 @@ func (s *Store) writeOutbox(ctx context.Context, it OutboxItem) error {
 	return nil
 }
 
-// Due returns the oldest pending notifications of each receiver (at most
-// limit of each), oldest first, whether their next attempt is due at now
-// or not: a receiver's notifications go out in order, so the deliverer
-// must see the one that holds back the others.
+// Due returns the oldest undelivered notifications of each receiver (at
+// most limit of each), oldest first, whether their next attempt is due at
+// now or not: a receiver's notifications go out in order, so the deliverer
+// must see the one that holds back the others. A notification claimed by
+// a delivery under way (state sending) is due again only when its claim
+// expires (NextAttempt), which happens only if its deliverer died.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
 	ctx = clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"limit": fmt.Sprint(limit)}))
 	rows, err := s.conn.Query(ctx, `SELECT payload, state, attempts, next_attempt_at, last_error, created_at
 		FROM notification_outbox FINAL
-		WHERE state = 'pending'
+		WHERE state IN ('pending', 'sending')
 		ORDER BY receiver, created_at, id LIMIT {limit:UInt32} BY receiver`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the outbox: %w", err)

@@ -165,7 +165,10 @@ func TestSilencesPersist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := m2.Silences()
+	got, err := m2.Silences(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 1 || got[0].ID != s.ID || got[0].Comment != "维护" || !got[0].Matchers.Matches(map[string]string{"region": "广州"}) {
 		t.Fatalf("silences after restart = %+v", got)
 	}
@@ -173,7 +176,7 @@ func TestSilencesPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	m3, _ := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
-	if x := m3.Silences(); len(x) != 1 || x[0].Active(now.Add(2*time.Minute)) {
+	if x, err := m3.Silences(ctx, now); err != nil || len(x) != 1 || x[0].Active(now.Add(2*time.Minute)) {
 		t.Fatalf("expiry not persisted: %+v", x)
 	}
 }

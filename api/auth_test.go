@@ -51,10 +51,10 @@ func (f *fakeAlerts) AddSilence(_ context.Context, s alerts.Silence, now time.Ti
 func (f *fakeAlerts) ExpireSilence(_ context.Context, id string, now time.Time) (alerts.Silence, error) {
 	return alerts.Silence{}, fmt.Errorf("silence %s: %w", id, alerts.ErrNotFound)
 }
-func (f *fakeAlerts) Silences() []alerts.Silence {
+func (f *fakeAlerts) Silences(context.Context, time.Time) ([]alerts.Silence, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.silences)
+	return slices.Clone(f.silences), nil
 }
 
 // fakeRules stands in for *pipeline.Evaluator.

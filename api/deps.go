@@ -33,7 +33,7 @@ type AlertActions interface {
 	Ack(ctx context.Context, id, by, note string, now time.Time) (alerts.Record, error)
 	AddSilence(ctx context.Context, s alerts.Silence, now time.Time) (alerts.Silence, error)
 	ExpireSilence(ctx context.Context, id string, now time.Time) (alerts.Silence, error)
-	Silences() []alerts.Silence
+	Silences(ctx context.Context, now time.Time) ([]alerts.Silence, error)
 }
 
 // RuleService holds the rule set in force. *pipeline.Evaluator satisfies
@@ -43,6 +43,19 @@ type RuleService interface {
 	Rules() *pipeline.RuleSet
 	SetRules(rs *pipeline.RuleSet)
 	Backtest(ctx context.Context, from, to time.Time, step time.Duration) ([]pipeline.Episode, error)
+}
+
+// RuleVersions stores rule sets, so a change reaches every instance and
+// survives restarts, and keeps their history. The wiring's rule book
+// satisfies it; Replace answers pipeline.ErrRulesFromFile while the rules
+// come from rules.file.
+type RuleVersions interface {
+	// Writable is nil when the rule set can be replaced (checked before
+	// the body is read, so a PUT with rules.file set answers 409 whatever
+	// it holds).
+	Writable() error
+	Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error)
+	History(ctx context.Context, limit int) ([]pipeline.RuleVersion, error)
 }
 
 // EventProducer writes validated events to the events topic, keyed by

@@ -183,7 +183,11 @@ func (s *Server) listSilences(c *gin.Context) {
 		s.fail(c, errUnavailable)
 		return
 	}
-	ss := s.deps.Alerts.Silences()
+	ss, err := s.deps.Alerts.Silences(c.Request.Context(), s.now())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if ss == nil {
 		ss = []alerts.Silence{}
 	}

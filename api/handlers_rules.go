@@ -58,6 +58,12 @@ func (s *Server) putRules(c *gin.Context) {
 		s.fail(c, errUnavailable)
 		return
 	}
+	if s.deps.RuleVersions != nil {
+		if err := s.deps.RuleVersions.Writable(); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	src, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.fail(c, err)
@@ -80,9 +86,47 @@ func (s *Server) putRules(c *gin.Context) {
 		s.fail(c, badRequest("invalid rule set"))
 		return
 	}
-	s.deps.Rules.SetRules(rs)
-	s.logger.Info("rules replaced", "rules", len(rs.Rules), "by", principal(c).Name)
-	c.JSON(http.StatusOK, gin.H{"rules": len(rs.Rules)})
+	by := principal(c).Name
+	if s.deps.RuleVersions == nil {
+		s.deps.Rules.SetRules(rs)
+		s.logger.Info("rules replaced", "rules", len(rs.Rules), "by", by)
+		c.JSON(http.StatusOK, gin.H{"rules": len(rs.Rules)})
+		return
+	}
+	v, err := s.deps.RuleVersions.Replace(c.Request.Context(), src, rs, by)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.logger.Info("rules replaced", "rules", len(rs.Rules), "by", by, "version", v.Version)
+	c.JSON(http.StatusOK, gin.H{"rules": len(rs.Rules), "version": v.Version})
+}
+
+// maxRuleHistory bounds one GET /api/v1/rules/history answer.
+const maxRuleHistory = 500
+
+// GET /api/v1/rules/history?limit: the stored versions of the rule set,
+// newest first, each with who put it, when, and the diff from the one
+// before.
+func (s *Server) ruleHistory(c *gin.Context) {
+	if s.deps.RuleVersions == nil {
+		s.fail(c, errUnavailable)
+		return
+	}
+	limit, err := parseLimit(c.Request.URL.Query().Get("limit"), 50, maxRuleHistory)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	vs, err := s.deps.RuleVersions.History(c.Request.Context(), limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if vs == nil {
+		vs = []pipeline.RuleVersion{}
+	}
+	c.JSON(http.StatusOK, gin.H{"versions": vs})
 }
 
 // maxBacktestEvaluations bounds one backtest ((to-from)/step).

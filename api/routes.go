@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	v1.DELETE("/silences/:id", supervise, s.expireSilence)
 	v1.GET("/rules", read, s.getRules)
 	v1.PUT("/rules", admin, small, s.putRules)
+	v1.GET("/rules/history", read, s.ruleHistory)
 	v1.POST("/rules/backtest", admin, small, s.backtest)
 	v1.GET("/stream", read, s.stream)
 	v1.POST("/events", admin, s.limitBody(s.cfg.MaxEventsBodyBytes), s.postEvents)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Check is one readiness probe (e.g. "kafka", "clickhouse"). It returns nil
@@ -42,8 +43,14 @@ type Deps struct {
 	Alerts AlertActions
 	// Rules serves /rules and the backtest.
 	Rules RuleService
+	// RuleVersions, if set, stores the rule sets PUT /rules puts (else
+	// they only replace this process's rules) and serves
+	// /rules/history.
+	RuleVersions RuleVersions
 	// Producer serves POST /events.
 	Producer EventProducer
+	// Registerer, if set, receives the HTTP and stream metrics.
+	Registerer prometheus.Registerer
 	// Now is the server clock (default time.Now): the default window
 	// and the validation of posted events use it.
 	Now func() time.Time
@@ -84,6 +91,13 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 		streamKPIs = deps.LiveKPIs
 	}
 	s.hub = newHub(streamKPIs, deps.AlertHistory, cfg, now, logger)
+	if deps.Registerer != nil {
+		hm, err := newHTTPMetrics(deps.Registerer, s.hub)
+		if err != nil {
+			return nil, err
+		}
+		e.Use(hm.middleware)
+	}
 	// A panic is logged by us and answered in the contract's shape, never
 	// with a stack trace.
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, v any) {

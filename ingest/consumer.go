@@ -25,6 +25,8 @@ type Consumer struct {
 	dialer *kafka.Dialer
 	stats  Stats
 	leader atomic.Bool
+	// leaderGen is the generation in which leader was last set.
+	leaderGen atomic.Int64
 }
 
 // Leader reports whether this member currently owns partition 0 of the
@@ -32,6 +34,17 @@ type Consumer struct {
 // during a rebalance), so work that must run once per deployment, such as
 // alert evaluation and notification, follows it: no home-made election.
 func (c *Consumer) Leader() bool { return c.leader.Load() }
+
+// Leadership reports whether this member owns partition 0 and, if so, the
+// consumer-group generation it owns it in: generations only grow, so the
+// work that follows partition 0 can fence off a member that still
+// believes it leads after a rebalance.
+func (c *Consumer) Leadership() (generation int64, leads bool) {
+	if !c.leader.Load() {
+		return 0, false
+	}
+	return c.leaderGen.Load(), true
+}
 
 // Stats are running totals of one consumer, for progress reports and tests.
 type Stats struct {

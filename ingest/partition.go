@@ -44,6 +44,7 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 	}
 	defer p.closeConn()
 	if pa.ID == 0 {
+		c.leaderGen.Store(int64(gen.ID))
 		c.leader.Store(true)
 		defer c.leader.Store(false)
 	}

@@ -127,10 +127,16 @@ func (e *Evaluator) Evaluate(ctx context.Context, now time.Time) ([]Candidate, e
 
 // EvaluateAll judges every rule at now and says which rules were judged.
 func (e *Evaluator) EvaluateAll(ctx context.Context, now time.Time) Evaluation {
+	return e.evaluate(ctx, now, nil)
+}
+
+// evaluate judges every rule at now, timing each one into m (if set).
+func (e *Evaluator) evaluate(ctx context.Context, now time.Time, m *RuleMetrics) Evaluation {
 	ev := Evaluation{At: now, Evaluated: map[string]bool{}, Failed: map[string]error{}}
 	for _, r := range e.rules.Load().Rules {
 		var cs []Candidate
 		var err error
+		began := time.Now()
 		switch r.Kind {
 		case KindThreshold:
 			cs, err = e.threshold(ctx, now, r)
@@ -139,6 +145,7 @@ func (e *Evaluator) EvaluateAll(ctx context.Context, now time.Time) Evaluation {
 		case KindSpike:
 			cs, err = e.spikes.EvaluateSpikeRule(ctx, now, r)
 		}
+		m.rule(r.Name, time.Since(began), err)
 		if err != nil {
 			ev.Failed[r.Name] = err
 			continue
@@ -259,34 +266,58 @@ func formatValue(v float64) string {
 
 // Run evaluates every tick until ctx ends and hands each evaluation to
 // deliver (also when there are no candidates: that is how alerts learn a
-// condition cleared). Evaluation times are truncated to the tick, so
-// several instances evaluating the same rules see the same times.
-func (e *Evaluator) Run(ctx context.Context, tick time.Duration, deliver func(Evaluation)) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
+// condition cleared). Evaluation times are truncated to the tick.
+//
+// One tick runs at a time, evaluation and delivery together, under a
+// deadline of timeout: a tick that cannot finish in time is abandoned (its
+// evaluation is not delivered, so no alert changes on partial numbers),
+// and the ticks that came due while one ran are skipped, never queued.
+// Both are counted in m (which may be nil).
+func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *RuleMetrics, deliver func(context.Context, Evaluation) error) {
 	failing := false
+	next := time.Now().Truncate(tick).Add(tick)
 	for {
+		wait := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return
-		case now := <-t.C:
-			ev := e.EvaluateAll(ctx, now.Truncate(tick))
-			if ctx.Err() != nil {
-				return
-			}
-			if len(ev.Failed) > 0 {
-				if !failing {
-					for name, err := range ev.Failed {
-						e.logger.Warn("rule evaluation failed", "rule", name, "err", err)
-					}
-				}
-				failing = true
-			} else if failing {
-				e.logger.Info("rule evaluation recovered")
-				failing = false
-			}
-			deliver(ev)
+		case <-wait.C:
 		}
+		began := time.Now()
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		ev := e.evaluate(tctx, next, m)
+		err := tctx.Err()
+		if err == nil {
+			err = deliver(tctx, ev)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		m.tickDone(time.Since(began))
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			m.skip(1)
+			e.logger.Warn("rule tick abandoned: it could not finish in time", "at", next, "timeout", timeout)
+		case len(ev.Failed) > 0:
+			if !failing {
+				for name, err := range ev.Failed {
+					e.logger.Warn("rule evaluation failed", "rule", name, "err", err)
+				}
+			}
+			failing = true
+		case failing:
+			e.logger.Info("rule evaluation recovered")
+			failing = false
+		}
+		// The next tick is the first boundary still ahead; those passed
+		// while this one ran are skipped.
+		after := time.Now().Truncate(tick).Add(tick)
+		if missed := int(after.Sub(next)/tick) - 1; missed > 0 {
+			m.skip(missed)
+		}
+		next = after
 	}
 }
 

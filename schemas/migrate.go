@@ -118,6 +118,14 @@ func render(name, src string, cfg StoreConfig) (string, error) {
 			}
 			return "non_replicated_deduplication_window"
 		},
+		// alterDistributed repeats a column change on the Distributed table
+		// in front of a clustered one (nothing on a single server).
+		"alterDistributed": func(table, change string) string {
+			if !clustered {
+				return ""
+			}
+			return fmt.Sprintf("ALTER TABLE %s.%s ON CLUSTER %s %s", cfg.Database, table, cfg.Cluster, change)
+		},
 		"distributed": func(table, shardKey string) string {
 			if !clustered {
 				return ""

@@ -75,6 +75,8 @@ func TestClusterDDL(t *testing.T) {
 		"ALTER TABLE cs.events_local ON CLUSTER main ADD INDEX IF NOT EXISTS idx_ingested_at",
 		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cs/kpi_hourly_local', '{replica}', build)",
 		"ENGINE = Distributed(main, cs, kpi_hourly_local, toUInt32(hour))",
+		"ALTER TABLE cs.notification_outbox_local ON CLUSTER main ADD COLUMN IF NOT EXISTS term UInt64",
+		"ALTER TABLE cs.notification_outbox ON CLUSTER main ADD COLUMN IF NOT EXISTS term UInt64",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("cluster DDL lacks %q:\n%s", want, all)
@@ -171,4 +173,52 @@ func tableDDL(t *testing.T, conn driver.Conn, database string) map[string]string
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestMigrateUpgradeSharedState starts from the schema of the release
+// before shared state (every migration but 0020) holding an alert and a
+// notification, migrates, and requires the schema a fresh database gets,
+// with the rows kept and their term 0.
+func TestMigrateUpgradeSharedState(t *testing.T) {
+	s := chtest.Start(t)
+	fresh, _ := s.Database(t)
+	admin := s.Conn(t, "")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	old := "t_up_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
+	cfg := schemas.StoreConfig{Database: old}
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v < 20 }, logger); err != nil {
+		t.Fatal(err)
+	}
+	if tables := tableDDL(t, admin, old); tables["leader_terms"] != "" || tables["alerts"] == "" {
+		t.Fatalf("the old schema is not the one before shared state: %v", tables)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.alerts (id, fingerprint, rule, severity, state, labels, value, expected,
+		explanation, summary, active_at, last_seen, acked_by, ack_note, version)
+		VALUES ('a1', 'f1', 'r', 'critical', 'firing', map('region', '广州'), 1, 0, '', '', now64(3), now64(3), '', '', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.notification_outbox (id, receiver, payload, state, attempts, next_attempt_at,
+		last_error, created_at, updated_at, version) VALUES ('n1', 'hook', '{}', 'pending', 0, now64(3), '', now64(3), now64(3), 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	want, got := tableDDL(t, admin, fresh), tableDDL(t, admin, old)
+	for name, ddl := range want {
+		if got[name] != ddl {
+			t.Errorf("table %s after the upgrade:\n%s\nfresh:\n%s", name, got[name], ddl)
+		}
+	}
+	var alerts, outbox uint64
+	if err := admin.QueryRow(ctx, "SELECT (SELECT count() FROM "+old+".alerts WHERE term = 0), (SELECT count() FROM "+old+".notification_outbox WHERE term = 0)").Scan(&alerts, &outbox); err != nil {
+		t.Fatal(err)
+	}
+	if alerts != 1 || outbox != 1 {
+		t.Errorf("after the upgrade: %d alerts and %d notifications with term 0, want 1 and 1", alerts, outbox)
+	}
 }

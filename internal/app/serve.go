@@ -72,7 +72,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
-	if p.alerting, err = newAlerting(ctx, cfg, conn, p.ingest.Leader, p.reg, logger); err != nil {
+	if p.alerting, err = newAlerting(ctx, cfg, conn, p.ingest.Leadership, p.reg, logger); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
@@ -100,6 +100,8 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		AlertHistory:  p.alerting.store,
 		Alerts:        p.alerting.manager,
 		Rules:         p.alerting.evaluator,
+		RuleVersions:  p.alerting.rules,
+		Registerer:    p.reg,
 		Producer: api.ProducerFunc(func(ctx context.Context, msgs []kafka.Message) error {
 			return p.events.WriteMessages(ctx, msgs...)
 		}),

@@ -1,0 +1,288 @@
+package alerts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/pipeline"
+)
+
+// TestSharedStateAcrossInstances runs two managers over one store, as two
+// instances do: the leader observes evaluations, the other only answers
+// the API. An ack, a silence and its expiry taken by the other, which
+// started before the alert fired, are in force on the leader at its next
+// tick; a pending episode that clears is closed in the store.
+func TestSharedStateAcrossInstances(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupBy: []string{"rule", "queue"}}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	leader, err := NewManager(ctx, st, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewManager(ctx, st, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	vip := map[string]string{"queue": "vip"}
+	slow := cand("slow", vip, 42, 0, time.Minute)
+	tick := 0
+	observe := func(cs ...pipeline.Candidate) {
+		t.Helper()
+		tick++
+		ev := evalAt(base.Add(time.Duration(tick)*time.Second), []string{"slow", "waiting"}, cs...)
+		if err := leader.Observe(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe(slow)
+	active := leader.Active()
+	if len(active) != 1 || active[0].State != StateFiring {
+		t.Fatalf("leader's active alerts = %+v, want one firing", active)
+	}
+	id := active[0].ID
+
+	// An ack taken by the other instance.
+	acked, err := other.Ack(ctx, id, "lin", "on it", base.Add(90*time.Second))
+	if err != nil {
+		t.Fatalf("ack on the instance that does not lead: %v", err)
+	}
+	if acked.AckedBy != "lin" || acked.ID != id {
+		t.Errorf("ack answered %+v", acked)
+	}
+	if _, err := other.Ack(ctx, "no-such-alert", "lin", "", base); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ack of an unknown alert: %v, want ErrNotFound", err)
+	}
+	listed, err := st.ListAlerts(ctx, "firing", base.Add(-time.Hour), base.Add(time.Hour), 10)
+	if err != nil || len(listed) != 1 || listed[0].AckedBy != "lin" || listed[0].AckNote != "on it" {
+		t.Errorf("stored alerts after the ack = %+v, %v; want acked by lin", listed, err)
+	}
+	observe(slow)
+	if a := leader.Active(); len(a) != 1 || a[0].AckedBy != "lin" {
+		t.Errorf("the leader's alert after its next tick = %+v, want acked by lin", a)
+	}
+
+	// A silence added, then expired, on the other instance.
+	m, _ := ParseMatcher(`queue="vip"`)
+	sil, err := other.AddSilence(ctx, Silence{Matchers: Matchers{m}, EndsAt: base.Add(time.Hour), CreatedBy: "lin"}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := withRule(leader.Active()[0])
+	observe(slow)
+	if got := leader.silences.Silenced(labels, base.Add(3*time.Second)); len(got) != 1 || got[0] != sil.ID {
+		t.Errorf("silences muting the alert on the leader after its next tick = %v, want [%s]", got, sil.ID)
+	}
+	if _, err := other.ExpireSilence(ctx, sil.ID, base.Add(3500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	observe(slow)
+	if got := leader.silences.Silenced(labels, base.Add(4*time.Second)); len(got) != 0 {
+		t.Errorf("the expired silence still mutes the alert on the leader: %v", got)
+	}
+	if ss, err := leader.Silences(ctx, base); err != nil || len(ss) != 1 || ss[0].Active(base.Add(4*time.Second)) {
+		t.Errorf("silences listed by the leader = %+v, %v; want the one, expired", ss, err)
+	}
+	if _, err := leader.ExpireSilence(ctx, "no-such-silence", base); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expiring an unknown silence: %v, want ErrNotFound", err)
+	}
+
+	// A pending episode that clears is closed, in the store too.
+	waiting := cand("waiting", map[string]string{"queue": "l1"}, 9, time.Hour, 0)
+	observe(slow, waiting)
+	var pendingID string
+	for _, r := range leader.Active() {
+		if r.Rule == "waiting" {
+			pendingID = r.ID
+		}
+	}
+	if pendingID == "" {
+		t.Fatalf("no pending alert of rule waiting: %+v", leader.Active())
+	}
+	observe(slow)
+	r, err := st.LoadAlert(ctx, pendingID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != StateInactive || r.ResolvedAt.IsZero() {
+		t.Errorf("stored episode after its condition cleared: state %s, closed at %v; want inactive with a time", r.State, r.ResolvedAt)
+	}
+	all, err := st.ListAlerts(ctx, "all", base.Add(-time.Hour), base.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range all {
+		if a.State == StatePending {
+			t.Errorf("a pending record outlived its episode: %+v", a)
+		}
+	}
+}
+
+// countingNotifier counts what it receives, as a robot without any
+// idempotency key would.
+type countingNotifier struct {
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (c *countingNotifier) Notify(_ context.Context, n *Notification) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got[n.ID]++
+	return false, nil
+}
+
+func (c *countingNotifier) count(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.got[id]
+}
+
+// TestDeliveryFencedAcrossTerms has two members believe they lead: the
+// one whose term is older claims the notification but does not send it;
+// the newer one leaves the claim alone until it expires, then sends it,
+// exactly once.
+func TestDeliveryFencedAcrossTerms(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	older, err := st.BeginTerm(ctx, 5, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := st.BeginTerm(ctx, 6, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newer.Term != older.Term+1 {
+		t.Fatalf("terms %d then %d, want consecutive", older.Term, newer.Term)
+	}
+	if err := st.CheckTerm(ctx, older); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the older term is not fenced off: %v", err)
+	}
+	if err := st.CheckTerm(ctx, newer); err != nil {
+		t.Fatalf("the newest term is fenced off: %v", err)
+	}
+	n := &Notification{ID: "n1", Receiver: "robot", GroupKey: "g", Status: StatusFiring, CreatedAt: time.Now().Add(-time.Second)}
+	if err := st.Enqueue(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	robot := &countingNotifier{got: map[string]int{}}
+	logger := slog.New(slog.DiscardHandler)
+	cfg := DeliveryConfig{Timeout: 500 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	metrics, err := NewDeliveryMetrics(reg, map[string]string{"robot": "dingtalk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := func(term Term) *Deliverer {
+		d := NewDeliverer(cfg, st, map[string]Notifier{"robot": robot}, logger)
+		d.Fence = func(ctx context.Context) error { return st.CheckTerm(ctx, term) }
+		d.Metrics = metrics
+		return d
+	}
+	a, b := member(older), member(newer)
+	a.Once(ctx, time.Now())
+	if c := robot.count("n1"); c != 0 {
+		t.Fatalf("the fenced-off member sent the notification %d times", c)
+	}
+	b.Once(ctx, time.Now())
+	if c := robot.count("n1"); c != 0 {
+		t.Fatalf("the leader sent a notification another member had claimed, %d times", c)
+	}
+	time.Sleep(cfg.Timeout + claimMargin + 500*time.Millisecond)
+	b.Once(ctx, time.Now())
+	a.Once(ctx, time.Now())
+	b.Once(ctx, time.Now())
+	if c := robot.count("n1"); c != 1 {
+		t.Fatalf("the notification went out %d times, want once", c)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += l.GetName() + "=" + l.GetValue() + ","
+			}
+			v := m.GetCounter().GetValue()
+			if h := m.GetHistogram(); h != nil {
+				v = float64(h.GetSampleCount())
+			}
+			got[mf.GetName()+"{"+labels+"}"] = v
+		}
+	}
+	for name, want := range map[string]float64{
+		"cockpit_notifications_sent_total{integration=dingtalk,receiver=robot,}":            1,
+		"cockpit_notification_latency_seconds{integration=dingtalk,receiver=robot,}":        1,
+		"cockpit_notification_delivery_delay_seconds{integration=dingtalk,receiver=robot,}": 1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v (all: %v)", name, got[name], want, got)
+		}
+	}
+	stats, err := st.OutboxStats(ctx)
+	if err != nil || stats.Pending != 0 {
+		t.Errorf("outbox after delivery: %+v, %v; want empty", stats, err)
+	}
+}
+
+// TestReloadClosesStaleEpisodes stores what an earlier release left: a
+// pending episode that cleared and was never closed, beside a newer
+// episode of the same fingerprint. Taking over closes the older one.
+func TestReloadClosesStaleEpisodes(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	labels := map[string]string{"queue": "enterprise-l1"}
+	fp := Fingerprint("service_level_low", labels)
+	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	stale := Record{ID: recordID(fp, at), Fingerprint: fp, Rule: "service_level_low", Severity: "warning",
+		State: StatePending, Labels: labels, ActiveAt: at, LastSeen: at}
+	newer := stale
+	newer.ID, newer.ActiveAt, newer.LastSeen = recordID(fp, at.Add(73*time.Second)), at.Add(73*time.Second), at.Add(80*time.Second)
+	if err := st.SaveAlerts(ctx, []Record{stale, newer}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a := m.Active(); len(a) != 1 || a[0].ID != newer.ID {
+		t.Errorf("active after the takeover = %+v, want only %s", a, newer.ID)
+	}
+	r, err := st.LoadAlert(ctx, stale.ID)
+	if err != nil || r.State != StateInactive {
+		t.Errorf("the stale episode is %+v (%v), want it closed as inactive", r, err)
+	}
+	active, err := st.LoadActive(ctx)
+	if err != nil || len(active) != 1 {
+		t.Errorf("stored active episodes = %+v, %v; want one", active, err)
+	}
+}

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/internal/config"
+	"github.com/cockpit-cs/cockpit/pipeline"
+)
+
+// TestLeaderFencedOff runs the alerting of three members over one store
+// with their leadership given by hand, as a rebalance can leave it: two
+// members at a time believe they lead. The member whose term is newest
+// and whose generation is highest leads; the other steps back and stays
+// back, also when a member of an older generation opens a term after it.
+func TestLeaderFencedOff(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	cfg := config.Default()
+	cfg.Rules.Tick = 200 * time.Millisecond
+	cfg.KPI.Rollup.Disabled = true
+	cfg.Ingest.Brokers = []string{"127.0.0.1:9"} // never dialled: leadership is given by hand
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// One cheap rule: the test is about who leads, not about evaluation.
+	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
+	rs, err := pipeline.ParseRules(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	type member struct {
+		a     *alerting
+		leads atomic.Bool
+	}
+	start := func(generation int64) *member {
+		t.Helper()
+		m := &member{}
+		a, err := newAlerting(ctx, cfg, conn, func() (int64, bool) { return generation, m.leads.Load() },
+			prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.tickTimeout, a.fenceDelay = 2*time.Second, 300*time.Millisecond
+		m.a = a
+		m.leads.Store(true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.run(ctx)
+		}()
+		return m
+	}
+	var a, b, c *member
+	leading := func(m *member) bool {
+		var out dto.Metric
+		if err := m.a.m.leader.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetGauge().GetValue() == 1
+	}
+	settle := func(what string, want ...bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			ok := true
+			for i, m := range []*member{a, b, c}[:len(want)] {
+				if m != nil && leading(m) != want[i] {
+					ok = false
+				}
+			}
+			if ok {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("timed out waiting until %s", what)
+	}
+	a = start(1)
+	settle("the first member leads", true)
+	b = start(2)
+	settle("the member of the newer generation leads, the other steps back", false, true)
+	// A member of an older generation that still believes it leads opens a
+	// term after the leader: it is fenced off in turn.
+	c = start(1)
+	time.Sleep(2 * time.Second)
+	settle("the member of the newest generation leads again", false, true, false)
+	newest, err := b.a.store.NewestTerm(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newest.Generation != 2 || newest.Member != b.a.member {
+		t.Errorf("newest term %+v, want one of generation 2 by %s", newest, b.a.member)
+	}
+	time.Sleep(time.Second)
+	if leading(a) || leading(c) || !leading(b) {
+		t.Errorf("leaders after settling: a %v, b %v, c %v; want only b", leading(a), leading(b), leading(c))
+	}
+}
