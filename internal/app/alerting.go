@@ -261,10 +261,15 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// lastFence is when the term was last found current (unix ns).
+	var lastFence atomic.Int64
 	fence := func(ctx context.Context) error {
 		err := a.store.CheckTerm(ctx, term)
 		if errors.Is(err, alerts.ErrFenced) {
 			cancel(err)
+		}
+		if err == nil {
+			lastFence.Store(time.Now().UnixNano())
 		}
 		return err
 	}
@@ -286,7 +291,9 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
+		ticks := 0
 		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev pipeline.Evaluation) error {
+			ticks++
 			if err := fence(tctx); err != nil {
 				return err
 			}
@@ -295,8 +302,11 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 				a.logger.Warn("cannot record alerts", "err", err)
 			}
 			a.countAlerts()
-			// A rule set stored by any instance is in force from the next
-			// tick.
+			// A rule set stored by any instance is in force within two
+			// ticks: it is looked for every other one.
+			if ticks%2 == 1 {
+				return err
+			}
 			if serr := a.rules.sync(tctx); serr != nil && tctx.Err() == nil {
 				a.logger.Warn("cannot read the stored rule set", "err", serr)
 			}
@@ -342,6 +352,9 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 			case <-sctx.Done():
 				return
 			case <-t.C:
+			}
+			if time.Since(time.Unix(0, lastFence.Load())) < 3*max(a.cfg.Rules.Tick, time.Second) {
+				continue // the ticks check it
 			}
 			if err := fence(sctx); err != nil && !errors.Is(err, alerts.ErrFenced) && sctx.Err() == nil {
 				a.logger.Warn("cannot read the leadership term", "err", err)
