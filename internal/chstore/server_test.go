@@ -1,8 +1,11 @@
 package chstore
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"path/filepath"
+	"strings"
 	"net"
 	"net/http"
 	"testing"
@@ -22,15 +25,33 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	var notice bytes.Buffer
 	go func() {
 		// The same data directory as the shared engine: a process has one
 		// engine, and a second Open on its directory shares it.
-		done <- Run(ctx, Config{Listen: addr, Engine: chdb.Config{LibPath: testLib, DataDir: testDir, Connections: 1}}, nil)
+		done <- Run(ctx, Config{Listen: addr, Engine: chdb.Config{LibPath: testLib, DataDir: testDir, Connections: 1}, Notice: &notice}, nil)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
+	var creds Credentials
 	for {
 		resp, err := http.Get("http://" + addr + "/?query=SELECT+42")
 		if err == nil {
+			// First start: the accounts were created and told once.
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("without credentials: %d", resp.StatusCode)
+			}
+			if creds, err = ReadCredentials(filepath.Join(testDir, CredentialsFile)); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(notice.String(), creds.ReadOnlyPassword) || !strings.Contains(notice.String(), CredentialsFile) {
+				t.Fatalf("notice: %q", notice.String())
+			}
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/?query=SELECT+42", nil)
+			req.SetBasicAuth(creds.User, creds.Password)
+			if resp, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if string(body) != "42\n" {
