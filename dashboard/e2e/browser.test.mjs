@@ -60,7 +60,7 @@ try {
   const bin = build(repo, dir);
   const store = await startStore(bin, dir);
   procs.push(store);
-  log('store at', store.url);
+  log('store at', store.url.replace(/:[^:@/]*@/, ':xxxxx@'));
   const runID = Date.now().toString(36);
   const topic = `e2e-browser-${runID}`;
   // The built-in rules plus one that fires on the seeded complaints from the

@@ -71,8 +71,12 @@ var clauseEnds = map[string]bool{
 	"qualify": true, "select": true, "array": true, "values": true, "like": true, "ilike": true, "offset": true,
 }
 
-// refused is a query the guard will not pass to the engine.
-type refused struct{ msg string }
+// refused is a query the guard will not pass to the engine; syntax marks
+// one refused as a server refuses it (SYNTAX_ERROR), not for access.
+type refused struct {
+	msg    string
+	syntax bool
+}
 
 func (e *refused) Error() string { return e.msg }
 
@@ -272,7 +276,7 @@ scan:
 				depth--
 			case ";":
 				if rest := l.next(); rest.kind != tokEnd || l.err != nil {
-					return refusef("Multi-statements are not allowed")
+					return &refused{msg: "Multi-statements are not allowed", syntax: true}
 				}
 				break scan
 			}

@@ -184,6 +184,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var rf *refused
+		if errors.As(err, &rf) && rf.syntax {
+			h.fail(w, http.StatusBadRequest, codeSyntaxError, rf.msg+". (SYNTAX_ERROR)")
+			return
+		}
 		if errors.As(err, &rf) {
 			h.fail(w, http.StatusForbidden, codeAccessDenied, rf.msg+". (ACCESS_DENIED)")
 			return
@@ -209,6 +213,7 @@ func (h *Handler) ok(w http.ResponseWriter, r *http.Request) {
 
 const (
 	codeBadArguments         = 36
+	codeSyntaxError          = 62
 	codeAccessDenied         = 497
 	codeAuthenticationFailed = 516
 	codeStdException         = 1001

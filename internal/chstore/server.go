@@ -34,6 +34,9 @@ type Config struct {
 	// Notice receives, once, the accounts created on first start (the
 	// credentials file's path and how to use it); nil: not printed.
 	Notice io.Writer
+	// Credentials, when set, are used as they are; otherwise they are read
+	// from, or created in, Engine.DataDir (see LoadOrCreateCredentials).
+	Credentials Credentials
 }
 
 // Limits are the HTTP server's time and connection limits.
@@ -116,9 +119,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		cfg.Engine.LibPath = lib
 	}
-	creds, created, err := LoadOrCreateCredentials(cfg.Engine.DataDir)
-	if err != nil {
-		return err
+	creds, created := cfg.Credentials, false
+	if creds == (Credentials{}) {
+		var err error
+		if creds, created, err = LoadOrCreateCredentials(cfg.Engine.DataDir); err != nil {
+			return err
+		}
+	} else {
+		created = cfg.Notice != nil
 	}
 	if created && cfg.Notice != nil {
 		printNotice(cfg.Notice, filepath.Join(cfg.Engine.DataDir, CredentialsFile), cfg.Listen, creds)

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"path/filepath"
-	"strings"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
