@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -118,21 +117,6 @@ func (s *Server) authenticate(c *gin.Context) (Token, bool) {
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
-// sameOrigin says whether a browser request comes from this server's own
-// pages: by Sec-Fetch-Site when the browser sends it, else by Origin.
-// A request with neither is not from a browser page and is let through
-// (SameSite=Strict already kept the cookie off cross-site requests).
-func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin" || site == "none"
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
-	}
-	return true
 }
 
 // sessionJSON says who is signed in.

@@ -44,6 +44,10 @@ type Deps struct {
 	// Now is the server clock (default time.Now): the default window
 	// and the validation of posted events use it.
 	Now func() time.Time
+	// Hosts are the names the server listens as (its listen address, its
+	// external URL's host); with localhost, 127.0.0.1, ::1 and
+	// Config.AllowedHosts they are the only Host headers answered.
+	Hosts []string
 }
 
 // Server is the gin application.
@@ -56,6 +60,9 @@ type Server struct {
 	auth   *authenticator
 	hub    *Hub
 	now    func() time.Time
+	// hosts are the Host names answered; anyHost turns the check off.
+	hosts   map[string]bool
+	anyHost bool
 }
 
 // New builds the router.
@@ -76,6 +83,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	logger = logger.With("component", "api")
 	s := &Server{engine: e, logger: logger, deps: deps, cfg: cfg, now: now,
 		lim: limits{maxRange: cfg.MaxRange, maxSteps: cfg.MaxSteps}, auth: newAuthenticator(cfg.Tokens)}
+	s.hosts, s.anyHost = hostSet(deps.Hosts, cfg.AllowedHosts)
 	s.hub = newHub(deps.KPIs, deps.AlertHistory, cfg, now, logger)
 	// A panic is logged by us and answered in the contract's shape, never
 	// with a stack trace.
@@ -83,6 +91,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 		s.logger.Error("handler panicked", "method", c.Request.Method, "path", c.FullPath(), "panic", fmt.Sprint(v))
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
 	}))
+	e.Use(s.guard())
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(deps.Metrics))

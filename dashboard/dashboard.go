@@ -68,6 +68,9 @@ type pageConfig struct {
 	Charts  []Chart           `json:"charts"`
 	Metrics []metricInfo      `json:"metrics"`
 	Query   map[string]string `json:"query,omitempty"`
+	// Next is where the sign-in page leads afterwards, checked by
+	// SafeNext.
+	Next string `json:"next,omitempty"`
 }
 
 type metricInfo struct {
@@ -175,6 +178,9 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 				cfg.Query[k] = v
 			}
 		}
+	case "login":
+		cfg.Charts = []Chart{}
+		cfg.Next = SafeNext(q.Get("next"))
 	default:
 		cfg.Charts = []Chart{}
 	}

@@ -55,6 +55,28 @@ var deniedWords = map[string]bool{
 // files (BACKUP, RESTORE, ATTACH ... FROM 'path') or the process (SYSTEM).
 var deniedStatements = map[string]bool{"SYSTEM": true, "BACKUP": true, "RESTORE": true, "ATTACH": true, "INSTALL": true}
 
+// systemAllowed are the SYSTEM statements the product's account may run,
+// by their second and third words: pausing and resuming background work
+// on a table (tests hold merges this way) and flushing. SHUTDOWN, KILL,
+// RELOAD and the rest stay refused.
+func systemAllowed(toks []token) bool {
+	if len(toks) < 3 || toks[1].kind != tokWord || toks[2].kind != tokWord {
+		return false
+	}
+	switch toks[1].text {
+	case "stop", "start":
+		switch toks[2].text {
+		case "merges", "ttl", "moves", "fetches", "sends", "replication", "replicated", "distributed":
+			return true
+		}
+	case "flush":
+		return toks[2].text == "logs" || toks[2].text == "distributed"
+	case "sync":
+		return toks[2].text == "replica"
+	}
+	return false
+}
+
 // readOnlyStatements are what the read-only account may run.
 var readOnlyStatements = map[string]bool{
 	"SELECT": true, "WITH": true, "SHOW": true, "DESCRIBE": true, "DESC": true, "EXISTS": true, "EXPLAIN": true,
@@ -299,7 +321,7 @@ scan:
 		(formatAt >= 0 != inspected || formatAt >= 0 && formatAt != shape.FormatOffset) {
 		return refusef("The query's inline data cannot be told from its text")
 	}
-	if deniedStatements[first] {
+	if deniedStatements[first] && !(first == "SYSTEM" && !readOnly && systemAllowed(toks)) {
 		return refusef("%s statements are not allowed on this endpoint", first)
 	}
 	if readOnly && !readOnlyStatements[first] {

@@ -137,6 +137,9 @@ func TestGuardRefusesFilesURLsHosts(t *testing.T) {
 		"CREATE DATABASE fs ENGINE = Filesystem",
 		"CREATE DICTIONARY d (x String) PRIMARY KEY x SOURCE(FILE(path " + lit(secret) + " format 'CSV')) LAYOUT(FLAT()) LIFETIME(0)",
 		"SYSTEM SHUTDOWN",
+		"SYSTEM KILL",
+		"SYSTEM RELOAD CONFIG",
+		"SYSTEM STOP LISTEN HTTP",
 		"BACKUP TABLE system.one TO File(" + lit(out) + ")",
 		"ATTACH TABLE a FROM " + lit(dir) + " (x String) ENGINE = Log",
 		"SELECT 1 SETTINGS format_schema = " + lit(secret),
@@ -197,6 +200,8 @@ func TestGuardPassesTheProduct(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("count = %d", n)
 	}
+	exec(t, conn, "SYSTEM STOP MERGES "+table)
+	exec(t, conn, "SYSTEM START MERGES "+table)
 	status, code, body := do(t, http.MethodPost, "query="+url.QueryEscape("INSERT INTO "+table+" FORMAT JSONEachRow"),
 		`{"s":"file('/etc/passwd')","n":4}`, nil, testCreds.User, testCreds.Password)
 	if status != 200 {
