@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/net/netutil"
 )
 
 // defaultHosts are the names a server on this machine always answers as.
@@ -106,16 +108,40 @@ type HTTPLimits struct {
 }
 
 // DefaultHTTPLimits bound a request's headers to 10s, its body to 30s, its
-// answer to 60s (the live stream lifts its own write deadline), an idle
+// answer to 60s (the live stream sets a deadline per write itself), an idle
 // keep-alive connection to 60s, and the open connections to 1024.
 var DefaultHTTPLimits = HTTPLimits{
 	ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 	WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxConns: 1024,
 }
 
-// noWriteDeadline lifts the server's write timeout for a long-lived answer
-// (the event stream): it has its own keep-alives and ends with the client.
-func noWriteDeadline(c *gin.Context) {
-	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
-	c.Next()
+// NewHTTPServer returns the API's http.Server for h with limits l (zero
+// fields take DefaultHTTPLimits), and ln capped to l.MaxConns open
+// connections: more wait in the listen queue.
+func NewHTTPServer(ln net.Listener, h http.Handler, l HTTPLimits, logger *slog.Logger) (*http.Server, net.Listener) {
+	d := DefaultHTTPLimits
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = d.ReadTimeout
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}, netutil.LimitListener(ln, l.MaxConns)
 }

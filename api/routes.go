@@ -26,7 +26,7 @@ func (s *Server) routes() {
 	v1.GET("/rules", read, s.getRules)
 	v1.PUT("/rules", admin, small, s.putRules)
 	v1.POST("/rules/backtest", admin, small, s.backtest)
-	v1.GET("/stream", read, noWriteDeadline, s.stream)
+	v1.GET("/stream", read, s.stream)
 	v1.POST("/events", admin, s.limitBody(s.cfg.MaxEventsBodyBytes), s.postEvents)
 	v1.GET("/session", s.getSession)
 	v1.POST("/session", small, s.signIn)

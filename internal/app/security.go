@@ -1,14 +1,8 @@
 package app
 
 import (
-	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 
-	"golang.org/x/net/netutil"
-
-	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/internal/config"
 )
 
@@ -20,19 +14,4 @@ func apiHosts(cfg config.Config) []string {
 		hosts = append(hosts, u.Host)
 	}
 	return hosts
-}
-
-// newHTTPServer is the API's server with header, body, write and idle
-// time limits, and ln capped to a number of connections.
-func newHTTPServer(ln net.Listener, h http.Handler, logger *slog.Logger) (*http.Server, net.Listener) {
-	l := api.DefaultHTTPLimits
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: l.ReadHeaderTimeout,
-		ReadTimeout:       l.ReadTimeout,
-		WriteTimeout:      l.WriteTimeout,
-		IdleTimeout:       l.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}, netutil.LimitListener(ln, l.MaxConns)
 }

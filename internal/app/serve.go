@@ -125,7 +125,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, fmt.Errorf("cannot listen on %s (http.listen): %w", cfg.HTTP.Listen, err)
 	}
-	p.http, p.ln = newHTTPServer(p.ln, srv.Handler(), logger)
+	p.http, p.ln = api.NewHTTPServer(p.ln, srv.Handler(), api.HTTPLimits{}, logger)
 	return p, nil
 }
 

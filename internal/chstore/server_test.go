@@ -1,9 +1,13 @@
 package chstore
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -93,5 +97,61 @@ func TestConfigValidate(t *testing.T) {
 		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
 			t.Errorf("Validate(%+v) = %v", tt.cfg, err)
 		}
+	}
+}
+
+// TestSlowRequestsCut: an insert body that trickles in and an idle
+// keep-alive connection are closed by the endpoint's server; the body was
+// read for as long as the client liked before.
+func TestSlowRequestsCut(t *testing.T) {
+	h, err := NewHandler(context.Background(), &recordingEngine{}, Options{Credentials: testCreds}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, lln := NewServer(ln, h, Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
+		IdleTimeout: 300 * time.Millisecond, MaxConns: 4}, slog.New(slog.DiscardHandler))
+	go srv.Serve(lln)
+	defer srv.Close()
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	io.WriteString(slow, "POST /?query=INSERT+INTO+t+FORMAT+Native HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "+
+		base64.StdEncoding.EncodeToString([]byte(testCreds.User+":"+testCreds.Password))+"\r\nContent-Length: 1048576\r\n\r\n")
+	done := make(chan bool, 1)
+	go func() { done <- closed(slow) }()
+	for i := 0; i < 10; i++ {
+		time.Sleep(100 * time.Millisecond)
+		slow.Write([]byte{0})
+	}
+	if !<-done {
+		t.Error("a trickling body was not cut")
+	}
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ping: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if !closed(idle) {
+		t.Error("an idle keep-alive connection was not closed")
 	}
 }
