@@ -100,3 +100,34 @@ func TestUnknownHostRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionOverTLS: served over TLS, the session cookie is Secure and
+// only the https origin counts as the server's own.
+func TestSessionOverTLS(t *testing.T) {
+	s, err := New(Deps{Config: Config{Tokens: tokens}, Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{})},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(s.Handler())
+	defer ts.Close()
+	client := ts.Client()
+	post := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/v1/session", strings.NewReader(`{"token":"`+tokens[0].Token+`"}`))
+		req.Header.Set("Origin", origin)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	host := strings.TrimPrefix(ts.URL, "https://")
+	if resp := post("http://" + host); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign-in from the http origin of an https server = %d, want 403", resp.StatusCode)
+	}
+	resp := post(ts.URL)
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 || !resp.Cookies()[0].Secure {
+		t.Fatalf("sign-in over TLS = %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+}

@@ -125,7 +125,10 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, fmt.Errorf("cannot listen on %s (http.listen): %w", cfg.HTTP.Listen, err)
 	}
-	p.http, p.ln = api.NewHTTPServer(p.ln, srv.Handler(), api.HTTPLimits{}, logger)
+	if p.http, p.ln, err = newAPIServer(cfg.HTTP, p.ln, srv.Handler(), logger); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
