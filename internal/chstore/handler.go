@@ -148,11 +148,9 @@ func badf(format string, args ...any) error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if hdr, ok := browserRequest(r); ok {
-		h.fail(w, http.StatusForbidden, codeAccessDenied,
-			"Requests from web browsers are refused (the request carries "+hdr+"). (ACCESS_DENIED)")
-		return
-	}
+	// The liveness answers ("Ok.") tell nothing and need neither
+	// credentials nor a client that is not a browser: Node's fetch, for
+	// one, sends Sec-Fetch-Mode.
 	switch r.URL.Path {
 	case "/ping":
 		h.ok(w, r)
@@ -164,6 +162,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		h.fail(w, http.StatusNotFound, 0, fmt.Sprintf("There is no handler %s. (UNKNOWN_HANDLER)", r.URL.Path))
+		return
+	}
+	if hdr, ok := browserRequest(r); ok {
+		h.fail(w, http.StatusForbidden, codeAccessDenied,
+			"Requests from web browsers are refused (the request carries "+hdr+"). (ACCESS_DENIED)")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
