@@ -49,7 +49,9 @@ type Limits struct {
 	// WriteTimeout bounds a request from the end of its headers to the end
 	// of its answer, i.e. a query's run time. Default: 10m.
 	WriteTimeout time.Duration
-	// IdleTimeout closes an idle keep-alive connection. Default: 1m.
+	// IdleTimeout closes an idle keep-alive connection. Default: 2m,
+	// longer than clients keep idle connections (clickhouse-go: 90s), so
+	// the server never closes one a client is about to reuse.
 	IdleTimeout time.Duration
 	// MaxConns caps the open connections; more wait in the listen queue.
 	// Default: 256.
@@ -67,7 +69,7 @@ func (l Limits) withDefaults() Limits {
 		l.WriteTimeout = 10 * time.Minute
 	}
 	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = time.Minute
+		l.IdleTimeout = 2 * time.Minute
 	}
 	if l.MaxConns <= 0 {
 		l.MaxConns = 256
