@@ -18,11 +18,22 @@ type Matcher struct {
 	re    *regexp.Regexp
 }
 
+// Size limits of a matcher given by a user: a long regular expression
+// costs seconds and hundreds of megabytes to compile and match.
+const (
+	MaxMatcherNameBytes  = 128
+	MaxMatcherValueBytes = 1024
+)
+
 var matcherRE = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$`)
 
 // ParseMatcher parses `name=value`, `name!="value"`, `name=~"re"` or
 // `name!~re`; the value may be double-quoted (Go syntax).
 func ParseMatcher(s string) (Matcher, error) {
+	if len(s) > MaxMatcherNameBytes+MaxMatcherValueBytes+8 {
+		return Matcher{}, fmt.Errorf("matcher is %d bytes, the limit is %d (name %d, value %d)", len(s),
+			MaxMatcherNameBytes+MaxMatcherValueBytes+8, MaxMatcherNameBytes, MaxMatcherValueBytes)
+	}
 	m := matcherRE.FindStringSubmatch(s)
 	if m == nil {
 		return Matcher{}, fmt.Errorf("matcher %q: want name=value, name!=value, name=~regex or name!~regex", s)
@@ -41,7 +52,22 @@ func ParseMatcher(s string) (Matcher, error) {
 // NewMatcher checks and compiles a matcher.
 func NewMatcher(name, op, value string) (Matcher, error) {
 	mt := Matcher{Name: name, Op: op, Value: value}
+	if err := mt.checkSize(); err != nil {
+		return mt, err
+	}
 	return mt, mt.compile()
+}
+
+// checkSize refuses a matcher beyond the size limits, before its regular
+// expression is compiled.
+func (m *Matcher) checkSize() error {
+	if len(m.Name) > MaxMatcherNameBytes {
+		return fmt.Errorf("matcher: label name is %d bytes, the limit is %d", len(m.Name), MaxMatcherNameBytes)
+	}
+	if len(m.Value) > MaxMatcherValueBytes {
+		return fmt.Errorf("matcher %s: value is %d bytes, the limit is %d", m.Name, len(m.Value), MaxMatcherValueBytes)
+	}
+	return nil
 }
 
 func (m *Matcher) compile() error {

@@ -30,6 +30,14 @@ func (s Silence) Active(t time.Time) bool {
 
 // Validate checks a silence before it is stored.
 func (s *Silence) Validate() error {
+	if len(s.Matchers) > MaxSilenceMatchers {
+		return fmt.Errorf("silence: %d matchers, the limit is %d", len(s.Matchers), MaxSilenceMatchers)
+	}
+	for i := range s.Matchers {
+		if err := s.Matchers[i].checkSize(); err != nil {
+			return fmt.Errorf("silence: %w", err)
+		}
+	}
 	if err := s.Matchers.Compile(); err != nil {
 		return fmt.Errorf("silence: %w", err)
 	}
@@ -44,6 +52,9 @@ func (s *Silence) Validate() error {
 	}
 	return nil
 }
+
+// MaxSilenceMatchers bounds the matchers of one silence.
+const MaxSilenceMatchers = 32
 
 // Silences holds the silences in force and past.
 type Silences struct {

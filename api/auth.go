@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,14 +15,15 @@ const principalKey = "api.principal"
 
 // authenticator checks bearer tokens against the configured ones.
 type authenticator struct {
-	tokens []Token
+	tokens   []Token
+	sessions *sessions
 	// sums are SHA-256 of the tokens: comparing fixed-length digests in
 	// constant time does not reveal a token's length or a prefix.
 	sums [][32]byte
 }
 
 func newAuthenticator(tokens []Token) *authenticator {
-	a := &authenticator{tokens: tokens}
+	a := &authenticator{tokens: tokens, sessions: newSessions(tokens)}
 	for _, t := range tokens {
 		a.sums = append(a.sums, sha256.Sum256([]byte(t.Token)))
 	}
@@ -48,8 +48,9 @@ func (a *authenticator) lookup(presented string) (Token, bool) {
 
 // SessionCookie is the cookie a browser signs in with (POST
 // /api/v1/session): the pages cannot send an Authorization header with an
-// EventSource, so they present the token this way. It is HttpOnly and
-// SameSite=Strict.
+// EventSource, so they present a session this way. The value is an opaque,
+// expiring session (see sessions), never the token; the cookie is
+// HttpOnly, SameSite=Strict, and Secure over TLS.
 const SessionCookie = "cockpit_session"
 
 // sessionMaxAge is how long a browser stays signed in: a wall display is
@@ -93,7 +94,11 @@ func (s *Server) authenticate(c *gin.Context) (Token, bool) {
 				writeError(c, http.StatusForbidden, "forbidden", "a change signed in by cookie must come from the cockpit's own pages")
 				return Token{}, false
 			}
-			t, ok := s.auth.lookup(ck.Value)
+			fp, _, _, ok := s.auth.sessions.open(ck.Value, s.now())
+			var t Token
+			if ok {
+				t, ok = s.auth.tokenFor(fp)
+			}
 			if !ok {
 				writeError(c, http.StatusUnauthorized, "unauthorized", "the session is no longer valid: sign in again")
 				return Token{}, false
@@ -118,21 +123,6 @@ func (s *Server) authenticate(c *gin.Context) (Token, bool) {
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
-// sameOrigin says whether a browser request comes from this server's own
-// pages: by Sec-Fetch-Site when the browser sends it, else by Origin.
-// A request with neither is not from a browser page and is let through
-// (SameSite=Strict already kept the cookie off cross-site requests).
-func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin" || site == "none"
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
-	}
-	return true
 }
 
 // sessionJSON says who is signed in.
@@ -179,14 +169,21 @@ func (s *Server) signIn(c *gin.Context) {
 		writeError(c, http.StatusUnauthorized, "unauthorized", "the token is not valid")
 		return
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: t.Token, Path: "/", MaxAge: int(sessionMaxAge / time.Second),
+	session := s.auth.sessions.issue(t.Token, s.now().Add(sessionMaxAge))
+	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: session, Path: "/", MaxAge: int(sessionMaxAge / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(c.Request)})
 	s.logger.Info("signed in", "name", t.Name, "role", t.Role, "remote", c.ClientIP())
 	c.JSON(http.StatusOK, sessionJSON{Name: t.Name, Role: t.Role, Required: true})
 }
 
-// DELETE /api/v1/session: signs out (clears the cookie).
+// DELETE /api/v1/session: signs out: the session is revoked and the
+// cookie cleared.
 func (s *Server) signOut(c *gin.Context) {
+	if ck, err := c.Request.Cookie(SessionCookie); err == nil {
+		if _, nonce, expires, ok := s.auth.sessions.open(ck.Value, s.now()); ok {
+			s.auth.sessions.revoke(nonce, expires, s.now())
+		}
+	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: isHTTPS(c.Request)})
 	c.Status(http.StatusNoContent)

@@ -299,8 +299,20 @@ func TestSessionCookie(t *testing.T) {
 	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Sec-Fetch-Site": "same-origin"}, ck); r.StatusCode != 200 || fa.acked["a1"] != "王五" {
 		t.Errorf("same-origin ack by cookie = %d", r.StatusCode)
 	}
+	// The cookie is an opaque session, not the token: the token itself
+	// as a cookie (what the cookie used to be) is no session.
+	if strings.Contains(ck.Value, tokens[2].Token) {
+		t.Fatalf("the session cookie carries the token: %q", ck.Value)
+	}
+	if r := do("GET", "/api/v1/kpis", "", nil, &http.Cookie{Name: SessionCookie, Value: tokens[2].Token}); r.StatusCode != 401 {
+		t.Errorf("the bearer token as a cookie = %d, want 401", r.StatusCode)
+	}
 	// The cookie gives its token's role, no more.
-	viewer := &http.Cookie{Name: SessionCookie, Value: tokens[0].Token}
+	r = do("POST", "/api/v1/session", `{"token":"`+tokens[0].Token+`"}`, map[string]string{"Sec-Fetch-Site": "same-origin"})
+	if r.StatusCode != 200 || len(r.Cookies()) != 1 {
+		t.Fatalf("viewer sign in = %d", r.StatusCode)
+	}
+	viewer := r.Cookies()[0]
 	if r := do("POST", "/api/v1/alerts/a1/ack", ack, map[string]string{"Sec-Fetch-Site": "same-origin"}, viewer); r.StatusCode != 403 {
 		t.Errorf("ack with a viewer cookie = %d, want 403", r.StatusCode)
 	}
@@ -310,5 +322,33 @@ func TestSessionCookie(t *testing.T) {
 	r = do("DELETE", "/api/v1/session", "", nil, ck)
 	if r.StatusCode != 204 || len(r.Cookies()) != 1 || r.Cookies()[0].MaxAge >= 0 {
 		t.Errorf("sign out = %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+	// Signed out means revoked: the old cookie, replayed, is refused.
+	if r := do("GET", "/api/v1/kpis", "", nil, ck); r.StatusCode != 401 {
+		t.Errorf("a signed-out session = %d, want 401", r.StatusCode)
+	}
+}
+
+// TestSessionExpiresAndRotates: a session ends at its expiry, and with a
+// change of the configured tokens.
+func TestSessionExpiresAndRotates(t *testing.T) {
+	now := time.Now()
+	a := newAuthenticator(tokens)
+	v := a.sessions.issue(tokens[1].Token, now.Add(time.Hour))
+	fp, _, _, ok := a.sessions.open(v, now)
+	if tok, found := a.tokenFor(fp); !ok || !found || tok.Name != tokens[1].Name {
+		t.Fatalf("a fresh session: %v %v %+v", ok, found, tok)
+	}
+	if _, _, _, ok := a.sessions.open(v, now.Add(time.Hour)); ok {
+		t.Error("a session past its expiry was accepted")
+	}
+	rotated := newAuthenticator(append(slices.Clone(tokens[:3]), Token{Token: "admin-token-rotated-0123", Role: RoleAdmin, Name: "root"}))
+	if _, _, _, ok := rotated.sessions.open(v, now); ok {
+		t.Error("a session outlived a change of the tokens")
+	}
+	tampered := []byte(v)
+	tampered[3] ^= 1
+	if _, _, _, ok := a.sessions.open(string(tampered), now); ok {
+		t.Error("a tampered session was accepted")
 	}
 }

@@ -59,6 +59,11 @@ type Config struct {
 	// Tokens are the accepted bearer tokens. With none, every request is
 	// allowed and the server must listen on loopback only (CheckListen).
 	Tokens []Token `yaml:"tokens"`
+	// AllowedHosts are more Host names the server answers as, beside
+	// localhost, 127.0.0.1, ::1, the listen address and the external URL's
+	// host: the names users type to reach it. "*" answers any (behind a
+	// proxy that checks Host itself).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// MaxRange is the longest from–to window a query may ask for.
 	// Default 90 days.
 	MaxRange time.Duration `yaml:"max_range"`

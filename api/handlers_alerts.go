@@ -227,6 +227,10 @@ func (s *Server) addSilence(c *gin.Context) {
 		s.fail(c, badRequest("matchers: at least one is required"))
 		return
 	}
+	if len(req.Matchers) > alerts.MaxSilenceMatchers {
+		s.fail(c, badRequest("matchers: %d given, the limit is %d", len(req.Matchers), alerts.MaxSilenceMatchers))
+		return
+	}
 	for i, raw := range req.Matchers {
 		var str string
 		var m alerts.Matcher

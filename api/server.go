@@ -54,6 +54,10 @@ type Deps struct {
 	// Now is the server clock (default time.Now): the default window
 	// and the validation of posted events use it.
 	Now func() time.Time
+	// Hosts are the names the server listens as (its listen address, its
+	// external URL's host); with localhost, 127.0.0.1, ::1 and
+	// Config.AllowedHosts they are the only Host headers answered.
+	Hosts []string
 }
 
 // Server is the gin application.
@@ -66,6 +70,9 @@ type Server struct {
 	auth   *authenticator
 	hub    *Hub
 	now    func() time.Time
+	// hosts are the Host names answered; anyHost turns the check off.
+	hosts   map[string]bool
+	anyHost bool
 }
 
 // New builds the router.
@@ -86,6 +93,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	logger = logger.With("component", "api")
 	s := &Server{engine: e, logger: logger, deps: deps, cfg: cfg, now: now,
 		lim: limits{maxRange: cfg.MaxRange, maxSteps: cfg.MaxSteps}, auth: newAuthenticator(cfg.Tokens)}
+	s.hosts, s.anyHost = hostSet(deps.Hosts, cfg.AllowedHosts)
 	streamKPIs := deps.KPIs
 	if deps.LiveKPIs != nil {
 		streamKPIs = deps.LiveKPIs
@@ -104,6 +112,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 		s.logger.Error("handler panicked", "method", c.Request.Method, "path", c.FullPath(), "panic", fmt.Sprint(v))
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
 	}))
+	e.Use(s.guard())
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(deps.Metrics))

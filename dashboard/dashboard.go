@@ -72,6 +72,9 @@ type pageConfig struct {
 	// the age of the stream's data by the server's clock, not the
 	// display's.
 	Now time.Time `json:"now"`
+	// Next is where the sign-in page leads afterwards, checked by
+	// SafeNext.
+	Next string `json:"next,omitempty"`
 }
 
 type metricInfo struct {
@@ -179,6 +182,9 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 				cfg.Query[k] = v
 			}
 		}
+	case "login":
+		cfg.Charts = []Chart{}
+		cfg.Next = SafeNext(q.Get("next"))
 	default:
 		cfg.Charts = []Chart{}
 	}

@@ -181,8 +181,21 @@ func ParseRules(src []byte) (*RuleSet, error) {
 	return &rs, nil
 }
 
+// Size limits of a rule set: every rule is evaluated on every tick, so a
+// set of thousands would stall the evaluator.
+const (
+	MaxRules           = 200
+	maxRuleLabels      = 16
+	maxRuleLabelValue  = 256
+	maxRuleSummary     = 1000
+	maxRuleSpikeWindow = 8
+)
+
 // Validate checks every rule, and that names are unique.
 func (rs *RuleSet) Validate() error {
+	if len(rs.Rules) > MaxRules {
+		return fmt.Errorf("rules: %d rules, the limit is %d", len(rs.Rules), MaxRules)
+	}
 	seen := map[string]int{}
 	var errs []error
 	for i := range rs.Rules {
@@ -212,6 +225,20 @@ func (r *Rule) validate() error {
 	}
 	if !ruleNameRE.MatchString(r.Name) {
 		return fail("name", "must be lowercase letters, digits and underscores, starting with a letter (got %q)", r.Name)
+	}
+	if len(r.Summary) > maxRuleSummary {
+		return fail("summary", "is %d bytes, the limit is %d", len(r.Summary), maxRuleSummary)
+	}
+	if len(r.Labels) > maxRuleLabels {
+		return fail("labels", "%d labels, the limit is %d", len(r.Labels), maxRuleLabels)
+	}
+	for k, v := range r.Labels {
+		if len(v) > maxRuleLabelValue {
+			return fail("labels", "the value of %q is %d bytes, the limit is %d", k, len(v), maxRuleLabelValue)
+		}
+	}
+	if len(r.SpikeWindows) > maxRuleSpikeWindow {
+		return fail("spike_windows", "%d windows, the limit is %d", len(r.SpikeWindows), maxRuleSpikeWindow)
 	}
 	if !slices.Contains(RuleSeverities, r.Severity) {
 		return fail("severity", "must be one of %s (got %q)", strings.Join(RuleSeverities, ", "), r.Severity)

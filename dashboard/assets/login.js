@@ -2,14 +2,12 @@
 // HttpOnly cookie; then back to the page that sent us here.
 'use strict';
 (() => {
-  const { T, postJSON } = window.cockpit;
+  const { C, T, postJSON } = window.cockpit;
   const form = document.getElementById('login-form');
   const errBox = document.getElementById('error');
-  // Only a path on this server is a place to go back to.
-  const next = (() => {
-    const n = new URLSearchParams(location.search).get('next') || '/wall';
-    return n.startsWith('/') && !n.startsWith('//') && !n.startsWith('/\\') ? n : '/wall';
-  })();
+  // Only a path on this server is a place to go back to: the server
+  // checked it (dashboard.SafeNext) and put it in the page's config.
+  const next = C.next || '/wall';
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     errBox.hidden = true;

@@ -13,6 +13,7 @@
 // proxy, so a test can cut the network under the page. Screenshots go to
 // <repo>/screenshots/.
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -70,7 +71,7 @@ try {
   const bin = build(repo, dir);
   const store = await startStore(bin, dir);
   procs.push(store);
-  log('store at', store.url);
+  log('store at', store.url.replace(/:[^:@/]*@/, ':xxxxx@'));
   const runID = Date.now().toString(36);
   const topic = `e2e-browser-${runID}`;
   // The built-in rules plus one that fires on the seeded complaints from the
@@ -433,6 +434,52 @@ rules: {file: "${rulesFile}", tick: 1s}
         assert.equal((await getJSON('/api/v1/silences')).silences.filter((x) => x.created_by === 'Wall').length, 0);
       } finally {
         await ctx2.close();
+      }
+      // After sign-in the page returns only to a path of its own server:
+      // /login?next=/%09/host used to send the browser to another host.
+      const ctx3 = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+      try {
+        const p = await ctx3.newPage();
+        p.on('pageerror', (e) => errors.push(e.message));
+        for (const next of ['/%09/evil.example/path', '/%0a/evil.example', '//evil.example', '/%5Cevil.example']) {
+          await p.goto(serve2.url + '/login?lang=en&next=' + next, { timeout: 60000 });
+          await p.fill('input[name=token]', viewer);
+          await p.click('#login-form button');
+          await p.waitForURL((u) => u.pathname === '/wall' || u.host !== new URL(serve2.url).host, { timeout: 15000 });
+          assert.equal(new URL(p.url()).host, new URL(serve2.url).host, `next=${next} led to ${p.url()}`);
+          await ctx3.clearCookies();
+        }
+      } finally {
+        await ctx3.close();
+      }
+    });
+
+    await check('a page on another site cannot change anything, with no tokens configured', async () => {
+      // The other site: a page on another port (another origin) that posts
+      // a silence and an event to the cockpit, as a drive-by page would.
+      const target = base;
+      const evil = createServer((req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end(`<!doctype html><form id=f method=POST action="${target}/api/v1/events" enctype="text/plain">
+<input name='{"x":"' value='"}'></form><script>
+fetch(${JSON.stringify(target + '/api/v1/silences')}, { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' },
+  body: JSON.stringify({ matchers: ['rule=~".*"'], ends_at: '2099-01-01T00:00:00Z', created_by: 'drive-by' }) })
+  .finally(() => { document.title = 'sent'; document.getElementById('f').submit(); });
+</script>`);
+      });
+      await new Promise((r) => evil.listen(0, '127.0.0.1', r));
+      const ctx4 = await browser.newContext();
+      try {
+        const p = await ctx4.newPage();
+        const answers = [];
+        p.on('response', (r) => { if (r.url().startsWith(target + '/api/')) answers.push(r.status()); });
+        await p.goto(`http://127.0.0.1:${evil.address().port}/`, { timeout: 30000 });
+        await p.waitForURL((u) => u.pathname === '/api/v1/events', { timeout: 15000 });
+        assert.deepEqual(answers.filter((s) => s !== 403), [], 'answers to the other site: ' + answers);
+        assert.equal((await getJSON('/api/v1/silences')).silences.filter((x) => x.created_by === 'drive-by').length, 0);
+      } finally {
+        await ctx4.close();
+        evil.close();
       }
     });
 

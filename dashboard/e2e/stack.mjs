@@ -4,7 +4,7 @@
 // front of the HTTP port so a test can cut the network between the browser
 // and the server and restore it.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,12 +68,16 @@ async function waitHTTP(p, url, timeoutMs) {
   }
 }
 
-// startStore runs `cockpit store` on a data directory under dir.
+// startStore runs `cockpit store` on a data directory under dir. Its url
+// is the DSN of the product's account, from the credentials file the store
+// creates in its data directory on first start.
 export async function startStore(bin, dir) {
   const port = await freePort();
-  const p = new Proc('cockpit store', bin, ['store', '--data-dir', join(dir, 'clickhouse'), '--listen', `127.0.0.1:${port}`], {});
-  p.url = `http://127.0.0.1:${port}`;
-  await waitHTTP(p, p.url + '/ping', 120000);
+  const dataDir = join(dir, 'clickhouse');
+  const p = new Proc('cockpit store', bin, ['store', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {});
+  await waitHTTP(p, `http://127.0.0.1:${port}/ping`, 120000);
+  const creds = JSON.parse(readFileSync(join(dataDir, 'credentials.json'), 'utf8'));
+  p.url = `http://${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@127.0.0.1:${port}`;
   return p;
 }
 

@@ -6,12 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockpit-cs/cockpit/internal/chstore"
 )
 
 func freeAddr(t *testing.T) string {
@@ -52,6 +55,24 @@ func httpGet(url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+func httpDo(t *testing.T, method, url, body string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 var insertedRE = regexp.MustCompile(`(?m)^cockpit_ingest_inserted_total (\S+)$`)
 
 // TestDemo runs `cockpit demo` as a user would and watches events flow
@@ -63,9 +84,10 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	var logs syncBuffer
 	exit := make(chan int, 1)
+	dataDir := t.TempDir()
 	go func() {
 		exit <- Main(ctx, []string{"demo", "--http", httpAddr, "--kafka-listen", kafkaAddr,
-			"--clickhouse-listen", chAddr, "--data-dir", t.TempDir(), "--simulate-backfill", "10m"}, io.Discard, &logs)
+			"--clickhouse-listen", chAddr, "--data-dir", dataDir, "--simulate-backfill", "10m"}, io.Discard, &logs)
 	}()
 
 	deadline := time.Now().Add(2 * time.Minute)
@@ -92,11 +114,44 @@ func TestDemo(t *testing.T) {
 	if code, body := httpGet("http://" + httpAddr + "/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
-	// The engine's HTTP interface answers an ordinary client.
-	code, body := httpGet("http://" + chAddr + "/?query=SELECT+count()+FROM+cockpit.events")
+	// The engine's HTTP interface answers an ordinary client with the
+	// read-only account the demo printed on its first start.
+	creds, err := chstore.ReadCredentials(filepath.Join(dataDir, "clickhouse", chstore.CredentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), creds.ReadOnlyPassword) {
+		t.Errorf("the read-only account was not printed on first start")
+	}
+	count := "/?query=SELECT+count()+FROM+cockpit.events"
+	code, body := httpGet("http://" + creds.ReadOnlyUser + ":" + creds.ReadOnlyPassword + "@" + chAddr + count)
 	rows, _ := strconv.Atoi(strings.TrimSpace(body))
 	if code != 200 || rows < 1000 {
 		t.Errorf("events through the ClickHouse endpoint: %d %q", code, body)
+	}
+	// On its default wiring the demo refuses what a stranger or a web page
+	// would try: no credentials, a browser's request, file() with the
+	// product's own credentials, a cross-site change to the API.
+	if code, body := httpGet("http://" + chAddr + count); code != http.StatusUnauthorized {
+		t.Errorf("ClickHouse endpoint without credentials: %d %q", code, body)
+	}
+	writer := "http://" + creds.User + ":" + creds.Password + "@" + chAddr + "/"
+	for _, tt := range []struct {
+		query string
+		hdr   http.Header
+	}{
+		{"SELECT count() FROM cockpit.events", http.Header{"Origin": {"https://evil.example"}, "Content-Type": {"text/plain"}}},
+		{"SELECT * FROM file('/etc/hostname', 'LineAsString')", nil},
+		{"SELECT * FROM url('http://127.0.0.1:9/', 'CSV')", nil},
+	} {
+		if code, body := httpDo(t, http.MethodPost, writer, tt.query, tt.hdr); code != http.StatusForbidden {
+			t.Errorf("%s %v: %d %q", tt.query, tt.hdr, code, body)
+		}
+	}
+	silence := `{"matchers":[{"name":"rule","value":".*","regex":true}],"ends_at":"2099-01-01T00:00:00Z","created_by":"x"}`
+	if code, body := httpDo(t, http.MethodPost, "http://"+httpAddr+"/api/v1/silences", silence,
+		http.Header{"Origin": {"https://evil.example"}, "Content-Type": {"text/plain"}}); code != http.StatusForbidden {
+		t.Errorf("cross-site silence: %d %q", code, body)
 	}
 	cancel()
 	select {

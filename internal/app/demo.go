@@ -113,13 +113,26 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot get the ClickHouse engine: %w", err)
 	}
+	// Its accounts are made here, before it starts, so the product's own
+	// client can use them.
+	chDir := filepath.Join(*dataDir, "clickhouse")
+	creds, created, err := chstore.LoadOrCreateCredentials(chDir)
+	if err != nil {
+		return err
+	}
+	var notice io.Writer
+	if created {
+		notice = stderr
+	}
 	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStore()
 	storeErr := make(chan error, 1)
 	go func() {
 		storeErr <- chstore.Run(storeCtx, chstore.Config{
-			Listen: *chListen,
-			Engine: chdb.Config{LibPath: lib, DataDir: filepath.Join(*dataDir, "clickhouse")},
+			Listen:      *chListen,
+			Engine:      chdb.Config{LibPath: lib, DataDir: chDir},
+			Notice:      notice,
+			Credentials: creds,
 		}, logger.With("component", "store"))
 	}()
 	defer func() {
@@ -145,7 +158,7 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	defer broker.Close()
 
 	cfg.Ingest.Brokers = []string{broker.Addr()}
-	cfg.ClickHouse.DSN = "http://" + *chListen
+	cfg.ClickHouse.DSN = creds.DSN(*chListen, "")
 	if err := waitForStore(ctx, cfg.ClickHouse, storeErr, logger); err != nil {
 		return err
 	}
@@ -173,7 +186,7 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	} else {
 		close(simDone)
 	}
-	logger.Info("demo running", "wall", "http://"+*httpAddr+"/wall", "kafka", broker.Addr(), "clickhouse", cfg.ClickHouse.DSN,
+	logger.Info("demo running", "wall", "http://"+*httpAddr+"/wall", "kafka", broker.Addr(), "clickhouse", "http://"+*chListen,
 		"data_dir", *dataDir, "simulate", *simOn)
 	err = p.run(ctx)
 	<-simDone
@@ -235,7 +248,7 @@ func cmdStore(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("store", stderr)
 	var c common
 	c.register(fs)
-	listen := fs.String("listen", "127.0.0.1:8123", "listen address of the ClickHouse HTTP endpoint (keep it on loopback: it has no authentication)")
+	listen := fs.String("listen", "127.0.0.1:8123", "listen address of the ClickHouse HTTP endpoint (credentials in <data-dir>/"+chstore.CredentialsFile+")")
 	dataDir := fs.String("data-dir", "./data/clickhouse", "engine data directory (one process per directory)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -248,7 +261,7 @@ func cmdStore(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return chstore.Run(ctx, chstore.Config{Listen: *listen, Engine: chdb.Config{DataDir: *dataDir}}, logger)
+	return chstore.Run(ctx, chstore.Config{Listen: *listen, Engine: chdb.Config{DataDir: *dataDir}, Notice: stderr}, logger)
 }
 
 func cmdSimulate(ctx context.Context, args []string, stderr io.Writer) error {

@@ -89,6 +89,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 	}
 	srv, err := api.New(api.Deps{
 		Config: cfg.API,
+		Hosts:  apiHosts(cfg),
 		Ready: []api.Check{
 			{Name: "kafka", Fn: p.kafkaReady},
 			{Name: "clickhouse", Fn: func(ctx context.Context) error { return conn.Ping(ctx) }},
@@ -127,7 +128,10 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, fmt.Errorf("cannot listen on %s (http.listen): %w", cfg.HTTP.Listen, err)
 	}
-	p.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if p.http, p.ln, err = newAPIServer(cfg.HTTP, p.ln, srv.Handler(), logger); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -35,6 +35,9 @@ type Options struct {
 	// MaxRequestBytes caps a request body, before and after decompression.
 	// Default: 1 GiB.
 	MaxRequestBytes int64
+	// Credentials are the accounts a query must authenticate as (required):
+	// see LoadOrCreateCredentials.
+	Credentials Credentials
 }
 
 const defaultMaxRequestBytes = 1 << 30
@@ -48,14 +51,43 @@ var interfaceParams = map[string]bool{
 	"buffer_size": true, "wait_end_of_query": true, "role": true, "stacktrace": true,
 }
 
+// settingsAllowed are the settings a request may set in its URL: what the
+// product and its client send, and limits that only narrow a query. Any
+// other name (readonly, allow_*, paths, ...) is refused.
+var settingsAllowed = map[string]bool{
+	"insert_deduplicate": true, "insert_deduplication_token": true,
+	"deduplicate_blocks_in_dependent_materialized_views": true,
+	"async_insert": true, "wait_for_async_insert": true, "async_insert_deduplicate": true,
+	"max_execution_time": true, "max_threads": true, "max_block_size": true, "max_insert_block_size": true,
+	"max_result_rows": true, "max_result_bytes": true, "result_overflow_mode": true,
+	"timeout_overflow_mode": true, "enable_http_compression": true, "http_zlib_compression_level": true,
+	"network_compression_method": true, "session_timezone": true, "date_time_output_format": true,
+	"date_time_input_format": true, "output_format_json_quote_64bit_integers": true,
+	"join_use_nulls": true, "enable_analyzer": true, "distributed_foreground_insert": true,
+	"send_progress_in_http_headers": true, "mutations_sync": true, "alter_sync": true,
+	"select_sequential_consistency": true,
+}
+
+// readOnlySettings are the URL settings the read-only account may set.
+var readOnlySettings = map[string]bool{
+	"max_execution_time": true, "max_threads": true, "max_block_size": true,
+	"max_result_rows": true, "max_result_bytes": true, "result_overflow_mode": true,
+	"timeout_overflow_mode": true, "enable_http_compression": true, "http_zlib_compression_level": true,
+	"network_compression_method": true, "session_timezone": true, "date_time_output_format": true,
+	"output_format_json_quote_64bit_integers": true,
+}
+
 // Handler serves ClickHouse's HTTP interface on top of an embedded engine,
 // well enough for clickhouse-go/v2 with Protocol: clickhouse.HTTP, curl and
-// other HTTP clients. There is no authentication: user and password are
-// accepted and ignored, so bind it to loopback.
+// other HTTP clients. Every query authenticates as one of two accounts
+// (Options.Credentials); requests from web browsers are refused; and the
+// guard (guard.go) keeps queries away from files, URLs, other hosts and
+// programs.
 type Handler struct {
 	engine Engine
 	logger *slog.Logger
 	max    int64
+	creds  Credentials
 
 	// Server facts for response headers, read once from the engine.
 	displayName, timezone string
@@ -72,6 +104,9 @@ func NewHandler(ctx context.Context, engine Engine, opts Options, logger *slog.L
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = defaultMaxRequestBytes
 	}
+	if err := opts.Credentials.Validate(); err != nil {
+		return nil, err
+	}
 	res, err := engine.Do(ctx, chdb.Statement{Query: []byte("SELECT displayName(), timezone()"), Format: "TabSeparated"})
 	if err != nil {
 		return nil, fmt.Errorf("cannot query the engine for server facts: %w", err)
@@ -81,6 +116,7 @@ func NewHandler(ctx context.Context, engine Engine, opts Options, logger *slog.L
 		engine:      engine,
 		logger:      logger,
 		max:         opts.MaxRequestBytes,
+		creds:       opts.Credentials,
 		displayName: name,
 		timezone:    tz,
 		bufs:        sync.Pool{New: func() any { return new(proto.Buffer) }},
@@ -112,6 +148,9 @@ func badf(format string, args ...any) error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The liveness answers ("Ok.") tell nothing and need neither
+	// credentials nor a client that is not a browser: Node's fetch, for
+	// one, sends Sec-Fetch-Mode.
 	switch r.URL.Path {
 	case "/ping":
 		h.ok(w, r)
@@ -125,13 +164,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusNotFound, 0, fmt.Sprintf("There is no handler %s. (UNKNOWN_HANDLER)", r.URL.Path))
 		return
 	}
+	if hdr, ok := browserRequest(r); ok {
+		h.fail(w, http.StatusForbidden, codeAccessDenied,
+			"Requests from web browsers are refused (the request carries "+hdr+"). (ACCESS_DENIED)")
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		h.fail(w, http.StatusMethodNotAllowed, 0, "Method not allowed: use GET or POST. (BAD_ARGUMENTS)")
 		return
 	}
+	acct := h.creds.authenticate(r)
+	if acct == accountNone {
+		w.Header().Set("WWW-Authenticate", `Basic realm="cockpit store", charset="UTF-8"`)
+		h.fail(w, http.StatusUnauthorized, codeAuthenticationFailed,
+			"Authentication failed: the user and password of the store's credentials file are required. (AUTHENTICATION_FAILED)")
+		return
+	}
 	req, err := h.parse(w, r)
+	if err == nil {
+		err = checkRequest(req, acct == accountReader)
+	}
 	if err != nil {
+		var rf *refused
+		if errors.As(err, &rf) && rf.syntax {
+			h.fail(w, http.StatusBadRequest, codeSyntaxError, rf.msg+". (SYNTAX_ERROR)")
+			return
+		}
+		if errors.As(err, &rf) {
+			h.fail(w, http.StatusForbidden, codeAccessDenied, rf.msg+". (ACCESS_DENIED)")
+			return
+		}
 		var br *badRequest
 		if errors.As(err, &br) {
 			h.fail(w, br.status, codeBadArguments, br.msg+". (BAD_ARGUMENTS)")
@@ -152,9 +215,27 @@ func (h *Handler) ok(w http.ResponseWriter, r *http.Request) {
 }
 
 const (
-	codeBadArguments = 36
-	codeStdException = 1001
+	codeBadArguments         = 36
+	codeSyntaxError          = 62
+	codeAccessDenied         = 497
+	codeAuthenticationFailed = 516
+	codeStdException         = 1001
 )
+
+// checkRequest refuses settings outside the account's list and queries
+// the guard refuses.
+func checkRequest(req *request, readOnly bool) error {
+	allowed := settingsAllowed
+	if readOnly {
+		allowed = readOnlySettings
+	}
+	for name := range req.st.Settings {
+		if !allowed[name] {
+			return refusef("Setting %s cannot be set on this endpoint", name)
+		}
+	}
+	return checkQuery(req.st.Query, readOnly)
+}
 
 // fail writes an exception the way ClickHouse does: the code in a header and
 // "Code: N. DB::Exception: ..." as the body.

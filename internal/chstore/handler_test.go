@@ -420,8 +420,8 @@ func TestSettingsPerQuery(t *testing.T) {
 		t.Fatalf("max_threads = %d", threads)
 	}
 	unknown := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"no_such_setting": 1}))
-	if code := exceptionCode(conn.Exec(unknown, "SELECT 1")); code != 115 {
-		t.Fatalf("unknown setting: code %d, want 115", code)
+	if code := exceptionCode(conn.Exec(unknown, "SELECT 1")); code != 497 {
+		t.Fatalf("unknown setting: code %d, want 497 (not on the endpoint's list)", code)
 	}
 }
 
@@ -591,6 +591,7 @@ func TestRawHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.SetBasicAuth(testCreds.User, testCreds.Password)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
@@ -604,7 +605,7 @@ func TestRawHTTP(t *testing.T) {
 	}
 
 	// curl-style GET with the query in the URL, TabSeparated by default.
-	resp, err := http.Get(testServer.URL + "/?query=" + url.QueryEscape("SELECT 1 + {x:UInt8}") + "&param_x=41")
+	resp, err := http.Get(testServer.URL + "/?query=" + url.QueryEscape("SELECT 1 + {x:UInt8}") + "&param_x=41&user=reader&password=test-read")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -647,7 +648,7 @@ func TestRawHTTP(t *testing.T) {
 		{"bad gzip", "", []byte("not gzip"), map[string]string{"Content-Encoding": "gzip"}, 400, "36", "gzip"},
 		{"unknown encoding", "", []byte("SELECT 1"), map[string]string{"Content-Encoding": "snappy2"}, 400, "36", "Content-Encoding"},
 		{"too large", "", bytes.Repeat([]byte(" "), 256<<20+1), nil, 413, "36", "exceeds"},
-		{"bad setting name", "max-threads=1", []byte("SELECT 1"), nil, 500, "36", "setting"},
+		{"bad setting name", "max-threads=1", []byte("SELECT 1"), nil, 403, "497", "Setting max-threads"},
 		{"syntax", "", []byte("SELEKT"), nil, 500, "62", "Syntax error"},
 		{"SET refused", "", []byte("SET max_threads = 1"), nil, 500, "1", "not supported"},
 		{"multipart", "", []byte("--x"), map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, "36", "External tables"},
@@ -671,6 +672,7 @@ func TestRawHTTP(t *testing.T) {
 		t.Fatalf("unknown path: %d", resp.StatusCode)
 	}
 	req, _ := http.NewRequest(http.MethodPut, testServer.URL+"/?query=SELECT+1", nil)
+	req.SetBasicAuth(testCreds.User, testCreds.Password)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func FuzzServeRequest(f *testing.F) {
 	f.Add(true, "decompress=1", "", "", []byte("\x00\x01\x02"))
 	f.Add(true, "client_protocol_version=-1", "br", "multipart/form-data; boundary=x", []byte("--x--"))
 	e := &recordingEngine{}
-	h, err := NewHandler(context.Background(), e, Options{MaxRequestBytes: 64 << 10}, nil)
+	h, err := NewHandler(context.Background(), e, Options{MaxRequestBytes: 64 << 10, Credentials: testCreds}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -59,6 +59,7 @@ func FuzzServeRequest(f *testing.F) {
 		}
 		r := httptest.NewRequest(method, "/", bytes.NewReader(body))
 		r.URL.RawQuery = rawQuery
+		r.SetBasicAuth(testCreds.User, testCreds.Password)
 		if encoding != "" {
 			r.Header.Set("Content-Encoding", encoding)
 		}
@@ -73,7 +74,7 @@ func FuzzServeRequest(f *testing.F) {
 
 		switch w.Code {
 		case http.StatusOK:
-		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusForbidden, http.StatusUnauthorized:
 			if w.Header().Get("X-ClickHouse-Exception-Code") == "" || !strings.HasPrefix(w.Body.String(), "Code: ") {
 				t.Fatalf("refusal %d without a ClickHouse exception: %q", w.Code, w.Body.String())
 			}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/cockpit-cs/cockpit/internal/chdb"
 )
@@ -25,6 +29,52 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for running requests on shutdown.
 	// Default: 30s.
 	ShutdownTimeout time.Duration
+	// Limits bound each connection; zero fields take the defaults.
+	Limits Limits
+	// Notice receives, once, the accounts created on first start (the
+	// credentials file's path and how to use it); nil: not printed.
+	Notice io.Writer
+	// Credentials, when set, are used as they are; otherwise they are read
+	// from, or created in, Engine.DataDir (see LoadOrCreateCredentials).
+	Credentials Credentials
+}
+
+// Limits are the HTTP server's time and connection limits.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default: 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included: an insert
+	// body that trickles in is cut there. Default: 2m.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its answer, i.e. a query's run time. Default: 10m.
+	WriteTimeout time.Duration
+	// IdleTimeout closes an idle keep-alive connection. Default: 2m,
+	// longer than clients keep idle connections (clickhouse-go: 90s), so
+	// the server never closes one a client is about to reuse.
+	IdleTimeout time.Duration
+	// MaxConns caps the open connections; more wait in the listen queue.
+	// Default: 256.
+	MaxConns int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = 10 * time.Second
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = 2 * time.Minute
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 10 * time.Minute
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 2 * time.Minute
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = 256
+	}
+	return l
 }
 
 // Validate reports whether the configuration can be used.
@@ -71,6 +121,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		}
 		cfg.Engine.LibPath = lib
 	}
+	creds, created := cfg.Credentials, false
+	if creds == (Credentials{}) {
+		var err error
+		if creds, created, err = LoadOrCreateCredentials(cfg.Engine.DataDir); err != nil {
+			return err
+		}
+	} else {
+		created = cfg.Notice != nil
+	}
+	if created && cfg.Notice != nil {
+		printNotice(cfg.Notice, filepath.Join(cfg.Engine.DataDir, CredentialsFile), cfg.Listen, creds)
+	}
+	cfg.Handler.Credentials = creds
 	engine, err := chdb.Open(cfg.Engine, logger)
 	if err != nil {
 		return err
@@ -82,7 +145,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg.Listen, h, cfg.ShutdownTimeout, logger)
+	return serve(ctx, cfg.Listen, h, cfg.ShutdownTimeout, cfg.Limits, logger)
+}
+
+// printNotice tells the operator, once, where the accounts are and how to
+// use them.
+func printNotice(w io.Writer, path, listen string, c Credentials) {
+	fmt.Fprintf(w, `
+The embedded ClickHouse endpoint on %[1]s now requires credentials.
+They were created in %[2]s (mode 0600) and are shown only this once:
+  product account (cockpit serve):  %[3]s
+  read-only account (curl, clients): user %[4]s, password %[5]s
+    curl -u '%[4]s:%[5]s' 'http://%[1]s/?query=SELECT+1'
+
+`, listen, path, c.DSN(listen, ""), c.ReadOnlyUser, c.ReadOnlyPassword)
 }
 
 // Serve serves handler on addr until ctx ends, then shuts down gracefully:
@@ -91,22 +167,31 @@ func Serve(ctx context.Context, addr string, handler http.Handler, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return serve(ctx, addr, handler, defaultShutdownTimeout, logger)
+	return serve(ctx, addr, handler, defaultShutdownTimeout, Limits{}, logger)
 }
 
-func serve(ctx context.Context, addr string, handler http.Handler, grace time.Duration, logger *slog.Logger) error {
+// NewServer returns an http.Server for handler with the limits applied,
+// and wraps ln so that it holds at most limits.MaxConns connections.
+func NewServer(ln net.Listener, handler http.Handler, limits Limits, logger *slog.Logger) (*http.Server, net.Listener) {
+	limits = limits.withDefaults()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: limits.ReadHeaderTimeout,
+		ReadTimeout:       limits.ReadTimeout,
+		WriteTimeout:      limits.WriteTimeout,
+		IdleTimeout:       limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return srv, netutil.LimitListener(ln, limits.MaxConns)
+}
+
+func serve(ctx context.Context, addr string, handler http.Handler, grace time.Duration, limits Limits, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// No read or write timeout: a batch insert body or a long query may
-		// take minutes; max_execution_time bounds queries instead.
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv, ln := NewServer(ln, handler, limits, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("chstore listening", "addr", ln.Addr().String())

@@ -25,6 +25,9 @@ var (
 	testServer *httptest.Server
 	testDir    string
 	testLib    string
+	// testCreds are the handler's accounts; open authenticates as the
+	// product's.
+	testCreds = Credentials{User: "cockpit", Password: "test-secret", ReadOnlyUser: "reader", ReadOnlyPassword: "test-read"}
 )
 
 func TestMain(m *testing.M) {
@@ -54,7 +57,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer testEngine.Close()
-	h, err := NewHandler(ctx, testEngine, Options{MaxRequestBytes: 256 << 20}, logger)
+	h, err := NewHandler(ctx, testEngine, Options{MaxRequestBytes: 256 << 20, Credentials: testCreds}, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -74,6 +77,7 @@ func open(tb testing.TB, mod func(*clickhouse.Options)) driver.Conn {
 	opts := &clickhouse.Options{
 		Addr:        []string{u.Host},
 		Protocol:    clickhouse.HTTP,
+		Auth:        clickhouse.Auth{Username: testCreds.User, Password: testCreds.Password},
 		DialTimeout: 5 * time.Second,
 	}
 	if mod != nil {

@@ -39,6 +39,8 @@ type Store struct {
 	down   atomic.Bool
 	// statements counts the requests that reached the engine (not pings).
 	statements atomic.Int64
+	// creds are the endpoint's accounts; Conn and DSN use the product's.
+	creds chstore.Credentials
 }
 
 var (
@@ -81,12 +83,17 @@ func Start(t testing.TB) *Store {
 			openErr = fmt.Errorf("cannot open the ClickHouse engine: %w", err)
 			return
 		}
-		h, err := chstore.NewHandler(ctx, engine, chstore.Options{}, logger)
+		creds, _, err := chstore.LoadOrCreateCredentials(dir)
 		if err != nil {
 			openErr = err
 			return
 		}
-		s := &Store{engine: engine, dir: dir}
+		h, err := chstore.NewHandler(ctx, engine, chstore.Options{Credentials: creds}, logger)
+		if err != nil {
+			openErr = err
+			return
+		}
+		s := &Store{engine: engine, dir: dir, creds: creds}
 		s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if s.down.Load() {
 				// An outage as a client sees it: the connection drops.
@@ -149,7 +156,7 @@ func (s *Store) Conn(t testing.TB, database string) driver.Conn {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{s.srv.Listener.Addr().String()},
 		Protocol:    clickhouse.HTTP,
-		Auth:        clickhouse.Auth{Database: database},
+		Auth:        clickhouse.Auth{Database: database, Username: s.creds.User, Password: s.creds.Password},
 		DialTimeout: 5 * time.Second,
 		ReadTimeout: 2 * time.Minute,
 	})
@@ -160,7 +167,11 @@ func (s *Store) Conn(t testing.TB, database string) driver.Conn {
 	return conn
 }
 
-// DSN is the clickhouse-go DSN of database on this store.
+// DSN is the clickhouse-go DSN of database on this store, with the
+// product's credentials.
 func (s *Store) DSN(database string) string {
-	return s.URL + "/" + database
+	return s.creds.DSN(s.srv.Listener.Addr().String(), database)
 }
+
+// Credentials are the endpoint's accounts.
+func (s *Store) Credentials() chstore.Credentials { return s.creds }

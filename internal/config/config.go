@@ -102,6 +102,11 @@ type Log struct {
 type HTTP struct {
 	// Listen is the address to serve on. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of a certificate (with its chain)
+	// and its key: set both to serve HTTPS. They are read again when they
+	// change, so a renewed certificate needs no restart.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // ClickHouse says where the store is and how its schema is laid out.
@@ -149,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.Listen == "" {
 		return errors.New("http.listen is required")
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		return errors.New("http.tls_cert and http.tls_key go together: set both to serve HTTPS, or neither")
 	}
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("api: %w", err)

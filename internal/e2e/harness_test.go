@@ -20,6 +20,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/internal/chstore"
 )
 
 // The fault tests run the product as it ships: the cockpit binary, built
@@ -221,7 +223,16 @@ func startStore(t *testing.T, addr, dir string) *storeProc {
 	return s
 }
 
-func (s *storeProc) url() string { return "http://" + s.addr }
+// url is the store's DSN with the product's credentials, read from the
+// file the store created in its data directory on first start.
+func (s *storeProc) url() string {
+	s.t.Helper()
+	creds, err := chstore.ReadCredentials(filepath.Join(s.dir, chstore.CredentialsFile))
+	if err != nil {
+		s.t.Fatalf("the store's credentials: %v", err)
+	}
+	return creds.DSN(s.addr, "")
+}
 
 // deployment is what every cockpit serve of one test shares.
 type deployment struct {
@@ -351,13 +362,14 @@ func getJSON(base, path string, out any) error {
 // Over HTTP every query is a request, so it rides out store restarts.
 func chConn(t *testing.T, storeURL, db string) driver.Conn {
 	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr:        []string{strings.TrimPrefix(storeURL, "http://")},
-		Protocol:    clickhouse.HTTP,
-		Auth:        clickhouse.Auth{Database: db},
-		DialTimeout: 5 * time.Second,
-		ReadTimeout: 2 * time.Minute,
-	})
+	opts, err := clickhouse.ParseDSN(storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Auth.Database = db
+	opts.DialTimeout = 5 * time.Second
+	opts.ReadTimeout = 2 * time.Minute
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
