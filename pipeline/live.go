@@ -155,9 +155,9 @@ type liveView struct {
 
 	local chan struct{} // this process stored events (Fresh)
 
-	// Refreshes counts refreshes that asked the store, Rebuilt the
-	// buckets recomputed; for tests and metrics.
-	refreshes, rebuilt int64
+	// refreshes counts refreshes that asked the store, rebuilt the
+	// buckets recomputed, lastRebuilt those of the newest refresh.
+	refreshes, rebuilt, lastRebuilt int64
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
@@ -397,6 +397,7 @@ func (l *liveView) update(ctx context.Context) error {
 	l.idle = len(byConv) == 0
 	l.refreshes++
 	l.rebuilt += int64(len(dirty))
+	l.lastRebuilt = int64(len(dirty))
 	return nil
 }
 
