@@ -80,7 +80,7 @@ var errUsage = errors.New("usage")
 // process (the embedded engine included) must stay under 1 GiB, and
 // without a limit the heap grows to twice what a start-up backfill or a
 // catching-up ingest holds at once.
-const goMemoryLimit = 600 << 20
+const goMemoryLimit = 450 << 20
 
 func limitMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
