@@ -261,15 +261,13 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// lastFence is when the term was last found current (unix ns).
+	// lastFence is when a tick last finished, having checked the term
+	// (unix ns).
 	var lastFence atomic.Int64
 	fence := func(ctx context.Context) error {
 		err := a.store.CheckTerm(ctx, term)
 		if errors.Is(err, alerts.ErrFenced) {
 			cancel(err)
-		}
-		if err == nil {
-			lastFence.Store(time.Now().UnixNano())
 		}
 		return err
 	}
@@ -294,6 +292,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 		ticks := 0
 		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev pipeline.Evaluation) error {
 			ticks++
+			defer lastFence.Store(time.Now().UnixNano())
 			if err := fence(tctx); err != nil {
 				return err
 			}
