@@ -506,23 +506,41 @@ func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
 				lastAbandon = max(lastAbandon, e.ms)
 			}
 		}
-		lastTransferFollower := min(lastAssign, lastAbandon)
 		// Whether the new events change the conversation's facts kept at
-		// its start (first response) and its end (transfer, containment).
+		// its start (first response) and its end (transfer, containment),
+		// and which pairs they can complete.
 		startChanged, endChanged := false, false
+		newReply, newAssign, newAbandon := false, false, false
 		for _, e := range evs {
 			if !e.stored {
 				continue
 			}
 			switch {
-			case isReply(e) && (e.ms < firstOldReply || (e.role == "agent" && e.ms < firstOldAgent)):
-				startChanged = true
+			case isReply(e):
+				newReply = true
+				if e.ms < firstOldReply || (e.role == "agent" && e.ms < firstOldAgent) {
+					startChanged = true
+				}
+			case e.typ == "agent.assigned":
+				newAssign = true
+			case e.typ == "conversation.abandoned":
+				newAbandon = true
 			}
 			if e.typ != "message.sent" || e.role != "customer" {
 				// A transfer, assignment, agent message or close can
 				// change the facts an ended conversation is counted with.
 				endChanged = true
 			}
+		}
+		// A customer message's pair changes only with a new reply after
+		// the last one before it; a transfer's only with a new assignment
+		// or abandon, likewise.
+		transferFrom := int64(1 << 62)
+		if newAssign {
+			transferFrom = min(transferFrom, lastAssign)
+		}
+		if newAbandon {
+			transferFrom = min(transferFrom, lastAbandon)
 		}
 		for _, e := range evs {
 			switch {
@@ -532,9 +550,9 @@ func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
 				add(e.ms)
 			case end >= 0 && e.ms == end && endChanged:
 				add(e.ms)
-			case e.typ == "message.sent" && e.role == "customer" && e.ms >= lastReply:
+			case e.typ == "message.sent" && e.role == "customer" && newReply && e.ms >= lastReply:
 				add(e.ms)
-			case e.typ == "transfer.requested" && e.ms >= lastTransferFollower:
+			case e.typ == "transfer.requested" && e.ms >= transferFrom:
 				add(e.ms)
 			}
 		}
