@@ -98,7 +98,7 @@ type Rule struct {
 	MinDrop float64 `yaml:"min_drop,omitempty"`
 
 	// spike
-	// SpikeWindows are the counting windows (default 5m, 15m, 30m).
+	// SpikeWindows are the counting windows (default 2m, 5m, 10m, 15m, 30m).
 	SpikeWindows []Duration `yaml:"spike_windows,omitempty"`
 	// MinCount is the least count in a window to alert (default 5).
 	MinCount int `yaml:"min_count,omitempty"`
