@@ -80,7 +80,7 @@ const (
 // the defaults in and validates.
 type SpikeConfig struct {
 	// Windows are the lengths of the trailing count windows tested at each
-	// evaluation. Each must be in (0, 24h]. Default 2m, 5m, 10m, 15m, 30m.
+	// evaluation. Each must be in (0, 24h]. Default 5m, 10m, 15m, 30m.
 	Windows []time.Duration `yaml:"windows,omitempty" json:"windows,omitempty"`
 	// MinCount is the smallest complaint count in a window that can fire.
 	// Default 5.
@@ -90,7 +90,7 @@ type SpikeConfig struct {
 	MinRatio float64 `yaml:"min_ratio,omitempty" json:"min_ratio,omitempty"`
 	// Alpha is the family-wise false-alarm probability per evaluation and
 	// per test family (region counts, region shares, national total).
-	// Must be in (0, 0.5]. Default 0.001.
+	// Must be in (0, 0.5]. Default 0.0005.
 	Alpha float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
 	// NationalAlpha is Alpha for the national test, which pages everyone
 	// and is one test where the regions are many: in (0, 0.5], default
@@ -136,11 +136,11 @@ type SpikeConfig struct {
 // DefaultSpikeConfig returns the defaults of SpikeConfig.
 func DefaultSpikeConfig() SpikeConfig {
 	return SpikeConfig{
-		Windows:         []time.Duration{2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute},
+		Windows:         []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute},
 		MinCount:        5,
 		MinRatio:        1.5,
-		Alpha:           0.001,
-		NationalAlpha:   0.0001,
+		Alpha:           0.0005,
+		NationalAlpha:   0.00005,
 		Model:           SpikeModelNegBin,
 		Correction:      SpikeCorrectionScan,
 		Dispersion:      0.05,
@@ -307,8 +307,8 @@ type SpikeFinding struct {
 //
 // # Method
 //
-// At each evaluation time t and for each window w (default 2, 5, 10, 15,
-// 30 min),
+// At each evaluation time t and for each window w (default 5, 10, 15, 30
+// min),
 // every region's count c in [t−w, t) is compared with an expected count μ
 // from that region's own history:
 //
@@ -912,7 +912,7 @@ func (f SpikeFinding) explain() string {
 	} else {
 		fmt.Fprintf(&b, "; share %.0f%% of all complaints vs usual %.0f%%", 100*f.Share, 100*f.ExpectedShare)
 	}
-	fmt.Fprintf(&b, "; by chance about %s (p=%.2g)", spikeOdds(f.PValue), f.PValue)
+	fmt.Fprintf(&b, "; by chance %s (p=%.2g)", spikeOdds(f.PValue), f.PValue)
 	return b.String()
 }
 
@@ -924,7 +924,7 @@ func spikePlural(n int) string {
 }
 
 // spikeOdds renders a tail probability as odds a reader can weigh:
-// "1 in 250", "1 in 12 thousand", "1 in 3.4 million".
+// "about 1 in 250", "about 1 in 12 thousand", "about 1 in 3.4 million".
 func spikeOdds(p float64) string {
 	if !(p > 0) {
 		return "never"
@@ -940,12 +940,12 @@ func spikeOdds(p float64) string {
 			}
 			x := n / u.v
 			if x < 10 {
-				return fmt.Sprintf("1 in %s %s", strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64), u.name)
+				return fmt.Sprintf("about 1 in %s %s", strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64), u.name)
 			}
-			return fmt.Sprintf("1 in %.0f %s", x, u.name)
+			return fmt.Sprintf("about 1 in %.0f %s", x, u.name)
 		}
 	}
-	return fmt.Sprintf("1 in %.0f", math.Max(1, n))
+	return fmt.Sprintf("about 1 in %.0f", math.Max(1, n))
 }
 
 // SpikeFormatWindow formats a window length compactly: 5m, 1h, 1h30m, 24h.

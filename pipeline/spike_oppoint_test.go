@@ -260,6 +260,11 @@ func BenchmarkSpikeOperatingPoint(b *testing.B) {
 	}
 	b.Log("\n" + s.table())
 	spikeReport(b, s)
+	spikeReportReal(b, d)
+}
+
+// spikeReportReal reports d's alerts on the real sets.
+func spikeReportReal(b *testing.B, d *SpikeDetector) {
 	for _, set := range spikeRealSets(b) {
 		rate, regional, national, samples := spikeRealAlerts(b, d, set)
 		b.Logf("%s: %d regional alerts (%.3f per region-day), %d national", set.name, regional, rate, national)
@@ -287,12 +292,26 @@ func BenchmarkSpikeCandidates(b *testing.B) {
 		name string
 		cfg  SpikeConfig
 	}{
-		{"holm/5-15-30", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionHolm })},
-		{"scan/5-15-30", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionScan })},
-		{"scan/2-5-10-15-30", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionScan; c.Windows = short })},
-		{"scan/dense", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionScan; c.Windows = dense })},
-		{"scan/dense/alpha3e-4", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionScan; c.Windows = dense; c.Alpha = 3e-4 })},
-		{"scan/dense/min3", with(func(c *SpikeConfig) { c.Correction = SpikeCorrectionScan; c.Windows = dense; c.MinCount = 3 })},
+		{"holm_5-15-30", with(func(c *SpikeConfig) {
+			c.Correction = SpikeCorrectionHolm
+			c.Windows = []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+		})},
+		{"scan_5-10-15-30", with(func(c *SpikeConfig) {
+			c.Windows = []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+		})},
+		{"scan_5-10-15-30_alpha5e-4", with(func(c *SpikeConfig) {
+			c.Windows = []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+			c.Alpha = 5e-4
+		})},
+		{"scan_5-10-15-30_alpha7e-4", with(func(c *SpikeConfig) {
+			c.Windows = []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute}
+			c.Alpha = 7e-4
+		})},
+		{"scan_2-5-10-15-30", with(func(c *SpikeConfig) { c.Windows = short })},
+		{"scan_dense", with(func(c *SpikeConfig) { c.Windows = dense })},
+		{"scan_2-5-10-15-30_alpha2e-3", with(func(c *SpikeConfig) { c.Windows = short; c.Alpha = 2e-3 })},
+		{"scan_2-5-10-15-30_disp.03", with(func(c *SpikeConfig) { c.Windows = short; c.Dispersion = 0.03 })},
+		{"scan_2-5-10-15-30_min3", with(func(c *SpikeConfig) { c.Windows = short; c.MinCount = 3 })},
 	} {
 		b.Run(cand.name, func(b *testing.B) {
 			d := spikeMustDetector(b, cand.cfg)
@@ -305,6 +324,7 @@ func BenchmarkSpikeCandidates(b *testing.B) {
 			}
 			b.Log("\n" + s.table())
 			spikeReport(b, s)
+			spikeReportReal(b, d)
 		})
 	}
 }

@@ -422,8 +422,8 @@ func TestSpikeExplanation(t *testing.T) {
 	if got := n.explain(); got != want {
 		t.Errorf("explain = %q, want %q", got, want)
 	}
-	for p, want := range map[float64]string{0.004: "1 in 250", 1.0 / 12345: "1 in 12 thousand", 1 / 3.44e6: "1 in 3.4 million",
-		1e-20: "less than 1 in a thousand trillion", 0: "never", 1: "1 in 1"} {
+	for p, want := range map[float64]string{0.004: "about 1 in 250", 1.0 / 12345: "about 1 in 12 thousand", 1 / 3.44e6: "about 1 in 3.4 million",
+		1e-20: "less than 1 in a thousand trillion", 0: "never", 1: "about 1 in 1"} {
 		if got := spikeOdds(p); got != want {
 			t.Errorf("spikeOdds(%g) = %q, want %q", p, got, want)
 		}
