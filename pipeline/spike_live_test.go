@@ -157,7 +157,7 @@ func BenchmarkSpikeRuleBacktestWeek(b *testing.B) {
 	end := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	rates := make([]float64, 20)
 	for i := range rates {
-		rates[i] = 0.5 * math.Pow(50, float64(i)/19)
+		rates[i] = 25 * math.Pow(50, -float64(i)/19) // the rise goes to the first, 25 an hour
 	}
 	rs := spikeStoreComplaints(b, conn, 2, rates, 5, end, end.Add(-50*time.Hour))
 	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{})
