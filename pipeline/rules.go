@@ -105,7 +105,7 @@ type Rule struct {
 	// MinRatio is the least count/expected to alert (default 1.5).
 	MinRatio float64 `yaml:"min_ratio,omitempty"`
 	// Alpha is the family-wise false-alarm probability per evaluation,
-	// corrected for the number of regions tested (default 0.0005).
+	// corrected for the number of regions tested (default 0.0007).
 	Alpha float64 `yaml:"alpha,omitempty"`
 
 	line int

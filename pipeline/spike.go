@@ -90,7 +90,7 @@ type SpikeConfig struct {
 	MinRatio float64 `yaml:"min_ratio,omitempty" json:"min_ratio,omitempty"`
 	// Alpha is the family-wise false-alarm probability per evaluation and
 	// per test family (region counts, region shares, national total).
-	// Must be in (0, 0.5]. Default 0.0005.
+	// Must be in (0, 0.5]. Default 0.0007.
 	Alpha float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
 	// NationalAlpha is Alpha for the national test, which pages everyone
 	// and is one test where the regions are many: in (0, 0.5], default
@@ -131,6 +131,14 @@ type SpikeConfig struct {
 	// complaints) without hiding their own shape. Default 25; a negative
 	// value disables pooling.
 	PooledPrior float64 `yaml:"pooled_prior,omitempty" json:"pooled_prior,omitempty"`
+	// LevelWindow, in the hour-of-week mode, is how much of the region's
+	// recent past (ending where the longest window starts) is compared
+	// with the same span of the past weeks to learn how busy today is: half
+	// of Dispersion is taken to be such slow day-to-day wandering, which
+	// the recent complaints then pin down (a Gamma prior of 2/Dispersion
+	// pseudo-complaints updated by the recent count). Used only when it is
+	// at least twice the longest window. Default 6h; negative: off.
+	LevelWindow time.Duration `yaml:"level_window,omitempty" json:"level_window,omitempty"`
 }
 
 // DefaultSpikeConfig returns the defaults of SpikeConfig.
@@ -139,8 +147,8 @@ func DefaultSpikeConfig() SpikeConfig {
 		Windows:         []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute},
 		MinCount:        5,
 		MinRatio:        1.5,
-		Alpha:           0.0005,
-		NationalAlpha:   0.00005,
+		Alpha:           0.0007,
+		NationalAlpha:   0.00007,
 		Model:           SpikeModelNegBin,
 		Correction:      SpikeCorrectionScan,
 		Dispersion:      0.05,
@@ -150,6 +158,7 @@ func DefaultSpikeConfig() SpikeConfig {
 		DailyHalfLife:   72 * time.Hour,
 		EWMAHalfLife:    time.Hour,
 		PooledPrior:     25,
+		LevelWindow:     6 * time.Hour,
 	}
 }
 
@@ -200,6 +209,9 @@ func (c SpikeConfig) WithDefaults() SpikeConfig {
 	}
 	if c.PooledPrior == 0 {
 		c.PooledPrior = d.PooledPrior
+	}
+	if c.LevelWindow == 0 {
+		c.LevelWindow = d.LevelWindow
 	}
 	return c
 }
@@ -294,6 +306,10 @@ type SpikeFinding struct {
 	BaselineCounts []float64 `json:"baseline_counts,omitempty"`
 	// BaselineSlice is the length of each of those slices.
 	BaselineSlice time.Duration `json:"baseline_slice,omitempty"`
+	// Level is how busy the region has been today against the same hours
+	// of the past weeks (see SpikeConfig.LevelWindow); the count test
+	// expects Expected × Level. 0 when not estimated.
+	Level float64 `json:"level,omitempty"`
 	// Explanation is one sentence a supervisor can check, e.g.
 	// "广州: 42 complaints in the last 15m against 9.0 expected from the
 	// same 1h of the previous 4 weeks (40, 35, 31, 38 complaints); share
@@ -329,6 +345,16 @@ type SpikeFinding struct {
 // 25) pseudo-complaints centred on "national baseline for this slot × the
 // region's long-run share": shape A = S + ½ + 25, rate B = E + 25/m,
 // μ = A/B.
+//
+// Today's level (hour-of-week mode, LevelWindow ≥ twice the longest
+// window): the region's complaints over the LevelWindow before the longest
+// window, c, against their mean over the same span of the past weeks, b,
+// give its level today L = (c + κ)/(b + κ), κ = 2/Dispersion: half of the
+// extra-Poisson variance is taken to be slow wandering from day to day,
+// which recent complaints reveal. The count test then expects μ·L with
+// dispersion Dispersion/2 + 1/(c + κ) in place of Dispersion, so a busy
+// day does not read as a spike and a quiet one does not hide one. Shares
+// are unaffected.
 //
 // Three families of one-sided tests are run:
 //
@@ -408,6 +434,10 @@ type spikePlan struct {
 	ranges  []SpikeRange
 	windows []spikeWindowPlan
 	level   int // index of the long range giving regions' shares; −1 if none
+	// recent is the index of the range giving regions' recent level, and
+	// recentBase the same span in past weeks; −1 / nil if not used.
+	recent     int
+	recentBase []int
 }
 
 type spikeWindowPlan struct {
@@ -536,6 +566,20 @@ func (d *SpikeDetector) plan(now, start time.Time) spikePlan {
 	// Regions' long-run shares, for the pooled prior: everything from the
 	// start of the history (at most HistoryWeeks back) to the start of the
 	// longest current window.
+	p.recent = -1
+	if lw := d.cfg.LevelWindow; lw >= 2*d.cfg.Windows[len(d.cfg.Windows)-1] && p.mode == SpikeBaselineWeekly {
+		to := now.Add(-d.cfg.Windows[len(d.cfg.Windows)-1])
+		from := to.Add(-lw)
+		if !from.Add(-time.Duration(n) * spikeWeek).Before(start) {
+			p.recent = len(p.ranges)
+			p.ranges = append(p.ranges, SpikeRange{From: from, To: to})
+			for k := 1; k <= n; k++ {
+				p.recentBase = append(p.recentBase, len(p.ranges))
+				back := time.Duration(k) * spikeWeek
+				p.ranges = append(p.ranges, SpikeRange{From: from.Add(-back), To: to.Add(-back)})
+			}
+		}
+	}
 	p.level = -1
 	from := now.Add(-time.Duration(d.cfg.HistoryWeeks) * spikeWeek)
 	if from.Before(start) {
@@ -557,6 +601,7 @@ type spikeRegionStat struct {
 	share    float64
 	expShare float64
 	pShare   float64
+	level    float64 // today's level against the past weeks (1 if unknown)
 }
 
 // Evaluate runs the spike tests at time now against history h and returns
@@ -664,9 +709,31 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 			sumMu += st.expected
 			sumShape += a
 		}
-		for ri := range regions {
+		for ri, r := range regions {
 			st := &stats[wi*nr+ri]
-			st.pCount = d.countUpper(st.count, st.expected, st.shape)
+			st.level = 1
+			if p.recent < 0 {
+				st.pCount = d.countUpper(st.count, st.expected, st.shape)
+			} else {
+				// Today's level: Gamma(κ, κ) prior, κ = 2/Dispersion,
+				// updated by the recent count c against its past-weeks
+				// mean b.
+				var b float64
+				for _, bi := range p.recentBase {
+					b += math.Round(counts[bi][r])
+				}
+				b /= float64(len(p.recentBase))
+				c := math.Round(counts[p.recent][r])
+				kappa := 2 / math.Max(cfg.Dispersion, 1e-6)
+				st.level = (c + kappa) / (b + kappa)
+				size := 1 / (cfg.Dispersion/2 + 1/st.shape + 1/(c+kappa))
+				mu := st.expected * st.level
+				if cfg.Model == SpikeModelPoisson {
+					st.pCount = spikePoissonUpper(st.count, mu)
+				} else {
+					st.pCount = spikeNegBinUpper(st.count, mu, size)
+				}
+			}
 			st.expShare = st.expected / sumMu
 			if natCount[wi] > 0 {
 				st.share = st.count / natCount[wi]
@@ -715,6 +782,9 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 				Share: st.share, ExpectedShare: st.expShare, SharePValue: st.pShare,
 				Baseline: p.mode, BaselineSlice: d.spikeSpan(wp.w),
 				BaselineCounts: spikeSliceCounts(counts, wp.base, r),
+			}
+			if p.recent >= 0 {
+				f.Level = st.level
 			}
 			if b := best[ri]; b == 0 {
 				findings = append(findings, f)
@@ -906,6 +976,9 @@ func (f SpikeFinding) explain() string {
 			parts[i] = strconv.FormatFloat(v, 'f', -1, 64)
 		}
 		fmt.Fprintf(&b, " (%s complaints)", strings.Join(parts, ", "))
+	}
+	if f.Level > 0 && math.Abs(f.Level-1) >= 0.1 {
+		fmt.Fprintf(&b, ", x%.1f for today's level", f.Level)
 	}
 	if f.Scope == SpikeScopeNational {
 		b.WriteString("; every region rose, none stands out")

@@ -292,6 +292,12 @@ func BenchmarkSpikeCandidates(b *testing.B) {
 		name string
 		cfg  SpikeConfig
 	}{
+		{"builtin", base},
+		{"level3h", with(func(c *SpikeConfig) { c.LevelWindow = 3 * time.Hour })},
+		{"level3h_alpha1e-3", with(func(c *SpikeConfig) { c.LevelWindow = 3 * time.Hour; c.Alpha = 1e-3 })},
+		{"level6h_alpha7e-4", with(func(c *SpikeConfig) { c.LevelWindow = 6 * time.Hour; c.Alpha = 7e-4 })},
+		{"level6h", with(func(c *SpikeConfig) { c.LevelWindow = 6 * time.Hour })},
+		{"level6h_alpha1e-3", with(func(c *SpikeConfig) { c.LevelWindow = 6 * time.Hour; c.Alpha = 1e-3 })},
 		{"holm_5-15-30", with(func(c *SpikeConfig) {
 			c.Correction = SpikeCorrectionHolm
 			c.Windows = []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute}
