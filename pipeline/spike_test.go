@@ -415,6 +415,12 @@ func TestSpikeExplanation(t *testing.T) {
 	if got := f.explain(); got != want {
 		t.Errorf("explain = %q, want %q", got, want)
 	}
+	f.Level = 1.32
+	want = "广州: 42 complaints in the last 15m against 9.0 expected from the same 1h of the previous 4 weeks " +
+		"(40, 35, 31, 38 complaints), x1.3 for today's level; share 31% of all complaints vs usual 9%; by chance about 1 in 33 trillion (p=3e-14)"
+	if got := f.explain(); got != want {
+		t.Errorf("explain = %q, want %q", got, want)
+	}
 	n := SpikeFinding{Scope: SpikeScopeNational, Window: 5 * time.Minute, Count: 300, Expected: 98.5, PValue: 2e-4,
 		Baseline: SpikeBaselineDaily, BaselineSlice: time.Hour, BaselineCounts: []float64{1180, 1201}}
 	want = "national: 300 complaints in the last 5m against 98.5 expected from the same 1h of the previous 2 days " +
