@@ -98,14 +98,14 @@ type Rule struct {
 	MinDrop float64 `yaml:"min_drop,omitempty"`
 
 	// spike
-	// SpikeWindows are the counting windows (default 5m, 15m, 30m).
+	// SpikeWindows are the counting windows (default 5m, 10m, 15m, 30m).
 	SpikeWindows []Duration `yaml:"spike_windows,omitempty"`
 	// MinCount is the least count in a window to alert (default 5).
 	MinCount int `yaml:"min_count,omitempty"`
 	// MinRatio is the least count/expected to alert (default 1.5).
 	MinRatio float64 `yaml:"min_ratio,omitempty"`
 	// Alpha is the family-wise false-alarm probability per evaluation,
-	// corrected for the number of regions tested (default 0.001).
+	// corrected for the number of regions tested (default 0.0007).
 	Alpha float64 `yaml:"alpha,omitempty"`
 
 	line int

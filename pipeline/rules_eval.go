@@ -344,6 +344,10 @@ func (e *Evaluator) Backtest(ctx context.Context, from, to time.Time, step time.
 	if n := to.Sub(from) / step; n > 100_000 {
 		return nil, fmt.Errorf("backtest: %d evaluations is too many; use a larger step", n)
 	}
+	e, err := e.forBacktest(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
 	open := map[string]*Episode{}
 	forOf := map[string]time.Duration{}
 	var done []Episode
@@ -385,6 +389,29 @@ func (e *Evaluator) Backtest(ctx context.Context, from, to time.Time, step time.
 		return done[i].Rule < done[j].Rule
 	})
 	return done, nil
+}
+
+// spikeBacktester is a spike evaluator that can prepare for a backtest
+// (SpikeRules reads the complaint history once).
+type spikeBacktester interface {
+	ForBacktest(ctx context.Context, rules []Rule, from, to time.Time) (SpikeRuleEvaluator, error)
+}
+
+// forBacktest returns the evaluator a backtest over [from, to) uses: e
+// with its spike evaluator prepared for the span, same rules.
+func (e *Evaluator) forBacktest(ctx context.Context, from, to time.Time) (*Evaluator, error) {
+	p, ok := e.spikes.(spikeBacktester)
+	if !ok {
+		return e, nil
+	}
+	rs := e.rules.Load()
+	spikes, err := p.ForBacktest(ctx, rs.Rules, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	b := &Evaluator{src: e.src, spikes: spikes, logger: e.logger}
+	b.rules.Store(rs)
+	return b, nil
 }
 
 // WatchRules reloads the rule file whenever it changes (checked every

@@ -49,6 +49,7 @@ func SpikeConfigOf(r Rule) SpikeConfig {
 	}
 	if r.Alpha > 0 {
 		cfg.Alpha = r.Alpha
+		cfg.NationalAlpha = r.Alpha / 10
 	}
 	return cfg
 }

@@ -18,6 +18,19 @@ const (
 	SpikeModelNegBin  = "negbin"
 )
 
+// Corrections for the number of tests, the values of
+// SpikeConfig.Correction.
+const (
+	// SpikeCorrectionScan: a region's windows all end now and are nested,
+	// so they are one scan, not independent tests; its smallest p-value is
+	// multiplied by the effective number of windows, 1 + log2(longest /
+	// shortest), and Holm's procedure runs over the regions.
+	SpikeCorrectionScan = "scan"
+	// SpikeCorrectionHolm: Holm's procedure over every region × window
+	// test, as if they were independent (stricter, less power).
+	SpikeCorrectionHolm = "holm"
+)
+
 // SpikeScope says whether a finding is about one region or the whole country.
 type SpikeScope string
 
@@ -67,7 +80,7 @@ const (
 // the defaults in and validates.
 type SpikeConfig struct {
 	// Windows are the lengths of the trailing count windows tested at each
-	// evaluation. Each must be in (0, 24h]. Default 5m, 15m, 30m.
+	// evaluation. Each must be in (0, 24h]. Default 5m, 10m, 15m, 30m.
 	Windows []time.Duration `yaml:"windows,omitempty" json:"windows,omitempty"`
 	// MinCount is the smallest complaint count in a window that can fire.
 	// Default 5.
@@ -77,10 +90,17 @@ type SpikeConfig struct {
 	MinRatio float64 `yaml:"min_ratio,omitempty" json:"min_ratio,omitempty"`
 	// Alpha is the family-wise false-alarm probability per evaluation and
 	// per test family (region counts, region shares, national total).
-	// Must be in (0, 0.5]. Default 0.001.
+	// Must be in (0, 0.5]. Default 0.0007.
 	Alpha float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
+	// NationalAlpha is Alpha for the national test, which pages everyone
+	// and is one test where the regions are many: in (0, 0.5], default
+	// Alpha/10.
+	NationalAlpha float64 `yaml:"national_alpha,omitempty" json:"national_alpha,omitempty"`
 	// Model is the count distribution: "negbin" (default) or "poisson".
 	Model string `yaml:"model,omitempty" json:"model,omitempty"`
+	// Correction is how an evaluation's tests are corrected for their
+	// number: "scan" (default) or "holm" (see the constants).
+	Correction string `yaml:"correction,omitempty" json:"correction,omitempty"`
 	// Dispersion is the extra-Poisson variance of the negbin model, as the
 	// squared coefficient of variation of the true rate around its
 	// baseline (Var = μ + Dispersion·μ²); it also widens the share test.
@@ -111,16 +131,26 @@ type SpikeConfig struct {
 	// complaints) without hiding their own shape. Default 25; a negative
 	// value disables pooling.
 	PooledPrior float64 `yaml:"pooled_prior,omitempty" json:"pooled_prior,omitempty"`
+	// LevelWindow, in the hour-of-week mode, is how much of the region's
+	// recent past (ending where the longest window starts) is compared
+	// with the same span of the past weeks to learn how busy today is: half
+	// of Dispersion is taken to be such slow day-to-day wandering, which
+	// the recent complaints then pin down (a Gamma prior of 2/Dispersion
+	// pseudo-complaints updated by the recent count). Used only when it is
+	// at least twice the longest window. Default 6h; negative: off.
+	LevelWindow time.Duration `yaml:"level_window,omitempty" json:"level_window,omitempty"`
 }
 
 // DefaultSpikeConfig returns the defaults of SpikeConfig.
 func DefaultSpikeConfig() SpikeConfig {
 	return SpikeConfig{
-		Windows:         []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute},
+		Windows:         []time.Duration{5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute},
 		MinCount:        5,
 		MinRatio:        1.5,
-		Alpha:           0.001,
+		Alpha:           0.0007,
+		NationalAlpha:   0.00007,
 		Model:           SpikeModelNegBin,
+		Correction:      SpikeCorrectionScan,
 		Dispersion:      0.05,
 		HistoryWeeks:    4,
 		MinHistoryWeeks: 2,
@@ -128,6 +158,7 @@ func DefaultSpikeConfig() SpikeConfig {
 		DailyHalfLife:   72 * time.Hour,
 		EWMAHalfLife:    time.Hour,
 		PooledPrior:     25,
+		LevelWindow:     6 * time.Hour,
 	}
 }
 
@@ -149,8 +180,14 @@ func (c SpikeConfig) WithDefaults() SpikeConfig {
 	if c.Alpha == 0 {
 		c.Alpha = d.Alpha
 	}
+	if c.NationalAlpha == 0 {
+		c.NationalAlpha = c.Alpha / 10
+	}
 	if c.Model == "" {
 		c.Model = d.Model
+	}
+	if c.Correction == "" {
+		c.Correction = d.Correction
 	}
 	if c.Dispersion == 0 {
 		c.Dispersion = d.Dispersion
@@ -172,6 +209,9 @@ func (c SpikeConfig) WithDefaults() SpikeConfig {
 	}
 	if c.PooledPrior == 0 {
 		c.PooledPrior = d.PooledPrior
+	}
+	if c.LevelWindow == 0 {
+		c.LevelWindow = d.LevelWindow
 	}
 	return c
 }
@@ -200,8 +240,12 @@ func (c SpikeConfig) Validate() error {
 		return bad("min_ratio = %v: must be a finite number ≥ 1", c.MinRatio)
 	case math.IsNaN(c.Alpha) || c.Alpha <= 0 || c.Alpha > 0.5:
 		return bad("alpha = %v: must be in (0, 0.5]", c.Alpha)
+	case math.IsNaN(c.NationalAlpha) || c.NationalAlpha <= 0 || c.NationalAlpha > 0.5:
+		return bad("national_alpha = %v: must be in (0, 0.5]", c.NationalAlpha)
 	case c.Model != SpikeModelPoisson && c.Model != SpikeModelNegBin:
 		return bad("model = %q: must be %q or %q", c.Model, SpikeModelPoisson, SpikeModelNegBin)
+	case c.Correction != SpikeCorrectionScan && c.Correction != SpikeCorrectionHolm:
+		return bad("correction = %q: must be %q or %q", c.Correction, SpikeCorrectionScan, SpikeCorrectionHolm)
 	case math.IsNaN(c.Dispersion) || math.IsInf(c.Dispersion, 0) || c.Dispersion < 0:
 		return bad("dispersion = %v: must be a finite number ≥ 0", c.Dispersion)
 	case c.HistoryWeeks < 1 || c.HistoryWeeks > 52:
@@ -241,9 +285,9 @@ type SpikeFinding struct {
 	// PValue is the upper-tail probability of Count under the model,
 	// before correction for multiple tests.
 	PValue float64 `json:"p_value"`
-	// AdjustedPValue is PValue corrected for the number of tests (Holm for
-	// regions, Bonferroni over windows for the national total); the
-	// finding fired because it is ≤ Alpha.
+	// AdjustedPValue is PValue corrected for the number of tests (see
+	// SpikeConfig.Correction for regions; Bonferroni over windows for the
+	// national total); the finding fired because it is ≤ Alpha.
 	AdjustedPValue float64 `json:"adjusted_p_value"`
 	// Share is the region's share of all complaints in the window (0 for
 	// national findings).
@@ -255,8 +299,22 @@ type SpikeFinding struct {
 	SharePValue float64 `json:"share_p_value"`
 	// Baseline says how Expected was estimated.
 	Baseline SpikeBaseline `json:"baseline"`
-	// Explanation is a short human-readable sentence, e.g.
-	// "广州: 42 complaints in 15m, expected 9.0 (x4.7, p=3e-14); share 31% vs usual 9%".
+	// BaselineCounts are the complaints (of the region, or of the whole
+	// country for a national finding) in each past slice the baseline
+	// read, the most recent first: the same time of each previous week,
+	// of each previous day, or the preceding slices (see Baseline).
+	BaselineCounts []float64 `json:"baseline_counts,omitempty"`
+	// BaselineSlice is the length of each of those slices.
+	BaselineSlice time.Duration `json:"baseline_slice,omitempty"`
+	// Level is how busy the region has been today against the same hours
+	// of the past weeks (see SpikeConfig.LevelWindow); the count test
+	// expects Expected × Level. 0 when not estimated.
+	Level float64 `json:"level,omitempty"`
+	// Explanation is one sentence a supervisor can check, e.g.
+	// "广州: 42 complaints in the last 15m against 9.0 expected from the
+	// same 1h of the previous 4 weeks (40, 35, 31, 38 complaints); share
+	// 31% of all complaints vs usual 9%; by chance about 1 in 33 trillion
+	// (p=3e-14)".
 	Explanation string `json:"explanation"`
 }
 
@@ -265,7 +323,8 @@ type SpikeFinding struct {
 //
 // # Method
 //
-// At each evaluation time t and for each window w (default 5, 15, 30 min),
+// At each evaluation time t and for each window w (default 5, 10, 15, 30
+// min),
 // every region's count c in [t−w, t) is compared with an expected count μ
 // from that region's own history:
 //
@@ -287,6 +346,16 @@ type SpikeFinding struct {
 // region's long-run share": shape A = S + ½ + 25, rate B = E + 25/m,
 // μ = A/B.
 //
+// Today's level (hour-of-week mode, LevelWindow ≥ twice the longest
+// window): the region's complaints over the LevelWindow before the longest
+// window, c, against their mean over the same span of the past weeks, b,
+// give its level today L = (c + κ)/(b + κ), κ = 2/Dispersion: half of the
+// extra-Poisson variance is taken to be slow wandering from day to day,
+// which recent complaints reveal. The count test then expects μ·L with
+// dispersion Dispersion/2 + 1/(c + κ) in place of Dispersion, so a busy
+// day does not read as a spike and a quiet one does not hide one. Shares
+// are unaffected.
+//
 // Three families of one-sided tests are run:
 //
 //  1. Count. p = P(X ≥ c | μ). Model "poisson": X ~ Poisson(μ). Model
@@ -306,22 +375,32 @@ type SpikeFinding struct {
 //  3. National. The national total against the sum of the baselines, same
 //     model as 1.
 //
-// Correction for multiple tests: within one evaluation the count tests of
-// all regions × windows form one family and are corrected with Holm's
-// step-down procedure (as strong as Bonferroni in its guarantee, never less
-// powerful); the share tests likewise; the national test is
-// Bonferroni-corrected over the windows. Each family holds its false-alarm
-// probability at Alpha, so a quiet evaluation raises anything with
-// probability ≤ 3·Alpha, and usually far less since the families are
-// positively dependent and MinCount/MinRatio must also hold.
+// Correction for multiple tests: a region's windows all end now and are
+// nested (the 5-minute window is the end of the 15-minute one), so they
+// are one scan over start times, not independent tests. With Correction
+// "scan" (the default) a region's smallest p-value over its windows is
+// multiplied by the effective number of windows, 1 + log2(longest /
+// shortest) (each doubling of the window adds about one independent test),
+// and Holm's step-down procedure runs over the regions; the share tests
+// likewise. A scan over dense windows is the stateless form of a CUSUM:
+// the maximum evidence over every start point, recomputed from the history
+// at each evaluation, so a backtest sees exactly what a live evaluation
+// saw. Correction "holm" treats every region × window as its own test
+// (stricter: at equal Alpha it finds less). The national test is
+// Bonferroni-corrected over the windows. Each family holds its
+// false-alarm probability near Alpha per evaluation; the operating point
+// over a week of one-minute evaluations is measured, not derived (see
+// BenchmarkSpikeOperatingPoint).
 //
 // Decision: a region fires in a window when its count test rejects, c ≥
 // MinCount, c/μ ≥ MinRatio, and either its share test rejects (its share
-// rose) or the national test does not (the country is calm, so the region's
-// rise is its own). A national finding fires when the national total
-// without the regions that fired is still improbable (and meets MinCount
-// and MinRatio): with no regional finding this is "the country rose while
-// no region's share did", reported once instead of once per region. Each
+// rose) or the national test, at Alpha, rejects in none of the windows
+// (the country is calm, so the region's rise is its own). A national
+// finding fires when the national total without the regions that fired is
+// still improbable at NationalAlpha (default Alpha/10: one test that pages
+// everyone) and meets MinCount and MinRatio: with no regional finding this
+// is "the country rose while no region's share did", reported once instead
+// of once per region. Each
 // region (and the nation) yields at most one finding per evaluation, from
 // its most significant window.
 //
@@ -355,6 +434,10 @@ type spikePlan struct {
 	ranges  []SpikeRange
 	windows []spikeWindowPlan
 	level   int // index of the long range giving regions' shares; −1 if none
+	// recent is the index of the range giving regions' recent level, and
+	// recentBase the same span in past weeks; −1 / nil if not used.
+	recent     int
+	recentBase []int
 }
 
 type spikeWindowPlan struct {
@@ -483,6 +566,20 @@ func (d *SpikeDetector) plan(now, start time.Time) spikePlan {
 	// Regions' long-run shares, for the pooled prior: everything from the
 	// start of the history (at most HistoryWeeks back) to the start of the
 	// longest current window.
+	p.recent = -1
+	if lw := d.cfg.LevelWindow; lw >= 2*d.cfg.Windows[len(d.cfg.Windows)-1] && p.mode == SpikeBaselineWeekly {
+		to := now.Add(-d.cfg.Windows[len(d.cfg.Windows)-1])
+		from := to.Add(-lw)
+		if !from.Add(-time.Duration(n) * spikeWeek).Before(start) {
+			p.recent = len(p.ranges)
+			p.ranges = append(p.ranges, SpikeRange{From: from, To: to})
+			for k := 1; k <= n; k++ {
+				p.recentBase = append(p.recentBase, len(p.ranges))
+				back := time.Duration(k) * spikeWeek
+				p.ranges = append(p.ranges, SpikeRange{From: from.Add(-back), To: to.Add(-back)})
+			}
+		}
+	}
 	p.level = -1
 	from := now.Add(-time.Duration(d.cfg.HistoryWeeks) * spikeWeek)
 	if from.Before(start) {
@@ -504,6 +601,7 @@ type spikeRegionStat struct {
 	share    float64
 	expShare float64
 	pShare   float64
+	level    float64 // today's level against the past weeks (1 if unknown)
 }
 
 // Evaluate runs the spike tests at time now against history h and returns
@@ -611,9 +709,31 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 			sumMu += st.expected
 			sumShape += a
 		}
-		for ri := range regions {
+		for ri, r := range regions {
 			st := &stats[wi*nr+ri]
-			st.pCount = d.countUpper(st.count, st.expected, st.shape)
+			st.level = 1
+			if p.recent < 0 {
+				st.pCount = d.countUpper(st.count, st.expected, st.shape)
+			} else {
+				// Today's level: Gamma(κ, κ) prior, κ = 2/Dispersion,
+				// updated by the recent count c against its past-weeks
+				// mean b.
+				var b float64
+				for _, bi := range p.recentBase {
+					b += math.Round(counts[bi][r])
+				}
+				b /= float64(len(p.recentBase))
+				c := math.Round(counts[p.recent][r])
+				kappa := 2 / math.Max(cfg.Dispersion, 1e-6)
+				st.level = (c + kappa) / (b + kappa)
+				size := 1 / (cfg.Dispersion/2 + 1/st.shape + 1/(c+kappa))
+				mu := st.expected * st.level
+				if cfg.Model == SpikeModelPoisson {
+					st.pCount = spikePoissonUpper(st.count, mu)
+				} else {
+					st.pCount = spikeNegBinUpper(st.count, mu, size)
+				}
+			}
 			st.expShare = st.expected / sumMu
 			if natCount[wi] > 0 {
 				st.share = st.count / natCount[wi]
@@ -622,28 +742,25 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 		}
 	}
 
-	// Holm over regions × windows, separately for counts and shares.
-	m := nr * nw
-	ps := make([]float64, m)
-	adjCount := make([]float64, m)
-	adjShare := make([]float64, m)
-	order := make([]int, m)
-	for i := range stats {
-		ps[i] = stats[i].pCount
-	}
-	spikeHolm(ps, adjCount, order)
-	for i := range stats {
-		ps[i] = stats[i].pShare
-	}
-	spikeHolm(ps, adjShare, order)
+	// Correction for the number of tests, separately for counts and
+	// shares.
+	adjCount := d.correct(stats, nr, func(s *spikeRegionStat) float64 { return s.pCount })
+	adjShare := d.correct(stats, nr, func(s *spikeRegionStat) float64 { return s.pShare })
 
 	var findings []SpikeFinding
 	best := make([]int, nr) // per region: index+1 into findings, 0 = none
 	var national *SpikeFinding
-	for wi, wp := range p.windows {
+	// Is the country rising, in any window, at the regional Alpha? Then a
+	// region fires only if its share rose too. A national alert itself
+	// needs NationalAlpha.
+	natRising := make([]bool, nw)
+	rising := false
+	for wi := range p.windows {
 		natP := d.countUpper(natCount[wi], natExp[wi], natShape[wi])
-		natAdj := math.Min(1, natP*float64(nw))
-		natFires := natAdj <= cfg.Alpha && d.bigEnough(natCount[wi], natExp[wi])
+		natRising[wi] = math.Min(1, natP*float64(nw)) <= cfg.Alpha && d.bigEnough(natCount[wi], natExp[wi])
+		rising = rising || natRising[wi]
+	}
+	for wi, wp := range p.windows {
 		restCount, restExp, restShape := natCount[wi], natExp[wi], natShape[wi]
 		for ri, r := range regions {
 			i := wi*nr + ri
@@ -652,7 +769,7 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 				continue
 			}
 			shareRose := adjShare[i] <= cfg.Alpha && st.share > st.expShare
-			if natFires && !shareRose {
+			if rising && !shareRose {
 				continue
 			}
 			restCount -= st.count
@@ -663,7 +780,11 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 				Count: st.count, Expected: st.expected, Ratio: st.count / st.expected,
 				PValue: st.pCount, AdjustedPValue: adjCount[i],
 				Share: st.share, ExpectedShare: st.expShare, SharePValue: st.pShare,
-				Baseline: p.mode,
+				Baseline: p.mode, BaselineSlice: d.spikeSpan(wp.w),
+				BaselineCounts: spikeSliceCounts(counts, wp.base, r),
+			}
+			if p.recent >= 0 {
+				f.Level = st.level
 			}
 			if b := best[ri]; b == 0 {
 				findings = append(findings, f)
@@ -672,21 +793,22 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 				findings[b-1] = f
 			}
 		}
-		if !natFires {
+		if !natRising[wi] {
 			continue
 		}
 		restExp = math.Max(restExp, spikePrior/wp.expo)
 		restShape = math.Max(restShape, spikePrior)
 		restP := d.countUpper(restCount, restExp, restShape)
 		restAdj := math.Min(1, restP*float64(nw))
-		if restAdj > cfg.Alpha || !d.bigEnough(restCount, restExp) {
+		if restAdj > cfg.NationalAlpha || !d.bigEnough(restCount, restExp) {
 			continue
 		}
 		f := SpikeFinding{
 			Scope: SpikeScopeNational, At: now, Window: wp.w,
 			Count: restCount, Expected: restExp, Ratio: restCount / restExp,
 			PValue: restP, AdjustedPValue: restAdj, SharePValue: 1,
-			Baseline: p.mode,
+			Baseline: p.mode, BaselineSlice: d.spikeSpan(wp.w),
+			BaselineCounts: spikeSliceCounts(counts, wp.base, ""),
 		}
 		if national == nil || spikeBetter(f, *national) {
 			national = &f
@@ -705,6 +827,68 @@ func (d *SpikeDetector) Evaluate(ctx context.Context, now time.Time, h SpikeHist
 		findings[i].Explanation = findings[i].explain()
 	}
 	return findings, nil
+}
+
+// correct returns the adjusted p-values of the tests in stats
+// ([window][region], nr regions), read by p, under the configured
+// correction.
+func (d *SpikeDetector) correct(stats []spikeRegionStat, nr int, p func(*spikeRegionStat) float64) []float64 {
+	m := len(stats)
+	adj := make([]float64, m)
+	if d.cfg.Correction == SpikeCorrectionHolm {
+		ps := make([]float64, m)
+		for i := range stats {
+			ps[i] = p(&stats[i])
+		}
+		spikeHolm(ps, adj, make([]int, m))
+		return adj
+	}
+	// Scan: per region, the smallest p over its windows times the
+	// effective number of windows; Holm over the regions; each window's
+	// adjusted value keeps its ratio to the region's smallest.
+	nw := m / nr
+	eff := 1.0
+	if ws := d.cfg.Windows; len(ws) > 1 {
+		eff = math.Min(float64(nw), 1+math.Log2(float64(ws[len(ws)-1])/float64(ws[0])))
+	}
+	best := make([]float64, nr)
+	for ri := range best {
+		best[ri] = 1
+		for wi := range nw {
+			best[ri] = math.Min(best[ri], spikeCleanP(p(&stats[wi*nr+ri])))
+		}
+	}
+	q := make([]float64, nr)
+	for ri, b := range best {
+		q[ri] = math.Min(1, b*eff)
+	}
+	regionAdj := make([]float64, nr)
+	spikeHolm(q, regionAdj, make([]int, nr))
+	for wi := range nw {
+		for ri := range nr {
+			v := regionAdj[ri]
+			switch pw := spikeCleanP(p(&stats[wi*nr+ri])); {
+			case pw <= best[ri]:
+			case best[ri] == 0:
+				v = math.Min(1, pw*eff)
+			default:
+				v = math.Min(1, v*pw/best[ri])
+			}
+			adj[wi*nr+ri] = v
+		}
+	}
+	return adj
+}
+
+// spikeCleanP maps NaN and out-of-range p-values into [0, 1].
+func spikeCleanP(v float64) float64 {
+	switch {
+	case math.IsNaN(v) || v > 1:
+		return 1
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // spikeBetter reports whether a is a more significant finding than b: lower
@@ -749,7 +933,25 @@ func (d *SpikeDetector) shareUpper(count, total, s, denom float64) float64 {
 	return spikeBetaBinomUpper(int(count), int(total), s*conc, (1-s)*conc)
 }
 
-// explain renders a short language-neutral sentence.
+// spikeSliceCounts returns the complaints of region (all regions when
+// region is "") in the baseline ranges idx.
+func spikeSliceCounts(counts []map[string]float64, idx []int, region string) []float64 {
+	out := make([]float64, len(idx))
+	for k, bi := range idx {
+		if region != "" {
+			out[k] = math.Round(counts[bi][region])
+			continue
+		}
+		for _, v := range counts[bi] {
+			out[k] += math.Round(v)
+		}
+	}
+	return out
+}
+
+// explain renders the finding as one sentence a supervisor can check
+// against the numbers: the count, the expected count and the past slices
+// it came from, the share, and how unusual the count is.
 func (f SpikeFinding) explain() string {
 	var b strings.Builder
 	if f.Scope == SpikeScopeNational {
@@ -757,14 +959,66 @@ func (f SpikeFinding) explain() string {
 	} else {
 		b.WriteString(f.Region)
 	}
-	fmt.Fprintf(&b, ": %s complaints in %s, expected %.1f (x%.1f, p=%.2g)",
-		strconv.FormatFloat(f.Count, 'f', -1, 64), SpikeFormatWindow(f.Window), f.Expected, f.Ratio, f.PValue)
-	if f.Scope == SpikeScopeNational {
-		b.WriteString("; no single region stands out")
-	} else {
-		fmt.Fprintf(&b, "; share %.0f%% vs usual %.0f%%", 100*f.Share, 100*f.ExpectedShare)
+	fmt.Fprintf(&b, ": %s complaints in the last %s against %.1f expected",
+		strconv.FormatFloat(f.Count, 'f', -1, 64), SpikeFormatWindow(f.Window), f.Expected)
+	if n := len(f.BaselineCounts); n > 0 {
+		slice := SpikeFormatWindow(f.BaselineSlice)
+		switch f.Baseline {
+		case SpikeBaselineWeekly:
+			fmt.Fprintf(&b, " from the same %s of the previous %d week%s", slice, n, spikePlural(n))
+		case SpikeBaselineDaily:
+			fmt.Fprintf(&b, " from the same %s of the previous %d day%s", slice, n, spikePlural(n))
+		case SpikeBaselineTrailing:
+			fmt.Fprintf(&b, " from the preceding %d slice%s of %s", n, spikePlural(n), slice)
+		}
+		parts := make([]string, n)
+		for i, v := range f.BaselineCounts {
+			parts[i] = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		fmt.Fprintf(&b, " (%s complaints)", strings.Join(parts, ", "))
 	}
+	if f.Level > 0 && math.Abs(f.Level-1) >= 0.1 {
+		fmt.Fprintf(&b, ", x%.1f for today's level", f.Level)
+	}
+	if f.Scope == SpikeScopeNational {
+		b.WriteString("; every region rose, none stands out")
+	} else {
+		fmt.Fprintf(&b, "; share %.0f%% of all complaints vs usual %.0f%%", 100*f.Share, 100*f.ExpectedShare)
+	}
+	fmt.Fprintf(&b, "; by chance %s (p=%.2g)", spikeOdds(f.PValue), f.PValue)
 	return b.String()
+}
+
+func spikePlural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// spikeOdds renders a tail probability as odds a reader can weigh:
+// "about 1 in 250", "about 1 in 12 thousand", "about 1 in 3.4 million".
+func spikeOdds(p float64) string {
+	if !(p > 0) {
+		return "never"
+	}
+	n := 1 / p
+	for _, u := range []struct {
+		v    float64
+		name string
+	}{{1e12, "trillion"}, {1e9, "billion"}, {1e6, "million"}, {1e3, "thousand"}} {
+		if n >= u.v {
+			if n >= 1e15 {
+				return "less than 1 in a thousand trillion"
+			}
+			x := n / u.v
+			if x < 10 {
+				return fmt.Sprintf("about 1 in %s %s", strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64), u.name)
+			}
+			return fmt.Sprintf("about 1 in %.0f %s", x, u.name)
+		}
+	}
+	return fmt.Sprintf("about 1 in %.0f", math.Max(1, n))
 }
 
 // SpikeFormatWindow formats a window length compactly: 5m, 1h, 1h30m, 24h.

@@ -18,8 +18,8 @@ type SpikeRange struct {
 // and one SpikeCounts with every range it needs: per window the current
 // window and its baseline slices (HistoryWeeks weekly slices, or up to
 // 7×MinHistoryWeeks daily slices, or up to 24 trailing slices), plus one
-// long range for regions' shares. With the defaults that is 3×(1+4)+1 = 16
-// ranges in the weekly mode, at most 3×(1+24)+1 = 76.
+// long range for regions' shares. With the defaults that is 4×(1+4)+1 = 21
+// ranges in the weekly mode, at most 4×(1+24)+1 = 101.
 //
 // Over ClickHouse, SpikeCounts is one query whatever the number of ranges,
 // e.g. with the bounds as array parameters:

@@ -382,6 +382,8 @@ func TestSpikeConfigValidate(t *testing.T) {
 		{"alpha nan", mod(func(c *SpikeConfig) { c.Alpha = math.NaN() }), "alpha"},
 		{"alpha big", mod(func(c *SpikeConfig) { c.Alpha = 0.9 }), "alpha"},
 		{"model", mod(func(c *SpikeConfig) { c.Model = "gauss" }), "model"},
+		{"national alpha", mod(func(c *SpikeConfig) { c.NationalAlpha = 2 }), "national_alpha"},
+		{"correction", mod(func(c *SpikeConfig) { c.Correction = "bonferroni" }), "correction"},
 		{"dispersion", mod(func(c *SpikeConfig) { c.Dispersion = math.Inf(1) }), "dispersion"},
 		{"weeks", mod(func(c *SpikeConfig) { c.HistoryWeeks = -2 }), "history_weeks"},
 		{"min weeks", mod(func(c *SpikeConfig) { c.MinHistoryWeeks = 9 }), "min_history_weeks"},
@@ -406,10 +408,31 @@ func TestSpikeConfigValidate(t *testing.T) {
 
 func TestSpikeExplanation(t *testing.T) {
 	f := SpikeFinding{Scope: SpikeScopeRegion, Region: "广州", Window: 15 * time.Minute,
-		Count: 42, Expected: 9, Ratio: 42.0 / 9, PValue: 3e-14, Share: 0.31, ExpectedShare: 0.09}
-	want := "广州: 42 complaints in 15m, expected 9.0 (x4.7, p=3e-14); share 31% vs usual 9%"
+		Count: 42, Expected: 9, Ratio: 42.0 / 9, PValue: 3e-14, Share: 0.31, ExpectedShare: 0.09,
+		Baseline: SpikeBaselineWeekly, BaselineSlice: time.Hour, BaselineCounts: []float64{40, 35, 31, 38}}
+	want := "广州: 42 complaints in the last 15m against 9.0 expected from the same 1h of the previous 4 weeks " +
+		"(40, 35, 31, 38 complaints); share 31% of all complaints vs usual 9%; by chance about 1 in 33 trillion (p=3e-14)"
 	if got := f.explain(); got != want {
 		t.Errorf("explain = %q, want %q", got, want)
+	}
+	f.Level = 1.32
+	want = "广州: 42 complaints in the last 15m against 9.0 expected from the same 1h of the previous 4 weeks " +
+		"(40, 35, 31, 38 complaints), x1.3 for today's level; share 31% of all complaints vs usual 9%; by chance about 1 in 33 trillion (p=3e-14)"
+	if got := f.explain(); got != want {
+		t.Errorf("explain = %q, want %q", got, want)
+	}
+	n := SpikeFinding{Scope: SpikeScopeNational, Window: 5 * time.Minute, Count: 300, Expected: 98.5, PValue: 2e-4,
+		Baseline: SpikeBaselineDaily, BaselineSlice: time.Hour, BaselineCounts: []float64{1180, 1201}}
+	want = "national: 300 complaints in the last 5m against 98.5 expected from the same 1h of the previous 2 days " +
+		"(1180, 1201 complaints); every region rose, none stands out; by chance about 1 in 5 thousand (p=0.0002)"
+	if got := n.explain(); got != want {
+		t.Errorf("explain = %q, want %q", got, want)
+	}
+	for p, want := range map[float64]string{0.004: "about 1 in 250", 1.0 / 12345: "about 1 in 12 thousand", 1 / 3.44e6: "about 1 in 3.4 million",
+		1e-20: "less than 1 in a thousand trillion", 0: "never", 1: "about 1 in 1"} {
+		if got := spikeOdds(p); got != want {
+			t.Errorf("spikeOdds(%g) = %q, want %q", p, got, want)
+		}
 	}
 	for w, want := range map[time.Duration]string{
 		5 * time.Minute: "5m", time.Hour: "1h", 90 * time.Minute: "1h30m", 24 * time.Hour: "24h", 30 * time.Second: "30s",

@@ -106,6 +106,10 @@ run() {
 	run go test -run '^$' -bench 'BenchmarkStream$' -benchtime 1x -timeout 10m ./api
 	run go test -run '^$' -bench 'BenchmarkKPIEndpoints' -benchtime 10x -timeout 20m ./api
 	run go test -run '^$' -bench . -benchmem -timeout 10m ./schemas ./internal/chstore ./internal/embedkafka
+	# The regional spike rule: recall and false alarms on simulated worlds
+	# and the real sets (pure, no store), and a 7-day backtest at a
+	# 1-minute step over the store.
+	run go test -run '^$' -bench 'BenchmarkSpikeOperatingPoint$|BenchmarkSpikeRuleBacktestWeek$' -benchtime 1x -timeout 30m ./pipeline
 	if [[ ${BENCH_PIPELINE:-} == 1 ]]; then
 		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m ./pipeline
 	fi
