@@ -55,7 +55,7 @@ func TestServeEventsToKPIs(t *testing.T) {
 	var logs bytes.Buffer
 	exit := make(chan int, 1)
 	go func() {
-		exit <- app.Main(ctx, []string{"serve", "--brokers", brokers, "--clickhouse", store.URL, "--http", httpAddr}, io.Discard, &logs)
+		exit <- app.Main(ctx, []string{"serve", "--brokers", brokers, "--clickhouse", store.DSN(""), "--http", httpAddr}, io.Discard, &logs)
 	}()
 	base := "http://" + httpAddr
 	waitFor(t, time.Minute, exit, &logs, func() bool {
