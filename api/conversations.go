@@ -115,19 +115,19 @@ func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQue
 	p := clickhouse.Parameters{
 		"from":          q.Window.From.UTC().Format(chTime),
 		"to":            q.Window.To.UTC().Format(chTime),
-		"type":          string(q.Type),
-		"region":        q.Filters.Region,
-		"queue":         q.Filters.Queue,
-		"channel":       q.Filters.Channel,
-		"business_line": q.Filters.BusinessLine,
-		"agent":         q.Filters.Agent,
+		"type":          schemas.StringParam(string(q.Type)),
+		"region":        schemas.StringParam(q.Filters.Region),
+		"queue":         schemas.StringParam(q.Filters.Queue),
+		"channel":       schemas.StringParam(q.Filters.Channel),
+		"business_line": schemas.StringParam(q.Filters.BusinessLine),
+		"agent":         schemas.StringParam(q.Filters.Agent),
 		"has_cursor":    "0",
 		"after_t":       time.Unix(0, 0).UTC().Format(chTime),
 		"after_id":      "",
 		"limit":         strconv.FormatUint(limit, 10),
 	}
 	if q.After != nil {
-		p["has_cursor"], p["after_t"], p["after_id"] = "1", q.After.At.UTC().Format(chTime), q.After.ID
+		p["has_cursor"], p["after_t"], p["after_id"] = "1", q.After.At.UTC().Format(chTime), schemas.StringParam(q.After.ID)
 	}
 	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), listConversationsSQL)
 	if err != nil {
@@ -152,7 +152,7 @@ func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQue
 // Conversation implements ConversationReader.
 func (s *ConversationStore) Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error) {
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
-		"id": id, "limit": strconv.Itoa(maxConversationEvents),
+		"id": schemas.StringParam(id), "limit": strconv.Itoa(maxConversationEvents),
 	}))
 	rows, err := s.conn.Query(qctx, oneConversationSQL)
 	if err != nil {

@@ -238,7 +238,7 @@ func parseCursor(s string) (*Cursor, error) {
 		return nil, bad
 	}
 	var c Cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || len(c.ID) > 128 || c.At.IsZero() {
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || utf8.RuneCountInString(c.ID) > 128 || c.At.IsZero() {
 		return nil, bad
 	}
 	return &c, nil
