@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -151,4 +153,40 @@ func serve(t *testing.T, deps Deps) *httptest.Server {
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return ts
+}
+
+// TestQueryStringReadWhole: a query string that cannot be read whole is a
+// 400 on every endpoint, never an answer with some filters dropped.
+func TestQueryStringReadWhole(t *testing.T) {
+	ts, _ := newIntegration(t, Config{})
+	win := "from=" + url.QueryEscape(base.Add(-time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Format(time.RFC3339))
+	paths := []string{"/api/v1/kpis", "/api/v1/kpis/by/queue", "/api/v1/timeseries", "/api/v1/conversations",
+		"/api/v1/conversations/c1", "/api/v1/export.csv", "/api/v1/alerts", "/api/v1/silences", "/api/v1/rules", "/api/v1/stream"}
+	bad := map[string]string{
+		"region=KT1;&" + win: "cannot be parsed",
+		"region=a%ZZ&" + win: "cannot be parsed",
+		"region=a&" + strings.Repeat("x=1&", maxQueryParams) + win: "at most 100",
+	}
+	// The stream answers a query it accepts forever: bound every request.
+	client := &http.Client{Timeout: 20 * time.Second}
+	for q, want := range bad {
+		for _, path := range paths {
+			resp, err := client.Get(ts.URL + path + "?" + q)
+			if err != nil {
+				t.Errorf("%s?%.40s…: %v", path, q, err)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			code, body := resp.StatusCode, string(b)
+			if code != 400 || !strings.Contains(body, `"bad_request"`) || !strings.Contains(body, want) {
+				t.Errorf("%s?%.40s… = %d %s", path, q, code, body)
+			}
+		}
+	}
+	// At the bound the query is read, and its filter applies.
+	q := "region=" + url.QueryEscape("北京") + "&" + strings.Repeat("x=1&", maxQueryParams-3) + win
+	if code, body := get(t, ts.URL+"/api/v1/kpis?"+q); code != 200 || !strings.Contains(body, `"conversations_started":1,`) {
+		t.Errorf("kpis with %d parameters = %d %s", maxQueryParams, code, body)
+	}
 }

@@ -25,6 +25,29 @@ const defaultWindow = 15 * time.Minute
 // contract's bound on region, queue and business_line).
 const maxFilterLen = 64
 
+// maxQueryParams is the most parameters one query string may have; the
+// API's longest query has about a dozen.
+const maxQueryParams = 100
+
+// parseQuery reads a raw query string. One that cannot be parsed (a ';'
+// separator, a bad %-escape) or has more than maxQueryParams parameters is
+// refused whole: reading what can be read would drop the rest, filters
+// included, and answer for everything.
+func parseQuery(raw string) (url.Values, *Error) {
+	if raw == "" {
+		return url.Values{}, nil
+	}
+	if n := strings.Count(raw, "&") + strings.Count(raw, ";") + 1; n > maxQueryParams {
+		return nil, badRequest("the query string has %d parameters; at most %d are allowed", n, maxQueryParams)
+	}
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, badRequest("the query string cannot be parsed (%s): separate parameters with & and write %%, ; and other reserved characters in values as %%XX",
+			truncate(strings.TrimPrefix(err.Error(), "invalid "), 80))
+	}
+	return v, nil
+}
+
 // limits are the bounds the parsers check, from Config.
 type limits struct {
 	maxRange time.Duration
