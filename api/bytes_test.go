@@ -190,3 +190,18 @@ func TestQueryStringReadWhole(t *testing.T) {
 		t.Errorf("kpis with %d parameters = %d %s", maxQueryParams, code, body)
 	}
 }
+
+// TestYearRange: a year is within the default range; past the limit the
+// 400 says which limit it is and how to raise it.
+func TestYearRange(t *testing.T) {
+	ts, _ := newIntegration(t, Config{})
+	year := "from=" + url.QueryEscape(base.AddDate(-1, 0, 0).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Format(time.RFC3339))
+	if code, body := get(t, ts.URL+"/api/v1/kpis?"+year); code != 200 || !strings.Contains(body, `"conversations_started":3,`) {
+		t.Errorf("kpis over a year = %d %s", code, body)
+	}
+	long := "from=" + url.QueryEscape(base.Add(-401*24*time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Format(time.RFC3339))
+	code, body := get(t, ts.URL+"/api/v1/kpis?"+long)
+	if code != 400 || !strings.Contains(body, "401 days") || !strings.Contains(body, "400 days") || !strings.Contains(body, "api.max_range") {
+		t.Errorf("kpis over 401 days = %d %s", code, body)
+	}
+}

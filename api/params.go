@@ -67,6 +67,15 @@ func single(v url.Values, key string) (string, error) {
 	return "", badRequest("%s is given %d times; give it once", key, len(vs))
 }
 
+// days writes d in days when it is at least one, as a person reads a
+// range, with the Go duration that configures it.
+func days(d time.Duration) string {
+	if d < 24*time.Hour {
+		return d.String()
+	}
+	return strconv.FormatFloat(d.Hours()/24, 'f', -1, 64) + " days (" + d.Truncate(time.Second).String() + ")"
+}
+
 // parseTime reads an RFC 3339 timestamp.
 func parseTime(key, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -104,7 +113,8 @@ func parseWindow(v url.Values, now time.Time, lim limits) (pipeline.Window, erro
 		return pipeline.Window{}, badRequest("from must be before to")
 	}
 	if w.To.Sub(w.From) > lim.maxRange {
-		return pipeline.Window{}, badRequest("the range from–to is longer than %s", lim.maxRange)
+		return pipeline.Window{}, badRequest("the range from–to is %s, longer than the limit of %s; the server's api.max_range (COCKPIT_API_MAX_RANGE) raises it",
+			days(w.To.Sub(w.From)), days(lim.maxRange))
 	}
 	// ClickHouse DateTime64 holds years 1900–2299; refuse the rest here
 	// rather than as a query error.
