@@ -66,17 +66,19 @@ func keyExpr(dim Dimension) string {
 
 const bucketSQL = `intDiv(t_ms - {origin_ms:Int64}, {step_ms:Int64})`
 
-// followMs is how long after an event its follower (the reply to a
-// customer message, the assignment or abandon after a transfer) may come
-// and still count: a day. It bounds pairs per event rather than per
-// window, so a pair counts the same whatever window or hour asks.
-const followMs = "86400000"
-
-// followSQL is follower (the first at or after the event ms, 0 for none)
-// when it is less than followMs after ms, else 0.
-func followSQL(follower string) string {
-	return "if(" + follower + " > 0 AND " + follower + " - ms < " + followMs + ", " + follower + ", toInt64(0))"
-}
+// There is no cut-off on "followed by" (SPEC §5): a reply, an assignment
+// or an abandon counts however late it comes. The follower of an event of
+// W is searched among the later events of its own conversation only, up
+// to followUntilSQL: the last event of any conversation with a customer
+// message or a transfer in W, which the conversations rollup knows. So the
+// search reads those conversations' lifetime, not all later history, and
+// a window of the past reads no more than one of today.
+const followUntilSQL = `greatest({to:DateTime64(3, 'UTC')}, (
+        SELECT addMilliseconds(max(last_event_at), 1) FROM conversations
+        WHERE conversation_id IN (
+            SELECT conversation_id FROM events
+            WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'))))`
 
 // windowSums names the sums of a window query's sums array, in order.
 var windowSums = [...]string{
@@ -224,11 +226,11 @@ GROUP BY bucket, key`
 
 // pairsSQL: the metrics that pair an event of W with the next event of
 // another kind in its conversation, from the raw events (de-duplicated).
-// The follower may come after W, up to a day (followMs) after the event.
+// The follower may come after W, however late (followUntilSQL).
 //
-//	response_seconds   : each customer message m in W, r = first bot/agent message with m ≤ r < m + 1 day: r − m
-//	human_wait_seconds : each transfer.requested q in W, a = first agent.assigned with q ≤ a < q + 1 day: a − q
-//	service_level      : the same q, b = first conversation.abandoned with q ≤ b < q + 1 day; finished when a or b
+//	response_seconds   : each customer message m in W, r = first bot/agent message with m ≤ r: r − m
+//	human_wait_seconds : each transfer.requested q in W, a = first agent.assigned with q ≤ a: a − q
+//	service_level      : the same q, b = first conversation.abandoned with q ≤ b; finished when a or b
 //	                     exists; met when a exists, a ≤ b (or no b) and a − q ≤ {sl_ms}
 //	                     service_level = met / finished
 var pairsSQL = `WITH ids AS (
@@ -240,7 +242,7 @@ var pairsSQL = `WITH ids AS (
         toUnixTimestamp64Milli(any(occurred_at)) AS ms
     FROM events
     WHERE conversation_id IN (SELECT conversation_id FROM ids)
-        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
+        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
         AND type IN ('message.sent', 'transfer.requested', 'agent.assigned', 'conversation.abandoned')
     GROUP BY conversation_id, event_id
 ), per AS (
@@ -253,9 +255,9 @@ var pairsSQL = `WITH ids AS (
     FROM ev GROUP BY conversation_id
 ), m AS (
     SELECT conversation_id, arrayJoin(arrayConcat(
-            arrayMap(x -> (toUInt8(1), x, arrayFirst(y -> y >= x AND y - x < ` + followMs + `, replies), toInt64(0)), msgs),
-            arrayMap(x -> (toUInt8(2), x, arrayFirst(y -> y >= x AND y - x < ` + followMs + `, assigns),
-                arrayFirst(y -> y >= x AND y - x < ` + followMs + `, abandons)), transfers)
+            arrayMap(x -> (toUInt8(1), x, arrayFirst(y -> y >= x, replies), toInt64(0)), msgs),
+            arrayMap(x -> (toUInt8(2), x, arrayFirst(y -> y >= x, assigns),
+                arrayFirst(y -> y >= x, abandons)), transfers)
         )) AS p,
         p.1 AS kind, p.2 AS t_ms, p.3 AS next_ms, p.4 AS alt_ms
     FROM per
@@ -284,8 +286,8 @@ GROUP BY bucket, key`
 // windowItemsSQL is the one pass behind windowSQL and the hourly rollup
 // build: the items of eventCountsSQL, conversationsSQL and pairsSQL (the
 // definitions above) of W, with the attributes they are filtered and
-// keyed by. Each de-duplicated event of [from, to + 1 day) (after to only
-// those of conversations with a pair in W) is grouped by
+// keyed by. Each de-duplicated event from from on (after to only
+// those of conversations with a pair in W, up to followUntilSQL) is grouped by
 // conversation into items (kind, p_ms, next_ms, alt_ms, event fields):
 //
 //	kind 0: a counted event of W (eventCountsSQL)
@@ -315,10 +317,9 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
         a.c_agents AS f_agents
     FROM (
         SELECT conversation_id, kind, ms AS t_ms,
-            -- The first follower at or after the event, if it is less than
-            -- a day (followMs) after it: when the first is later, all are.
-            if(kind = 1, ` + followSQL("next_reply") + `, if(kind = 2, ` + followSQL("next_assign") + `, toInt64(0))) AS next_ms,
-            if(kind = 2, ` + followSQL("next_abandon") + `, toInt64(0)) AS alt_ms,
+            -- The first follower at or after the event (0: none yet).
+            if(kind = 1, next_reply, if(kind = 2, next_assign, toInt64(0))) AS next_ms,
+            if(kind = 2, next_abandon, toInt64(0)) AS alt_ms,
             e_type AS type, e_sentiment AS sentiment, e_score AS score, e_resolution AS resolution,
             e_region AS own_region, e_queue AS own_queue, e_business_line AS own_business_line
         FROM (
@@ -335,7 +336,7 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
                     any(sentiment) AS e_sentiment, any(score) AS e_score, toString(any(resolution)) AS e_resolution,
                     toString(any(region)) AS e_region, toString(any(queue)) AS e_queue, toString(any(business_line)) AS e_business_line
                 FROM events
-                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
+                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
                     AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
                         'message.sent', 'transfer.requested', 'agent.assigned')
                     -- After W only the followers of W's pairs are needed.
