@@ -16,7 +16,7 @@ var paramEscaper = strings.NewReplacer(
 // ClickHouse reads every query parameter in its escaped format, over HTTP
 // (param_<name>) and the native protocol alike, and clickhouse-go passes
 // the values of clickhouse.WithParameters through as they are: unescaped,
-// `\N` would be read as NULL (the default, '', for a String), a lone
+// `\N` would be read as NULL (an empty String), a lone
 // backslash would fail the query and `a\0b` would match a NUL. Every
 // String parameter that carries a value from outside (a filter, an id from
 // a path) goes through here, so it reaches the engine byte for byte.
