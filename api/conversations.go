@@ -56,11 +56,12 @@ const chTime = "2006-01-02 15:04:05.000"
 
 // The queries are fixed text; every value is a {name:Type} parameter.
 // The rollup may hold several unmerged rows per conversation, so it is
-// folded with GROUP BY, as pipeline/store_sql.go does.
+// folded with GROUP BY, as pipeline/store_sql.go does; the attributes come
+// from the earliest start, whole (min(start)).
 const conversationColumns = `conversation_id,
         min(started_at) AS c_started_at, min(first_event_at) AS c_first_event_at, max(last_event_at) AS c_last_event_at,
-        max(channel) AS c_channel, max(region) AS c_region, max(queue) AS c_queue,
-        max(business_line) AS c_business_line, max(entry) AS c_entry, max(customer_id) AS c_customer_id,
+        tupleElement(min(start), 5) AS c_channel, tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue,
+        tupleElement(min(start), 6) AS c_business_line, tupleElement(min(start), 7) AS c_entry, tupleElement(min(start), 8) AS c_customer_id,
         arraySort(groupUniqArrayArray(agents)) AS c_agents, min(first_transfer_at) IS NOT NULL AS c_transferred,
         min(closed_at) AS c_closed_at, min(abandoned_at) AS c_abandoned_at, max(resolved) AS c_resolved`
 

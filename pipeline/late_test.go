@@ -130,3 +130,50 @@ func TestLateFollowersCount(t *testing.T) {
 	}
 	check("late reply", 3, want)
 }
+
+// TestEarliestStartWins: a conversation with several conversation.started
+// takes every attribute from the earliest one (by occurred_at, then
+// event_id), never a mix of columns from different starts.
+func TestEarliestStartWins(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	base := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	st := func(id, conv string, at time.Duration, region, queue, channel, line string) schemas.Event {
+		return schemas.Event{EventID: id, SchemaVersion: 1, Type: schemas.ConversationStarted, ConversationID: conv,
+			OccurredAt: base.Add(at), Entry: "bot", Region: region, Queue: queue, Channel: channel, BusinessLine: line}
+	}
+	// M: the earlier start has the smaller region but the larger queue.
+	// T: two starts at the same time; e1 comes first.
+	insertChunks(t, conn, []schemas.Event{st("m2", "M", time.Minute, "B", "a", "voice", "x")}, 1)
+	insertChunks(t, conn, []schemas.Event{
+		st("m1", "M", 0, "A", "z", "chat", "y"),
+		st("e2", "T", 0, "X", "b", "app", "y"),
+		st("e1", "T", 0, "Y", "a", "web", "x"),
+	}, 3)
+	kpi, err := NewKPIStore(conn, KPIConfig{Now: func() time.Time { return base.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Window{From: base.Add(-time.Hour), To: base.Add(time.Hour)}
+	for _, c := range []struct {
+		f    Filters
+		want uint64
+	}{
+		{Filters{Region: "A", Queue: "z", Channel: "chat", BusinessLine: "y"}, 2},
+		{Filters{Region: "B"}, 0},
+		{Filters{Queue: "a", Region: "A"}, 0},
+		{Filters{Region: "Y", Queue: "a", Channel: "web", BusinessLine: "x"}, 2},
+		{Filters{Region: "Y", Queue: "b"}, 0},
+		{Filters{Region: "X"}, 0},
+	} {
+		for _, win := range []Window{w, {From: base.Add(-10 * time.Hour), To: base.Add(time.Hour)}} {
+			snap, err := kpi.KPIs(ctx, win, c.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap.ConversationsStarted != c.want {
+				t.Errorf("window %s: %+v: conversations_started = %d, want %d", win.To.Sub(win.From), c.f, snap.ConversationsStarted, c.want)
+			}
+		}
+	}
+}

@@ -30,11 +30,12 @@ import "strings"
 // GROUP BY conversation_id so unmerged parts never count twice.
 
 // attrsSQL folds the conversations rollup into one row per conversation
-// of the ids subquery: the attributes of its conversation.started and the
-// agents who handled it.
+// of the ids subquery: the attributes of its earliest conversation.started
+// (the column start, schemas/migrations/0005: one tuple, so all come from
+// the same start) and the agents who handled it.
 const attrsSQL = `SELECT conversation_id,
-        max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-        max(business_line) AS c_business_line, {{agents}} AS c_agents
+        tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue, tupleElement(min(start), 5) AS c_channel,
+        tupleElement(min(start), 6) AS c_business_line, {{agents}} AS c_agents
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)
     GROUP BY conversation_id`
 
@@ -188,9 +189,9 @@ var conversationsSQL = `WITH ids AS (
         AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned')
 ), c AS (
     SELECT conversation_id,
-        min(started_at) AS started_at, max(entry) AS entry,
-        max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, {{agents}} AS f_agents,
+        min(started_at) AS started_at, tupleElement(min(start), 7) AS entry,
+        tupleElement(min(start), 3) AS f_region, tupleElement(min(start), 4) AS f_queue, tupleElement(min(start), 5) AS f_channel,
+        tupleElement(min(start), 6) AS f_business_line, {{agents}} AS f_agents,
         min(first_reply_at) AS first_reply_at, min(first_agent_msg_at) AS first_agent_msg_at,
         min(first_transfer_at) AS first_transfer_at, min(closed_at) AS closed_at,
         min(abandoned_at) AS abandoned_at, max(resolved) AS resolved, max(agent_seen) AS agent_seen
@@ -357,9 +358,9 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
             if(nth = 1 AND conv_seen, [3, 4], [])) AS kind
     ) AS p
     LEFT JOIN (
-        SELECT conversation_id, max(entry) AS entry,
-            max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-            max(business_line) AS c_business_line, {{agents}} AS c_agents,
+        SELECT conversation_id, tupleElement(min(start), 7) AS entry,
+            tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue, tupleElement(min(start), 5) AS c_channel,
+            tupleElement(min(start), 6) AS c_business_line, {{agents}} AS c_agents,
             toUnixTimestamp64Milli(min(started_at)) AS start_ms,
             toUnixTimestamp64Milli(if(min(closed_at) IS NULL, min(abandoned_at),
                 if(min(abandoned_at) IS NULL, min(closed_at), least(min(closed_at), min(abandoned_at))))) AS end_ms,
@@ -452,8 +453,8 @@ const gaugesSQL = `WITH ids AS (
 ), c AS (
     SELECT conversation_id,
         min(started_at) AS started_at,
-        max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, {{agents}} AS f_agents,
+        tupleElement(min(start), 3) AS f_region, tupleElement(min(start), 4) AS f_queue, tupleElement(min(start), 5) AS f_channel,
+        tupleElement(min(start), 6) AS f_business_line, {{agents}} AS f_agents,
         max(last_transfer_at) AS last_transfer_at, max(last_assigned_at) AS last_assigned_at,
         min(closed_at) AS closed_at, min(abandoned_at) AS abandoned_at
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)
