@@ -65,7 +65,7 @@ type Config struct {
 	// proxy that checks Host itself).
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// MaxRange is the longest from–to window a query may ask for.
-	// Default 90 days.
+	// Default 400 days (a year, with room to compare it).
 	MaxRange time.Duration `yaml:"max_range"`
 	// MaxSteps bounds the points of one time series. Default 10000.
 	MaxSteps int `yaml:"max_steps"`
@@ -93,12 +93,15 @@ type Config struct {
 	StreamPanelEvery time.Duration `yaml:"stream_panel_every"`
 }
 
+// DefaultMaxRange is the default of Config.MaxRange.
+const DefaultMaxRange = 400 * 24 * time.Hour
+
 // maxEvents is the most events one POST /api/v1/events may carry.
 const maxEvents = 10_000
 
 func (c *Config) defaults() {
 	if c.MaxRange == 0 {
-		c.MaxRange = 90 * 24 * time.Hour
+		c.MaxRange = DefaultMaxRange
 	}
 	if c.MaxSteps == 0 {
 		c.MaxSteps = 10000

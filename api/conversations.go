@@ -56,11 +56,12 @@ const chTime = "2006-01-02 15:04:05.000"
 
 // The queries are fixed text; every value is a {name:Type} parameter.
 // The rollup may hold several unmerged rows per conversation, so it is
-// folded with GROUP BY, as pipeline/store_sql.go does.
+// folded with GROUP BY, as pipeline/store_sql.go does; the attributes come
+// from the earliest start, whole (min(start)).
 const conversationColumns = `conversation_id,
         min(started_at) AS c_started_at, min(first_event_at) AS c_first_event_at, max(last_event_at) AS c_last_event_at,
-        max(channel) AS c_channel, max(region) AS c_region, max(queue) AS c_queue,
-        max(business_line) AS c_business_line, max(entry) AS c_entry, max(customer_id) AS c_customer_id,
+        tupleElement(min(start), 5) AS c_channel, tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue,
+        tupleElement(min(start), 6) AS c_business_line, tupleElement(min(start), 7) AS c_entry, tupleElement(min(start), 8) AS c_customer_id,
         arraySort(groupUniqArrayArray(agents)) AS c_agents, min(first_transfer_at) IS NOT NULL AS c_transferred,
         min(closed_at) AS c_closed_at, min(abandoned_at) AS c_abandoned_at, max(resolved) AS c_resolved`
 
@@ -115,19 +116,19 @@ func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQue
 	p := clickhouse.Parameters{
 		"from":          q.Window.From.UTC().Format(chTime),
 		"to":            q.Window.To.UTC().Format(chTime),
-		"type":          string(q.Type),
-		"region":        q.Filters.Region,
-		"queue":         q.Filters.Queue,
-		"channel":       q.Filters.Channel,
-		"business_line": q.Filters.BusinessLine,
-		"agent":         q.Filters.Agent,
+		"type":          schemas.StringParam(string(q.Type)),
+		"region":        schemas.StringParam(q.Filters.Region),
+		"queue":         schemas.StringParam(q.Filters.Queue),
+		"channel":       schemas.StringParam(q.Filters.Channel),
+		"business_line": schemas.StringParam(q.Filters.BusinessLine),
+		"agent":         schemas.StringParam(q.Filters.Agent),
 		"has_cursor":    "0",
 		"after_t":       time.Unix(0, 0).UTC().Format(chTime),
 		"after_id":      "",
 		"limit":         strconv.FormatUint(limit, 10),
 	}
 	if q.After != nil {
-		p["has_cursor"], p["after_t"], p["after_id"] = "1", q.After.At.UTC().Format(chTime), q.After.ID
+		p["has_cursor"], p["after_t"], p["after_id"] = "1", q.After.At.UTC().Format(chTime), schemas.StringParam(q.After.ID)
 	}
 	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), listConversationsSQL)
 	if err != nil {
@@ -152,7 +153,7 @@ func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQue
 // Conversation implements ConversationReader.
 func (s *ConversationStore) Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error) {
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
-		"id": id, "limit": strconv.Itoa(maxConversationEvents),
+		"id": schemas.StringParam(id), "limit": strconv.Itoa(maxConversationEvents),
 	}))
 	rows, err := s.conn.Query(qctx, oneConversationSQL)
 	if err != nil {

@@ -157,8 +157,8 @@ func (s *Server) conversation(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	if id == "" || len(id) > 128 {
-		s.fail(c, badRequest("conversation id must be 1 to 128 bytes"))
+	if id == "" {
+		s.fail(c, badRequest("conversation id must be 1 to 128 characters"))
 		return
 	}
 	if err := checkText("id", id, 128); err != nil {

@@ -25,6 +25,29 @@ const defaultWindow = 15 * time.Minute
 // contract's bound on region, queue and business_line).
 const maxFilterLen = 64
 
+// maxQueryParams is the most parameters one query string may have; the
+// API's longest query has about a dozen.
+const maxQueryParams = 100
+
+// parseQuery reads a raw query string. One that cannot be parsed (a ';'
+// separator, a bad %-escape) or has more than maxQueryParams parameters is
+// refused whole: reading what can be read would drop the rest, filters
+// included, and answer for everything.
+func parseQuery(raw string) (url.Values, *Error) {
+	if raw == "" {
+		return url.Values{}, nil
+	}
+	if n := strings.Count(raw, "&") + strings.Count(raw, ";") + 1; n > maxQueryParams {
+		return nil, badRequest("the query string has %d parameters; at most %d are allowed", n, maxQueryParams)
+	}
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, badRequest("the query string cannot be parsed (%s): separate parameters with & and write %%, ; and other reserved characters in values as %%XX",
+			truncate(strings.TrimPrefix(err.Error(), "invalid "), 80))
+	}
+	return v, nil
+}
+
 // limits are the bounds the parsers check, from Config.
 type limits struct {
 	maxRange time.Duration
@@ -42,6 +65,15 @@ func single(v url.Values, key string) (string, error) {
 		return vs[0], nil
 	}
 	return "", badRequest("%s is given %d times; give it once", key, len(vs))
+}
+
+// days writes d in days when it is at least one, as a person reads a
+// range, with the Go duration that configures it.
+func days(d time.Duration) string {
+	if d < 24*time.Hour {
+		return d.String()
+	}
+	return strconv.FormatFloat(d.Hours()/24, 'f', -1, 64) + " days (" + d.Truncate(time.Second).String() + ")"
 }
 
 // parseTime reads an RFC 3339 timestamp.
@@ -81,7 +113,8 @@ func parseWindow(v url.Values, now time.Time, lim limits) (pipeline.Window, erro
 		return pipeline.Window{}, badRequest("from must be before to")
 	}
 	if w.To.Sub(w.From) > lim.maxRange {
-		return pipeline.Window{}, badRequest("the range from–to is longer than %s", lim.maxRange)
+		return pipeline.Window{}, badRequest("the range from–to is %s, longer than the limit of %s; the server's api.max_range (COCKPIT_API_MAX_RANGE) raises it",
+			days(w.To.Sub(w.From)), days(lim.maxRange))
 	}
 	// ClickHouse DateTime64 holds years 1900–2299; refuse the rest here
 	// rather than as a query error.
@@ -238,7 +271,7 @@ func parseCursor(s string) (*Cursor, error) {
 		return nil, bad
 	}
 	var c Cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || len(c.ID) > 128 || c.At.IsZero() {
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || utf8.RuneCountInString(c.ID) > 128 || c.At.IsZero() {
 		return nil, bad
 	}
 	return &c, nil

@@ -88,10 +88,21 @@ func FuzzParseQuery(f *testing.F) {
 		f.Add(s)
 	}
 	now := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	f.Add("region=KT1;")
+	f.Add("region=a%ZZ&from=2025-03-04T09:00:00Z")
+	f.Add(strings.Repeat("x=1&", maxQueryParams) + "region=a")
 	f.Fuzz(func(t *testing.T, raw string) {
-		v, err := url.ParseQuery(raw)
-		if err != nil {
+		v, perr := parseQuery(raw)
+		if perr != nil {
+			if perr.Status != 400 || !strings.Contains(perr.Message, "query string") {
+				t.Fatalf("%q: refused with %d %q", raw, perr.Status, perr.Message)
+			}
 			return
+		}
+		// Accepted: read whole, nothing dropped, within the bound.
+		all, err := url.ParseQuery(raw)
+		if err != nil || len(all) != len(v) || len(v) > maxQueryParams {
+			t.Fatalf("%q: accepted as %d keys, url.ParseQuery gives %d, %v", raw, len(v), len(all), err)
 		}
 		q, err := parseConversationQuery(v, now, testLim, defaultPageSize, maxPageSize)
 		if err != nil {

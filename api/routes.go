@@ -11,6 +11,7 @@ func (s *Server) routes() {
 	v1 := s.engine.Group("/api/v1")
 	read, export, supervise, admin := s.require(RoleViewer), s.require(RoleAnalyst), s.require(RoleSupervisor), s.require(RoleAdmin)
 	small := s.limitBody(s.cfg.MaxBodyBytes)
+	v1.Use(checkQuery)
 
 	v1.GET("/kpis", read, s.kpis)
 	v1.GET("/kpis/by/:dimension", read, s.kpisBy)
@@ -46,4 +47,14 @@ func (s *Server) limitBody(n int64) gin.HandlerFunc {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
 		c.Next()
 	}
+}
+
+// checkQuery refuses a request whose query string cannot be parsed whole
+// (parseQuery), so no endpoint answers for a query it only half read.
+func checkQuery(c *gin.Context) {
+	if _, err := parseQuery(c.Request.URL.RawQuery); err != nil {
+		writeError(c, err.Status, err.Code, err.Message)
+		return
+	}
+	c.Next()
 }

@@ -95,19 +95,34 @@ func TestIngestEndToEnd(t *testing.T) {
 	bad := []struct {
 		value  string
 		reason schemas.Reason
+		stamp  time.Time // the record's timestamp, when not now
 	}{
-		{`{"event_id":`, schemas.ReasonMalformedJSON},
-		{`{"event_id":"b2","schema_version":1,"type":"conversation.exploded","occurred_at":"2026-01-01T00:00:00Z","conversation_id":"x"}`, schemas.ReasonUnknownType},
-		{`{"event_id":"b3","schema_version":1,"type":"conversation.started","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","channel":"chat","entry":"bot"}`, schemas.ReasonMissingField},
-		{`{"event_id":"b4","schema_version":1,"type":"conversation.abandoned","occurred_at":"` + now.Add(2*time.Hour).Format(time.RFC3339) + `","conversation_id":"x"}`, schemas.ReasonFutureTimestamp},
-		{`{"event_id":"b5","schema_version":1,"type":"conversation.abandoned","occurred_at":"2015-06-23T10:00:00Z","conversation_id":"x"}`, schemas.ReasonAncientTimestamp},
-		{`{"event_id":"b6","schema_version":"1","type":"conversation.abandoned","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x"}`, schemas.ReasonWrongType},
-		{`{"event_id":"b7","schema_version":1,"type":"message.sent","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","actor":{"role":"customer"},"text":"` + strings.Repeat("y", 70<<10) + `"}`, schemas.ReasonOversize},
-		{"\xff\xfe not utf-8", schemas.ReasonInvalidUTF8},
+		{`{"event_id":`, schemas.ReasonMalformedJSON, time.Time{}},
+		{`{"event_id":"b2","schema_version":1,"type":"conversation.exploded","occurred_at":"2026-01-01T00:00:00Z","conversation_id":"x"}`, schemas.ReasonUnknownType, time.Time{}},
+		{`{"event_id":"b3","schema_version":1,"type":"conversation.started","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","channel":"chat","entry":"bot"}`, schemas.ReasonMissingField, time.Time{}},
+		{`{"event_id":"b4","schema_version":1,"type":"conversation.abandoned","occurred_at":"` + now.Add(2*time.Hour).Format(time.RFC3339) + `","conversation_id":"x"}`, schemas.ReasonFutureTimestamp, time.Time{}},
+		{`{"event_id":"b5","schema_version":1,"type":"conversation.abandoned","occurred_at":"2015-06-23T10:00:00Z","conversation_id":"x"}`, schemas.ReasonAncientTimestamp, time.Time{}},
+		{`{"event_id":"b6","schema_version":"1","type":"conversation.abandoned","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x"}`, schemas.ReasonWrongType, time.Time{}},
+		{`{"event_id":"b7","schema_version":1,"type":"message.sent","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","actor":{"role":"customer"},"text":"` + strings.Repeat("y", 70<<10) + `"}`, schemas.ReasonOversize, time.Time{}},
+		{"\xff\xfe not utf-8", schemas.ReasonInvalidUTF8, time.Time{}},
+		// A producer stamping its records with occurred_at: the future and
+		// the age are judged against the receiving clock too. (The broker
+		// itself refuses record timestamps more than an hour ahead.)
+		{`{"event_id":"b8","schema_version":1,"type":"conversation.abandoned","occurred_at":"` + now.Add(50*time.Minute).Format(time.RFC3339) + `","conversation_id":"x"}`,
+			schemas.ReasonFutureTimestamp, now.Add(50 * time.Minute)},
+		{`{"event_id":"b9","schema_version":1,"type":"conversation.abandoned","occurred_at":"` + now.Add(-40*24*time.Hour).Format(time.RFC3339) + `","conversation_id":"x"}`,
+			schemas.ReasonAncientTimestamp, now.Add(-40 * 24 * time.Hour)},
+		// Control characters in names a filter must reach.
+		{`{"event_id":"b10","schema_version":1,"type":"complaint.filed","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","region":"a\u0000b"}`, schemas.ReasonInvalidValue, time.Time{}},
+		{`{"event_id":"b11","schema_version":1,"type":"conversation.abandoned","occurred_at":"` + now.Format(time.RFC3339) + `","conversation_id":"x","queue":"q\t1"}`, schemas.ReasonInvalidValue, time.Time{}},
 	}
 	var badMsgs []kafka.Message
 	for i, b := range bad {
-		badMsgs = append(badMsgs, kafka.Message{Key: []byte("bad" + strconv.Itoa(i)), Value: []byte(b.value), Time: now})
+		stamp := now
+		if !b.stamp.IsZero() {
+			stamp = b.stamp
+		}
+		badMsgs = append(badMsgs, kafka.Message{Key: []byte("bad" + strconv.Itoa(i)), Value: []byte(b.value), Time: stamp})
 	}
 
 	// Bad records sit between good ones on every partition.

@@ -255,11 +255,14 @@ func (p *partition) add(ctx context.Context, msg kafka.Message) error {
 	_, _ = p.digest.Write(msg.Value)
 	c.m.consumed.Inc()
 	c.stats.Consumed.Add(1)
-	ref := msg.Time
-	if ref.IsZero() {
-		ref = time.Now()
+	// Future and age are judged against the record's timestamp and the
+	// receiving clock both: a producer's clock alone is not trusted.
+	received := time.Now()
+	produced := msg.Time
+	if produced.IsZero() {
+		produced = received
 	}
-	ev, err := schemas.Decode(msg.Value, ref, c.cfg.Limits)
+	ev, err := schemas.DecodeAt(msg.Value, produced, received, c.cfg.Limits)
 	if err != nil {
 		var verr *schemas.Error
 		if !errors.As(err, &verr) {

@@ -18,7 +18,10 @@
 // columns are idempotent aggregates (min, max, union), so duplicates,
 // replays and any arrival order give the same facts, and an event stored
 // before its conversation.started gets the start's attributes once it
-// arrives. Readers fold it with GROUP BY conversation_id.
+// arrives. The attributes are read from its start column (0005): the
+// earliest conversation.started as one tuple, so with several starts every
+// attribute comes from the same one. Readers fold it with GROUP BY
+// conversation_id.
 //
 // Which metric comes from where:
 //   - conversation facts (rollup): transfer_rate, bot_containment_rate,

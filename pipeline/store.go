@@ -12,6 +12,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/cockpit-cs/cockpit/schemas"
 )
 
 // KPIConfig configures a KPIStore.
@@ -516,11 +518,11 @@ func windowParams(origin, from, to time.Time, f Filters, step, sl time.Duration)
 		"origin_ms":     strconv.FormatInt(origin.UnixMilli(), 10),
 		"step_ms":       strconv.FormatInt(stepMs, 10),
 		"sl_ms":         strconv.FormatInt(sl.Milliseconds(), 10),
-		"region":        f.Region,
-		"queue":         f.Queue,
-		"channel":       f.Channel,
-		"business_line": f.BusinessLine,
-		"agent":         f.Agent,
+		"region":        schemas.StringParam(f.Region),
+		"queue":         schemas.StringParam(f.Queue),
+		"channel":       schemas.StringParam(f.Channel),
+		"business_line": schemas.StringParam(f.BusinessLine),
+		"agent":         schemas.StringParam(f.Agent),
 	}
 }
 

@@ -30,11 +30,12 @@ import "strings"
 // GROUP BY conversation_id so unmerged parts never count twice.
 
 // attrsSQL folds the conversations rollup into one row per conversation
-// of the ids subquery: the attributes of its conversation.started and the
-// agents who handled it.
+// of the ids subquery: the attributes of its earliest conversation.started
+// (the column start, schemas/migrations/0005: one tuple, so all come from
+// the same start) and the agents who handled it.
 const attrsSQL = `SELECT conversation_id,
-        max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-        max(business_line) AS c_business_line, {{agents}} AS c_agents
+        tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue, tupleElement(min(start), 5) AS c_channel,
+        tupleElement(min(start), 6) AS c_business_line, {{agents}} AS c_agents
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)
     GROUP BY conversation_id`
 
@@ -68,17 +69,19 @@ func keyExpr(dim Dimension) string {
 
 const bucketSQL = `intDiv(t_ms - {origin_ms:Int64}, {step_ms:Int64})`
 
-// followMs is how long after an event its follower (the reply to a
-// customer message, the assignment or abandon after a transfer) may come
-// and still count: a day. It bounds pairs per event rather than per
-// window, so a pair counts the same whatever window or hour asks.
-const followMs = "86400000"
-
-// followSQL is follower (the first at or after the event ms, 0 for none)
-// when it is less than followMs after ms, else 0.
-func followSQL(follower string) string {
-	return "if(" + follower + " > 0 AND " + follower + " - ms < " + followMs + ", " + follower + ", toInt64(0))"
-}
+// There is no cut-off on "followed by" (SPEC §5): a reply, an assignment
+// or an abandon counts however late it comes. The follower of an event of
+// W is searched among the later events of its own conversation only, up
+// to followUntilSQL: the last event of any conversation with a customer
+// message or a transfer in W, which the conversations rollup knows. So the
+// search reads those conversations' lifetime, not all later history, and
+// a window of the past reads no more than one of today.
+const followUntilSQL = `greatest({to:DateTime64(3, 'UTC')}, (
+        SELECT addMilliseconds(max(last_event_at), 1) FROM conversations
+        WHERE conversation_id IN (
+            SELECT conversation_id FROM events
+            WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'))))`
 
 // windowSums names the sums of a window query's sums array, in order.
 var windowSums = [...]string{
@@ -188,9 +191,9 @@ var conversationsSQL = `WITH ids AS (
         AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned')
 ), c AS (
     SELECT conversation_id,
-        min(started_at) AS started_at, max(entry) AS entry,
-        max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, {{agents}} AS f_agents,
+        min(started_at) AS started_at, tupleElement(min(start), 7) AS entry,
+        tupleElement(min(start), 3) AS f_region, tupleElement(min(start), 4) AS f_queue, tupleElement(min(start), 5) AS f_channel,
+        tupleElement(min(start), 6) AS f_business_line, {{agents}} AS f_agents,
         min(first_reply_at) AS first_reply_at, min(first_agent_msg_at) AS first_agent_msg_at,
         min(first_transfer_at) AS first_transfer_at, min(closed_at) AS closed_at,
         min(abandoned_at) AS abandoned_at, max(resolved) AS resolved, max(agent_seen) AS agent_seen
@@ -226,11 +229,11 @@ GROUP BY bucket, key`
 
 // pairsSQL: the metrics that pair an event of W with the next event of
 // another kind in its conversation, from the raw events (de-duplicated).
-// The follower may come after W, up to a day (followMs) after the event.
+// The follower may come after W, however late (followUntilSQL).
 //
-//	response_seconds   : each customer message m in W, r = first bot/agent message with m ≤ r < m + 1 day: r − m
-//	human_wait_seconds : each transfer.requested q in W, a = first agent.assigned with q ≤ a < q + 1 day: a − q
-//	service_level      : the same q, b = first conversation.abandoned with q ≤ b < q + 1 day; finished when a or b
+//	response_seconds   : each customer message m in W, r = first bot/agent message with m ≤ r: r − m
+//	human_wait_seconds : each transfer.requested q in W, a = first agent.assigned with q ≤ a: a − q
+//	service_level      : the same q, b = first conversation.abandoned with q ≤ b; finished when a or b
 //	                     exists; met when a exists, a ≤ b (or no b) and a − q ≤ {sl_ms}
 //	                     service_level = met / finished
 var pairsSQL = `WITH ids AS (
@@ -242,7 +245,7 @@ var pairsSQL = `WITH ids AS (
         toUnixTimestamp64Milli(any(occurred_at)) AS ms
     FROM events
     WHERE conversation_id IN (SELECT conversation_id FROM ids)
-        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
+        AND occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
         AND type IN ('message.sent', 'transfer.requested', 'agent.assigned', 'conversation.abandoned')
     GROUP BY conversation_id, event_id
 ), per AS (
@@ -255,9 +258,9 @@ var pairsSQL = `WITH ids AS (
     FROM ev GROUP BY conversation_id
 ), m AS (
     SELECT conversation_id, arrayJoin(arrayConcat(
-            arrayMap(x -> (toUInt8(1), x, arrayFirst(y -> y >= x AND y - x < ` + followMs + `, replies), toInt64(0)), msgs),
-            arrayMap(x -> (toUInt8(2), x, arrayFirst(y -> y >= x AND y - x < ` + followMs + `, assigns),
-                arrayFirst(y -> y >= x AND y - x < ` + followMs + `, abandons)), transfers)
+            arrayMap(x -> (toUInt8(1), x, arrayFirst(y -> y >= x, replies), toInt64(0)), msgs),
+            arrayMap(x -> (toUInt8(2), x, arrayFirst(y -> y >= x, assigns),
+                arrayFirst(y -> y >= x, abandons)), transfers)
         )) AS p,
         p.1 AS kind, p.2 AS t_ms, p.3 AS next_ms, p.4 AS alt_ms
     FROM per
@@ -286,8 +289,8 @@ GROUP BY bucket, key`
 // windowItemsSQL is the one pass behind windowSQL and the hourly rollup
 // build: the items of eventCountsSQL, conversationsSQL and pairsSQL (the
 // definitions above) of W, with the attributes they are filtered and
-// keyed by. Each de-duplicated event of [from, to + 1 day) (after to only
-// those of conversations with a pair in W) is grouped by
+// keyed by. Each de-duplicated event from from on (after to only
+// those of conversations with a pair in W, up to followUntilSQL) is grouped by
 // conversation into items (kind, p_ms, next_ms, alt_ms, event fields):
 //
 //	kind 0: a counted event of W (eventCountsSQL)
@@ -317,10 +320,9 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
         a.c_agents AS f_agents
     FROM (
         SELECT conversation_id, kind, ms AS t_ms,
-            -- The first follower at or after the event, if it is less than
-            -- a day (followMs) after it: when the first is later, all are.
-            if(kind = 1, ` + followSQL("next_reply") + `, if(kind = 2, ` + followSQL("next_assign") + `, toInt64(0))) AS next_ms,
-            if(kind = 2, ` + followSQL("next_abandon") + `, toInt64(0)) AS alt_ms,
+            -- The first follower at or after the event (0: none yet).
+            if(kind = 1, next_reply, if(kind = 2, next_assign, toInt64(0))) AS next_ms,
+            if(kind = 2, next_abandon, toInt64(0)) AS alt_ms,
             e_type AS type, e_sentiment AS sentiment, e_score AS score, e_resolution AS resolution,
             e_region AS own_region, e_queue AS own_queue, e_business_line AS own_business_line
         FROM (
@@ -337,7 +339,7 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
                     any(sentiment) AS e_sentiment, any(score) AS e_score, toString(any(resolution)) AS e_resolution,
                     toString(any(region)) AS e_region, toString(any(queue)) AS e_queue, toString(any(business_line)) AS e_business_line
                 FROM events
-                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')} + INTERVAL 1 DAY
+                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
                     AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
                         'message.sent', 'transfer.requested', 'agent.assigned')
                     -- After W only the followers of W's pairs are needed.
@@ -358,9 +360,9 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
             if(nth = 1 AND conv_seen, [3, 4], [])) AS kind
     ) AS p
     LEFT JOIN (
-        SELECT conversation_id, max(entry) AS entry,
-            max(region) AS c_region, max(queue) AS c_queue, max(channel) AS c_channel,
-            max(business_line) AS c_business_line, {{agents}} AS c_agents,
+        SELECT conversation_id, tupleElement(min(start), 7) AS entry,
+            tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue, tupleElement(min(start), 5) AS c_channel,
+            tupleElement(min(start), 6) AS c_business_line, {{agents}} AS c_agents,
             toUnixTimestamp64Milli(min(started_at)) AS start_ms,
             toUnixTimestamp64Milli(if(min(closed_at) IS NULL, min(abandoned_at),
                 if(min(abandoned_at) IS NULL, min(closed_at), least(min(closed_at), min(abandoned_at))))) AS end_ms,
@@ -453,8 +455,8 @@ const gaugesSQL = `WITH ids AS (
 ), c AS (
     SELECT conversation_id,
         min(started_at) AS started_at,
-        max(region) AS f_region, max(queue) AS f_queue, max(channel) AS f_channel,
-        max(business_line) AS f_business_line, {{agents}} AS f_agents,
+        tupleElement(min(start), 3) AS f_region, tupleElement(min(start), 4) AS f_queue, tupleElement(min(start), 5) AS f_channel,
+        tupleElement(min(start), 6) AS f_business_line, {{agents}} AS f_agents,
         max(last_transfer_at) AS last_transfer_at, max(last_assigned_at) AS last_assigned_at,
         min(closed_at) AS closed_at, min(abandoned_at) AS abandoned_at
     FROM conversations WHERE conversation_id IN (SELECT conversation_id FROM ids)

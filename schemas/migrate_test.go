@@ -222,3 +222,41 @@ func TestMigrateUpgradeSharedState(t *testing.T) {
 		t.Errorf("after the upgrade: %d alerts and %d notifications with term 0, want 1 and 1", alerts, outbox)
 	}
 }
+
+// TestMigrateUpgradeStart: conversations stored before the start column
+// (0005) get their earliest start's attributes, whole, after the upgrade.
+func TestMigrateUpgradeStart(t *testing.T) {
+	s := chtest.Start(t)
+	admin := s.Conn(t, "")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	old := "t_up_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
+	cfg := schemas.StoreConfig{Database: old}
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 5 }, logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, queue)
+		VALUES ('e2', 'conversation.started', now64(3) - INTERVAL 1 HOUR, 'c1', 'B', 'a'),
+			('e1', 'conversation.started', now64(3) - INTERVAL 2 HOUR, 'c1', 'A', 'z')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	// And a later start, stored after the upgrade, does not win.
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, queue)
+		VALUES ('e3', 'conversation.started', now64(3), 'c1', 'C', 'zz')`); err != nil {
+		t.Fatal(err)
+	}
+	var region, queue string
+	if err := admin.QueryRow(ctx, "SELECT tupleElement(min(start), 3), tupleElement(min(start), 4) FROM "+old+
+		".conversations WHERE conversation_id = 'c1' GROUP BY conversation_id").Scan(&region, &queue); err != nil {
+		t.Fatal(err)
+	}
+	if region != "A" || queue != "z" {
+		t.Errorf("attributes after the upgrade = %q, %q; want A, z (the earliest start's)", region, queue)
+	}
+}

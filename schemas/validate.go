@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -109,6 +110,16 @@ type wire struct {
 // attribute is noticed by its producer instead of silently missing from
 // every breakdown.
 func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
+	return DecodeAt(data, now, now, lim)
+}
+
+// DecodeAt is Decode for an event produced (by the producer's clock, e.g.
+// its Kafka record timestamp) and received at two times: occurred_at may be
+// at most lim.MaxFuture ahead of the earlier of them and at most
+// lim.MaxAge behind the later, so a producer whose clock is wrong, or that
+// stamps its records with occurred_at, cannot carry an event from 2099 or
+// 2001 past the limits.
+func DecodeAt(data []byte, produced, received time.Time, lim Limits) (Event, error) {
 	if len(data) > MaxEventBytes {
 		return Event{}, reject(ReasonOversize, "", "event is %d bytes, the limit is %d", len(data), MaxEventBytes)
 	}
@@ -167,7 +178,7 @@ func Decode(data []byte, now time.Time, lim Limits) (Event, error) {
 			return Event{}, reject(ReasonInvalidValue, "score", "must be an integer from 1 to 5")
 		}
 	}
-	if err := Validate(&e, now, lim); err != nil {
+	if err := validate(&e, produced, received, lim); err != nil {
 		return Event{}, err
 	}
 	return e, nil
@@ -223,6 +234,15 @@ func jsonTypeName(kind string) string {
 // Validate checks a decoded or constructed event against contract v1 at time
 // now. It returns the first rule broken, as an *Error.
 func Validate(e *Event, now time.Time, lim Limits) error {
+	return validate(e, now, now, lim)
+}
+
+// validate is Validate with the clocks of DecodeAt.
+func validate(e *Event, produced, received time.Time, lim Limits) error {
+	futureRef, ageRef := produced, received
+	if received.Before(produced) {
+		futureRef, ageRef = received, produced
+	}
 	if e.SchemaVersion != Version {
 		return reject(ReasonUnsupportedVersion, "schema_version", "must be %d, got %d", Version, e.SchemaVersion)
 	}
@@ -238,13 +258,13 @@ func Validate(e *Event, now time.Time, lim Limits) error {
 	if e.OccurredAt.IsZero() {
 		return reject(ReasonMissingField, "occurred_at", "is required")
 	}
-	if lim.MaxFuture > 0 && e.OccurredAt.After(now.Add(lim.MaxFuture)) {
+	if lim.MaxFuture > 0 && e.OccurredAt.After(futureRef.Add(lim.MaxFuture)) {
 		return reject(ReasonFutureTimestamp, "occurred_at", "%s is more than %s ahead of the receiver's clock", e.OccurredAt.Format(time.RFC3339), lim.MaxFuture)
 	}
-	if lim.MaxAge > 0 && e.OccurredAt.Before(now.Add(-lim.MaxAge)) {
+	if lim.MaxAge > 0 && e.OccurredAt.Before(ageRef.Add(-lim.MaxAge)) {
 		return reject(ReasonAncientTimestamp, "occurred_at", "%s is more than %s in the past", e.OccurredAt.Format(time.RFC3339), lim.MaxAge)
 	}
-	if err := checkString("conversation_id", e.ConversationID, 1, 128); err != nil {
+	if err := checkName("conversation_id", e.ConversationID, 1, 128); err != nil {
 		return err
 	}
 	if err := checkEnum("channel", e.Channel, Channels, e.Type == ConversationStarted); err != nil {
@@ -252,14 +272,14 @@ func Validate(e *Event, now time.Time, lim Limits) error {
 	}
 	needRegion := e.Type == ConversationStarted || e.Type == ComplaintFiled
 	if e.Region != "" || needRegion {
-		if err := checkString("region", e.Region, 1, 64); err != nil {
+		if err := checkName("region", e.Region, 1, 64); err != nil {
 			return err
 		}
 	}
-	if err := checkString("queue", e.Queue, 0, 64); err != nil {
+	if err := checkName("queue", e.Queue, 0, 64); err != nil {
 		return err
 	}
-	if err := checkString("business_line", e.BusinessLine, 0, 64); err != nil {
+	if err := checkName("business_line", e.BusinessLine, 0, 64); err != nil {
 		return err
 	}
 	if err := checkActor(e); err != nil {
@@ -319,7 +339,22 @@ func checkActor(e *Event) error {
 	if e.Type == AgentAssigned {
 		minID = 1
 	}
-	return checkString("actor.id", e.Actor.ID, minID, 128)
+	return checkName("actor.id", e.Actor.ID, minID, 128)
+}
+
+// checkName is checkString for the values the API filters and looks up
+// by (conversation id, region, queue, business line, agent id): they may
+// not hold control characters (C0, DEL, C1), which the API refuses in a
+// filter, so a stored value is always one a filter can name.
+func checkName(field, v string, minLen, maxLen int) error {
+	if err := checkString(field, v, minLen, maxLen); err != nil {
+		return err
+	}
+	if i := strings.IndexFunc(v, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(v[i:])
+		return reject(ReasonInvalidValue, field, "must not contain control characters, found U+%04X", r)
+	}
+	return nil
 }
 
 func checkString(field, v string, minLen, maxLen int) error {

@@ -1,0 +1,25 @@
+package schemas
+
+import "strings"
+
+// paramEscaper is the escaping of ClickHouse's escaped (TSV) format.
+var paramEscaper = strings.NewReplacer(
+	`\`, `\\`,
+	"\t", `\t`,
+	"\n", `\n`,
+	"\r", `\r`,
+	"\x00", `\0`,
+)
+
+// StringParam is s as the text of a {name:String} query parameter.
+//
+// ClickHouse reads every query parameter in its escaped format, over HTTP
+// (param_<name>) and the native protocol alike, and clickhouse-go passes
+// the values of clickhouse.WithParameters through as they are: unescaped,
+// `\N` would be read as NULL (an empty String), a lone
+// backslash would fail the query and `a\0b` would match a NUL. Every
+// String parameter that carries a value from outside (a filter, an id from
+// a path) goes through here, so it reaches the engine byte for byte.
+func StringParam(s string) string {
+	return paramEscaper.Replace(s)
+}
