@@ -97,7 +97,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 	}
 	c := &Consumer{
 		cfg:    cfg,
-		store:  store{conn: conn},
+		store:  store{conn: conn, cols: &columnCache{}},
 		dlq:    newDeadLetter(cfg),
 		m:      m,
 		logger: logger.With("component", "ingest", "topic", cfg.Topic),

@@ -287,7 +287,8 @@ SETTINGS enable_analyzer = 0`
 // liveOpenSQL returns the state the "now" gauges need of the
 // conversations of the ids subquery, and whether they are still open.
 const liveOpenSQL = `SELECT conversation_id,
-        toString(max(region)), toString(max(queue)), toString(max(channel)), toString(max(business_line)),
+        toString(tupleElement(min(start), 3)), toString(tupleElement(min(start), 4)),
+        toString(tupleElement(min(start), 5)), toString(tupleElement(min(start), 6)),
         ifNull(toUnixTimestamp64Milli(min(started_at)), 0) AS start_ms,
         ifNull(toUnixTimestamp64Milli(max(last_transfer_at)), 0) AS transfer_ms,
         ifNull(toUnixTimestamp64Milli(max(last_assigned_at)), 0) AS assigned_ms,
