@@ -16,12 +16,15 @@ import (
 )
 
 // realData finds a real public sample: in COCKPIT_REAL_DATA when set,
-// else in shared/data/real beside the repository or one of its parents
-// (where the project keeps them, outside the repository).
+// else in testdata/real (the copies the tests ship), else in
+// shared/data/real beside the repository or one of its parents.
 func realData(t *testing.T, name string) string {
 	t.Helper()
 	if dir := os.Getenv("COCKPIT_REAL_DATA"); dir != "" {
 		return filepath.Join(dir, name)
+	}
+	if p := filepath.Join("testdata", "real", name); fileExists(p) {
+		return p
 	}
 	dir, err := filepath.Abs("..")
 	if err != nil {
@@ -37,6 +40,11 @@ func realData(t *testing.T, name string) string {
 		}
 		dir = filepath.Dir(dir)
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // tweet is one row of twcs5k.csv.
