@@ -57,7 +57,7 @@ type KPI struct {
 	Rollup pipeline.RollupConfig `yaml:"rollup"`
 	// Live configures the live view that answers the windows that end now
 	// (the stream, the rules): bucket (10s), horizon (65m), overlap (5s),
-	// every (500ms), idle_probe (5s), disabled (false).
+	// every (500ms), idle_probe (2s), disabled (false).
 	Live pipeline.LiveConfig `yaml:"live"`
 }
 
