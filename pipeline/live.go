@@ -56,7 +56,9 @@ type LiveConfig struct {
 	// Every is the shortest time between two refreshes. Default 500ms.
 	Every time.Duration `yaml:"every"`
 	// IdleProbe is how often the store is asked for changes when the last
-	// refresh found none and this process stored nothing since. Default 2s: the wall judges its tiles stale after 5 s, and an idle view is only as recent as its last probe.
+	// refresh found none and this process stored nothing since. Default
+	// 2s: an idle view is only as recent as its last probe, and the wall
+	// judges its tiles stale after 5 s.
 	IdleProbe time.Duration `yaml:"idle_probe"`
 	// Disabled answers every window from the store.
 	Disabled bool `yaml:"disabled"`
