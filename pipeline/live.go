@@ -157,9 +157,9 @@ type liveView struct {
 
 	local chan struct{} // this process stored events (Fresh)
 
-	// refreshes counts refreshes that asked the store, rebuilt the
-	// buckets recomputed, lastRebuilt those of the newest refresh.
-	refreshes, rebuilt, lastRebuilt int64
+	// rebuilt counts the buckets recomputed, lastRebuilt those of the
+	// newest refresh.
+	rebuilt, lastRebuilt int64
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
@@ -356,6 +356,8 @@ func (l *liveView) update(ctx context.Context) error {
 	// The bucket of now is always recomputed while events arrive in it;
 	// buckets past it (events timed ahead of the store's clock) wait.
 	dirty = slices.DeleteFunc(dirty, func(b int64) bool { return b < horizonMs || b > nowBucket })
+	// read gives every bucket of a stretch an entry, so fresh replaces
+	// the dirty buckets whole.
 	fresh := map[int64]map[liveKey]*cell{}
 	for _, r := range l.stretches(dirty) {
 		if err := l.read(ctx, r[0], r[1], fresh); err != nil {
@@ -375,11 +377,6 @@ func (l *liveView) update(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, r := range l.stretches(dirty) {
-		for b := r[0]; b < r[1]; b += l.bucketMs() {
-			delete(l.buckets, b)
-		}
-	}
 	for b, m := range fresh {
 		l.buckets[b] = m
 	}
@@ -398,7 +395,6 @@ func (l *liveView) update(ctx context.Context) error {
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.idle = len(byConv) == 0
-	l.refreshes++
 	l.rebuilt += int64(len(dirty))
 	l.lastRebuilt = int64(len(dirty))
 	return nil
@@ -428,7 +424,6 @@ func (l *liveView) load(ctx context.Context) error {
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.loaded, l.idle = true, false
-	l.refreshes++
 	l.rebuilt += (to - from) / l.bucketMs()
 	return nil
 }
