@@ -78,7 +78,7 @@ func TestFaultServeKill9(t *testing.T) {
 	prod := produce(t, d.brokers, d.topic, w.msgs, pickDuration(40*time.Second, 4*time.Minute))
 
 	replays := 0
-	for k := 0; k < kills || (replays == 0 && k < kills+6); k++ {
+	for k := 0; k < kills || (replays == 0 && k < kills+12); k++ {
 		s := d.startServeNoWait("serve")
 		waitUntil(t, 2*time.Minute, s.name+" gets partitions", func() bool {
 			if s.exited() {
