@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 const (
@@ -25,7 +27,9 @@ const (
 // Restart stops the broker named by COCKPIT_TEST_KAFKA and starts it again
 // with its data (scripts/kafka.sh restart), for tests of how clients ride
 // out a broker restart. Like Broker, it skips or fails when no broker is
-// configured. It returns once the broker answers metadata requests again.
+// configured. It returns once every partition of every topic has a leader
+// again: a broker that answers metadata requests may still be loading its
+// logs, and produce requests fail with "no leader" until it has.
 //
 // Only tests that serialize themselves against every other user of the
 // broker may call it, because other tests would see the outage. Restart
@@ -73,7 +77,44 @@ func Restart(t testing.TB) {
 	if err != nil {
 		t.Fatalf("kafkatest: bash %s restart: %v\n%s", script, err, out)
 	}
+	if err := waitAllLeaders(ctx, addr); err != nil {
+		t.Fatalf("kafkatest: broker %s restarted but %v", addr, err)
+	}
 	t.Logf("kafkatest: broker %s restarted in %s", addr, time.Since(start).Round(time.Millisecond))
+}
+
+// waitAllLeaders polls the broker's metadata until every partition of every
+// topic has a leader.
+func waitAllLeaders(ctx context.Context, brokers string) error {
+	client := &kafka.Client{Addr: kafka.TCP(splitBrokers(brokers)...)}
+	var last error
+	for {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+		last = err
+		if err == nil {
+		topics:
+			for _, tp := range md.Topics {
+				if tp.Error != nil {
+					last = fmt.Errorf("topic %s: %w", tp.Name, tp.Error)
+					break
+				}
+				for _, p := range tp.Partitions {
+					if p.Error != nil || p.Leader.Host == "" {
+						last = fmt.Errorf("topic %s partition %d has no leader yet", tp.Name, p.ID)
+						break topics
+					}
+				}
+			}
+			if last == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("partitions without a leader: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // findScript locates scripts/kafka.sh in the module root above the working
