@@ -26,6 +26,10 @@ type Manager struct {
 	listeners []func([]Change)
 	// op serialises the operations that read or replace the state.
 	op sync.Mutex
+	// silencesAt is the probe whose stamp the silences in force match;
+	// silenceLoads counts the reads of the silences table.
+	silencesAt   silenceStamp
+	silenceLoads int
 }
 
 // NewManager loads the active alerts and silences from the store, so a
@@ -353,12 +357,26 @@ func (m *Manager) Sync(ctx context.Context, now time.Time) error {
 }
 
 func (m *Manager) sync(ctx context.Context, now time.Time) error {
-	ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
-	if err != nil {
-		return err
-	}
-	if err := m.silences.Replace(ss); err != nil {
-		return err
+	// The silences are read again unless a term check made since the last
+	// sync saw them unchanged: a stamp the last sync already used says
+	// nothing of writes made after it.
+	seen := m.store.silencesSeen.Load()
+	if seen == nil || m.silencesAt.seq == 0 || seen.seq == m.silencesAt.seq || seen.hash != m.silencesAt.hash {
+		ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
+		if err != nil {
+			return err
+		}
+		if err := m.silences.Replace(ss); err != nil {
+			return err
+		}
+		m.silenceLoads++
+		m.silencesAt = silenceStamp{}
+		if seen != nil {
+			// Read after the probe: whatever it stamped is in force.
+			m.silencesAt = *seen
+		}
+	} else {
+		m.silencesAt.seq = seen.seq
 	}
 	active := m.tracker.Active()
 	ids := make([]string, len(active))

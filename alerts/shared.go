@@ -173,20 +173,46 @@ func (e *FencedError) Unwrap() error { return ErrFenced }
 // NewestTerm returns the newest leadership term (zero when none was
 // opened).
 func (s *Store) NewestTerm(ctx context.Context) (Term, error) {
-	rows, err := s.conn.Query(ctx, `SELECT term, generation, member FROM leader_terms
-		ORDER BY term DESC, generation DESC LIMIT 1`)
+	t, _, err := s.probe(ctx)
+	return t, err
+}
+
+// probe reads the newest leadership term and, in the same query, a stamp
+// of the stored silences (a hash of every row's id and version: any write
+// changes it), which it keeps for the leader's next Manager.Sync. The
+// leader checks its term every tick; the silences ride along, so an idle
+// tick asks the store one question instead of two.
+func (s *Store) probe(ctx context.Context) (Term, uint64, error) {
+	rows, err := s.conn.Query(ctx, `SELECT term, generation, member,
+			(SELECT sum(cityHash64(id, version)) FROM silences) AS silences
+		FROM leader_terms ORDER BY term DESC, generation DESC LIMIT 1`)
 	if err != nil {
-		return Term{}, fmt.Errorf("cannot read the leadership term: %w", err)
+		return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
 	}
 	defer rows.Close()
-	var t Term
+	var (
+		t     Term
+		stamp uint64
+		found bool
+	)
 	for rows.Next() {
-		if err := rows.Scan(&t.Term, &t.Generation, &t.Member); err != nil {
-			return Term{}, fmt.Errorf("cannot read the leadership term: %w", err)
+		if err := rows.Scan(&t.Term, &t.Generation, &t.Member, &stamp); err != nil {
+			return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
 		}
+		found = true
 	}
-	return t, rows.Err()
+	if err := rows.Err(); err != nil {
+		return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
+	}
+	if found {
+		s.silencesSeen.Store(&silenceStamp{seq: s.probes.Add(1), hash: stamp})
+	}
+	return t, stamp, nil
 }
+
+// silenceStamp is what one probe saw of the silences table; seq numbers
+// the probes, so a reader can tell a new observation from one it used.
+type silenceStamp struct{ seq, hash uint64 }
 
 // BeginTerm opens a term for member, which leads the ingest group in
 // generation: one above the newest term.
@@ -213,7 +239,7 @@ func (s *Store) BeginTerm(ctx context.Context, generation int64, member string) 
 // CheckTerm returns nil while mine is the newest term, else a
 // *FencedError naming the newest.
 func (s *Store) CheckTerm(ctx context.Context, mine Term) error {
-	newest, err := s.NewestTerm(ctx)
+	newest, _, err := s.probe(ctx)
 	if err != nil {
 		return err
 	}

@@ -286,3 +286,61 @@ func TestReloadClosesStaleEpisodes(t *testing.T) {
 		t.Errorf("stored active episodes = %+v, %v; want one", active, err)
 	}
 }
+
+// TestSilencesReadOnChange: the leader's term check stamps the silences
+// table, and a sync reads the silences only when the stamp moved or no
+// check was made since the last sync; a silence another instance stores
+// is in force after the next check and sync.
+func TestSilencesReadOnChange(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st, other := NewStore(conn), NewStore(conn)
+	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
+	if err := cfg.Validate([]string{"ops"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := st.BeginTerm(ctx, 1, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tick := func(check bool) int {
+		t.Helper()
+		if check {
+			if err := st.CheckTerm(ctx, term); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Sync(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		return m.silenceLoads
+	}
+	if n := tick(true); n != 1 {
+		t.Fatalf("first sync read the silences %d times, want 1", n)
+	}
+	if n := tick(true); n != 1 {
+		t.Fatalf("a sync with nothing changed read the silences again (%d reads)", n)
+	}
+	if n := tick(false); n != 2 {
+		t.Fatalf("a sync with no term check since the last one did not read the silences (%d reads)", n)
+	}
+	mt, _ := ParseMatcher(`region="广州"`)
+	x := Silence{ID: "s-other", Matchers: Matchers{mt}, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour), CreatedBy: "lin", CreatedAt: now}
+	if err := other.SaveSilence(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if n := tick(true); n != 3 {
+		t.Fatalf("a silence stored by another instance was not read (%d reads)", n)
+	}
+	if l := m.silences.List(); len(l) != 1 || l[0].ID != "s-other" {
+		t.Fatalf("silences in force = %+v, want s-other", l)
+	}
+	if n := tick(true); n != 3 {
+		t.Fatalf("unchanged silences read again (%d reads)", n)
+	}
+}

@@ -24,6 +24,10 @@ type Store struct {
 	// OnEnqueue, if set, is called after a notification was written to
 	// the outbox, so that delivery reads it at once rather than on a poll.
 	OnEnqueue func()
+	// silencesSeen is the newest stamp of the silences table a term check
+	// read (nil before the first); probes numbers the checks.
+	silencesSeen atomic.Pointer[silenceStamp]
+	probes       atomic.Uint64
 }
 
 // SetTerm sets the leadership term stored with the alert states and

@@ -382,9 +382,10 @@ func (a *alerting) countAlerts() {
 	}
 }
 
-// watchOutbox reads the outbox's depth and oldest age every few seconds.
+// watchOutbox reads the outbox's depth and oldest age every 15 s (a
+// Prometheus scrape interval): delivery itself does not need them.
 func (a *alerting) watchOutbox(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
 		if st, err := a.store.OutboxStats(ctx); err == nil {
