@@ -566,8 +566,11 @@ func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
 // maxLiveStretches is the most windowSQL queries one refresh runs.
 const maxLiveStretches = 3
 
-// stretches covers the sorted buckets with at most maxLiveStretches
-// ranges [from, to) of bucket starts, joining across the smallest gaps.
+// stretches covers the sorted buckets with ranges [from, to) of bucket
+// starts, as few as it can: planning, not reading, dominates a short
+// window on this engine, so gaps are read rather than split off while the
+// joined range stays within liveChunk (one query); past that, at most
+// maxLiveStretches ranges, joined across the smallest gaps.
 func (l *liveView) stretches(buckets []int64) [][2]int64 {
 	var out [][2]int64
 	for _, b := range buckets {
@@ -577,12 +580,16 @@ func (l *liveView) stretches(buckets []int64) [][2]int64 {
 		}
 		out = append(out, [2]int64{b, b + l.bucketMs()})
 	}
-	for len(out) > maxLiveStretches {
+	chunk := liveChunk.Milliseconds()
+	for len(out) > 1 {
 		best := 0
 		for i := 1; i < len(out)-1; i++ {
 			if out[i+1][0]-out[i][1] < out[best+1][0]-out[best][1] {
 				best = i
 			}
+		}
+		if len(out) <= maxLiveStretches && out[best+1][1]-out[best][0] > chunk {
+			break
 		}
 		out[best][1] = out[best+1][1]
 		out = slices.Delete(out, best+1, best+2)

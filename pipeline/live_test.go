@@ -269,3 +269,27 @@ func TestLiveDirtyBuckets(t *testing.T) {
 		t.Errorf("first reply: dirty %v, want %v", got, want)
 	}
 }
+
+// TestLiveStretches: dirty buckets within five minutes of each other are
+// read by one query, gaps included; farther apart they are read as at
+// most maxLiveStretches ranges, each covering its buckets.
+func TestLiveStretches(t *testing.T) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	b := func(i int64) int64 { return i * 10_000 } // 10 s buckets
+	for _, tt := range []struct {
+		name    string
+		buckets []int64
+		want    [][2]int64
+	}{
+		{"none", nil, nil},
+		{"adjacent", []int64{b(3), b(4), b(5)}, [][2]int64{{b(3), b(6)}}},
+		{"within five minutes", []int64{b(0), b(1), b(7), b(20), b(29)}, [][2]int64{{b(0), b(30)}}},
+		{"two far apart", []int64{b(0), b(1), b(100), b(101)}, [][2]int64{{b(0), b(2)}, {b(100), b(102)}}},
+		{"five far apart", []int64{b(0), b(100), b(101), b(200), b(300), b(302)},
+			[][2]int64{{b(0), b(1)}, {b(100), b(201)}, {b(300), b(303)}}},
+	} {
+		if got := l.stretches(tt.buckets); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: stretches %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

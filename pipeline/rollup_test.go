@@ -101,7 +101,7 @@ func genRollupTraffic(seed uint64, base time.Time, hours, convs int) rollupTraff
 }
 
 // insertChunks stores events in several inserts, as ingest batches do.
-func insertChunks(t *testing.T, conn driver.Conn, evs []schemas.Event, chunk int) {
+func insertChunks(t testing.TB, conn driver.Conn, evs []schemas.Event, chunk int) {
 	t.Helper()
 	for i := 0; i < len(evs); i += chunk {
 		if err := ingest.Insert(context.Background(), conn, evs[i:min(i+chunk, len(evs))]); err != nil {
