@@ -136,7 +136,10 @@ const maxLookupQuery = 200 << 10
 
 // storedVersions returns, for each of ids that is stored, where its first
 // stored version came from. It asks one query per maxLookupQuery of ids
-// (one for a batch of ordinary ids up to several thousand).
+// (one for a batch of ordinary ids up to several thousand). The ids go in
+// as an array literal: the engine reads one several times faster than the
+// same ids as an IN list, and the set built from it still selects granules
+// by the table's key.
 func (s store) storedVersions(ctx context.Context, ids []string) (map[string]source, error) {
 	out := make(map[string]source)
 	var b strings.Builder
@@ -145,7 +148,7 @@ func (s store) storedVersions(ctx context.Context, ids []string) (map[string]sou
 		b.WriteString(`SELECT event_id,
 			argMin(source_partition, (ingested_at, source_partition, source_offset)),
 			argMin(source_offset, (ingested_at, source_partition, source_offset))
-		FROM event_ids WHERE event_id IN (`)
+		FROM event_ids WHERE event_id IN (SELECT arrayJoin([`)
 		n := 0
 		for n < len(ids) && (n == 0 || b.Len()+4*len(ids[n]) < maxLookupQuery) {
 			if n > 0 {
@@ -154,7 +157,7 @@ func (s store) storedVersions(ctx context.Context, ids []string) (map[string]sou
 			quoteString(&b, ids[n])
 			n++
 		}
-		b.WriteString(") GROUP BY event_id")
+		b.WriteString("])) GROUP BY event_id")
 		ids = ids[n:]
 		rows, err := s.conn.Query(ctx, b.String())
 		if err != nil {
