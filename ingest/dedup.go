@@ -26,10 +26,13 @@ import (
 // are dropped from the insert without a word (the rest of the batch is
 // inserted under the batch's token as before).
 //
-// Partitions are stored in parallel. The look-up and the claim of the
-// event_ids it let through happen under one lock per process, and a claim
-// is held until the batch's insert has returned, so two partitions of one
-// process never both store an event_id. Two processes of the group (each
+// Partitions are stored in parallel, and so are their look-ups. A batch
+// claims the event_ids it lets through until its insert has returned; a
+// released claim is kept while any look-up that began before the release
+// is still running (that look-up may not have seen the rows). Deciding
+// against the look-up, the held claims and those recent releases happens
+// under one lock per process, so two partitions of one process never both
+// store an event_id. Two processes of the group (each
 // owning other partitions) can still race: both may look an event_id up
 // before either has stored it, and then both versions are stored. Closing
 // that would need one writer per event_id (e.g. partitioning the topic by
@@ -44,26 +47,108 @@ type source struct {
 }
 
 // claims are the event_ids of this process's batches between their
-// look-up and the end of their insert.
+// look-up and the end of their insert (held), and those released since the
+// oldest look-up still running began (recent).
 type claims struct {
 	mu   sync.Mutex
 	held map[string]source
+	// seq counts releases; a look-up notes it when it begins, and misses
+	// at most the rows of releases numbered above it.
+	seq    uint64
+	recent map[string]released
+	// order holds the releases still in recent, oldest first.
+	order []releasedBatch
+	// running counts the look-ups in flight by the seq they began at.
+	running map[uint64]int
 }
 
-func newClaims() *claims { return &claims{held: map[string]source{}} }
+type released struct {
+	src source
+	seq uint64
+}
 
-// release ends the claims of one batch.
+type releasedBatch struct {
+	seq uint64
+	ids []string
+}
+
+func newClaims() *claims {
+	return &claims{held: map[string]source{}, recent: map[string]released{}, running: map[uint64]int{}}
+}
+
+// begin registers a look-up about to run and returns its start.
+func (c *claims) begin() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.running[c.seq]++
+	return c.seq
+}
+
+// end unregisters a look-up (c.mu held) and forgets the releases every
+// running look-up began after.
+func (c *claims) end(start uint64) {
+	if c.running[start]--; c.running[start] <= 0 {
+		delete(c.running, start)
+	}
+	oldest := c.seq
+	for s := range c.running {
+		oldest = min(oldest, s)
+	}
+	n := 0
+	for _, b := range c.order {
+		if b.seq > oldest {
+			break
+		}
+		for _, id := range b.ids {
+			if r, ok := c.recent[id]; ok && r.seq == b.seq {
+				delete(c.recent, id)
+			}
+		}
+		n++
+	}
+	clear(c.order[:n])
+	c.order = c.order[n:]
+}
+
+// release ends the claims of one batch. Its insert returned, or gave up
+// (the generation ended): then the rows are stored by the replay of the
+// next owner of the partition, so they still count as the first version.
 func (c *claims) release(ids []string, partition int32) {
 	if len(ids) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.seq++
 	for _, id := range ids {
 		if s, ok := c.held[id]; ok && s.partition == partition {
 			delete(c.held, id)
+			c.recent[id] = released{src: s, seq: c.seq}
 		}
 	}
+	if len(c.running) > 0 {
+		c.order = append(c.order, releasedBatch{seq: c.seq, ids: ids})
+	} else {
+		// No look-up is running: every later one sees these rows stored.
+		clear(c.recent)
+		clear(c.order)
+		c.order = c.order[:0]
+	}
+}
+
+// lookup returns where a version of id is stored or being stored, as a
+// look-up that began at start and found stored sees it (c.mu held).
+func (c *claims) lookup(id string, start uint64, stored map[string]source) (source, bool) {
+	if s, ok := stored[id]; ok {
+		return s, true
+	}
+	if s, ok := c.held[id]; ok {
+		return s, true
+	}
+	if r, ok := c.recent[id]; ok && r.seq > start {
+		return r.src, true
+	}
+	return source{}, false
 }
 
 // dedup drops from the batch every row whose event_id is stored, claimed
@@ -82,9 +167,11 @@ func (p *partition) dedup(ctx context.Context) ([]string, error) {
 			ids = append(ids, id)
 		}
 	}
+	start := c.claims.begin()
+	stored, err := c.store.storedVersions(ctx, ids)
 	c.claims.mu.Lock()
 	defer c.claims.mu.Unlock()
-	stored, err := c.store.storedVersions(ctx, ids)
+	defer c.claims.end(start)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +183,7 @@ func (p *partition) dedup(ctx context.Context) ([]string, error) {
 		here := source{partition: p.id, offset: p.rows.offset[i]}
 		first, dup := seen[id]
 		if !dup {
-			if first, dup = stored[id]; !dup {
-				first, dup = c.claims.held[id]
-			}
+			first, dup = c.claims.lookup(id, start, stored)
 			if dup && first == here {
 				// Stored by an earlier attempt at this batch.
 				seen[id] = first
