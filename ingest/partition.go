@@ -297,9 +297,9 @@ func (p *partition) due() bool {
 }
 
 // flush stores the batch and commits its offsets: intent, look-up of the
-// stored event_ids (dedup.go), rows, dead letters, commit. It returns an error only when ctx ended (or the
-// generation did) before the commit; the intent log then lets the next
-// owner finish the job.
+// stored event_ids (dedup.go), rows, dead letters, commit. It returns an
+// error only when ctx ended (or the generation did) before the commit; the
+// intent log then lets the next owner finish the job.
 func (p *partition) flush(ctx context.Context) error {
 	if p.count() == 0 {
 		return nil
