@@ -19,6 +19,7 @@ import (
 type Consumer struct {
 	cfg    Config
 	store  store
+	claims *claims
 	dlq    *deadLetter
 	m      *metrics
 	logger *slog.Logger
@@ -47,8 +48,9 @@ func (c *Consumer) Leadership() (generation int64, leads bool) {
 }
 
 // Stats are running totals of one consumer, for progress reports and tests.
+// Duplicates are records not stored because their event_id was.
 type Stats struct {
-	Consumed, Inserted, Rejected atomic.Int64
+	Consumed, Inserted, Rejected, Duplicates atomic.Int64
 }
 
 // Stats returns the consumer's running totals.
@@ -98,6 +100,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 	c := &Consumer{
 		cfg:    cfg,
 		store:  store{conn: conn, cols: &columnCache{}},
+		claims: newClaims(),
 		dlq:    newDeadLetter(cfg),
 		m:      m,
 		logger: logger.With("component", "ingest", "topic", cfg.Topic),

@@ -13,6 +13,13 @@
 // drops the parts it already has and stores the ones it lacks. The effect is
 // that each produced record is stored once, whatever was killed when.
 //
+// A repeated event_id counts once and its first stored version wins: before
+// a batch is inserted its event_ids are looked up in the event_ids table,
+// and rows already stored (or earlier in the batch, or being inserted by
+// another partition of this process) are dropped, counted and sent to the
+// dead-letter topic (dedup.go). A replayed batch's own stored rows are
+// recognised by their source offsets and are not repeats.
+//
 // Records that fail validation go to the dead-letter topic with the reason
 // in headers and are counted by reason; they never stop a partition. A
 // store outage stops the partition's progress (nothing is committed) and is

@@ -140,20 +140,21 @@ func TestIngestEndToEnd(t *testing.T) {
 	waitFor(t, time.Minute, func() bool { return count(t, conn, "SELECT uniqExact(event_id) FROM events") >= unique })
 	r.stop()
 
-	// Every event once. A repeated event_id is folded by the table's key:
-	// at insert time when both copies share a block, at merge time
-	// otherwise, and by FINAL in between.
+	// Every event once, physically: a repeated event_id is not stored.
 	if n := count(t, conn, "SELECT uniqExact(event_id) FROM events"); n != unique {
 		t.Errorf("distinct event ids = %d, want %d", n, unique)
 	}
-	if n := count(t, conn, "SELECT count() FROM events FINAL"); n != unique {
-		t.Errorf("count() FINAL = %d, want %d (duplicates counted once)", n, unique)
+	if n := count(t, conn, "SELECT count() FROM events"); n != unique {
+		t.Errorf("physical rows = %d, want %d (duplicates stored once)", n, unique)
 	}
-	if n := count(t, conn, "SELECT count() FROM events"); n < unique || n > unique+uint64(len(dups)) {
-		t.Errorf("physical rows = %d, want %d..%d", n, unique, unique+uint64(len(dups)))
+	if got := r.c.Stats().Inserted.Load(); got != int64(unique) {
+		t.Errorf("inserted %d records, want %d", got, unique)
 	}
-	if got := r.c.Stats().Inserted.Load(); got != int64(unique)+int64(len(dups)) {
-		t.Errorf("inserted %d records, want %d (duplicates are delivered, not dropped by ingest)", got, int(unique)+len(dups))
+	if got := r.c.Stats().Duplicates.Load(); got != int64(len(dups)) {
+		t.Errorf("%d duplicates, want %d", got, len(dups))
+	}
+	if got := r.metric(t, "cockpit_ingest_duplicates_total", "", ""); got != float64(len(dups)) {
+		t.Errorf("duplicates_total = %v, want %d", got, len(dups))
 	}
 	// Late and out-of-order events are stored by event time.
 	var at time.Time
@@ -175,8 +176,12 @@ func TestIngestEndToEnd(t *testing.T) {
 		t.Errorf("attributes = %q %q %q", region, queue, channel)
 	}
 
-	// Each bad record is in the dead-letter topic with its reason.
-	got := readDeadLetters(t, brokers, dlq, len(bad))
+	// Each bad record is in the dead-letter topic with its reason, and so
+	// is each repeat.
+	got, repeats := readDeadLetters(t, brokers, dlq, len(bad)+len(dups))
+	if repeats != len(dups) {
+		t.Errorf("%d dead letters for repeated event_ids, want %d", repeats, len(dups))
+	}
 	for i, b := range bad {
 		key := "bad" + strconv.Itoa(i)
 		if got[key] != string(b.reason) {
@@ -193,18 +198,20 @@ func TestIngestEndToEnd(t *testing.T) {
 }
 
 // readDeadLetters reads n records from the dead-letter topic and returns
-// reason by record key.
-func readDeadLetters(t *testing.T, brokers, topic string, n int) map[string]string {
+// reason by record key for the invalid records, and the number of repeated
+// event_ids.
+func readDeadLetters(t *testing.T, brokers, topic string, n int) (map[string]string, int) {
 	t.Helper()
 	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out := map[string]string{}
-	for len(out) < n {
+	repeats := 0
+	for i := 0; i < n; i++ {
 		m, err := rd.ReadMessage(ctx)
 		if err != nil {
-			t.Fatalf("read dead letters (%d of %d): %v", len(out), n, err)
+			t.Fatalf("read dead letters (%d of %d): %v", i, n, err)
 		}
 		h := map[string]string{}
 		for _, x := range m.Headers {
@@ -213,9 +220,13 @@ func readDeadLetters(t *testing.T, brokers, topic string, n int) map[string]stri
 		if h[ingest.HeaderSourceTopic] == "" || h[ingest.HeaderSourceOffset] == "" || h[ingest.HeaderError] == "" {
 			t.Errorf("dead letter without source headers: %v", h)
 		}
+		if h[ingest.HeaderReason] == string(ingest.ReasonDuplicateEventID) {
+			repeats++
+			continue
+		}
 		out[string(m.Key)] = h[ingest.HeaderReason]
 	}
-	return out
+	return out, repeats
 }
 
 // committedTotal sums the group's committed offsets over the partitions.

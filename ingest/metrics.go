@@ -14,6 +14,7 @@ type metrics struct {
 	lag          *prometheus.GaugeVec
 	retries      *prometheus.CounterVec
 	replays      prometheus.Counter
+	duplicates   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,8 +45,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cockpit_ingest_replays_total", Help: "Batches replayed from the intent log after a restart or rebalance.",
 		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cockpit_ingest_duplicates_total",
+			Help: "Records not stored because their event_id was stored before (the first version wins); each is in the dead-letter topic with reason duplicate_event_id.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.inserted, m.rejected, m.batchRows, m.batchSeconds, m.lag, m.retries, m.replays} {
+	for _, c := range []prometheus.Collector{m.consumed, m.inserted, m.rejected, m.batchRows, m.batchSeconds, m.lag, m.retries, m.replays, m.duplicates} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -24,8 +24,14 @@ type partition struct {
 	next  int64 // next offset to read
 
 	// The batch being built: records [first, last] of this partition.
+	// msgs are the records of rows, row for row, for the dead letters of
+	// repeated event_ids; dups are those repeats (found when the batch is
+	// stored) and keep the look-up's scratch.
 	rows    rows
+	msgs    []kafka.Message
 	rejects []rejected
+	dups    []rejected
+	keep    []bool
 	first   int64
 	last    int64
 	bytes   int
@@ -227,7 +233,7 @@ func (p *partition) fetch(ctx, flushCtx context.Context) (int64, error) {
 	return hwm, nil
 }
 
-func (p *partition) count() int { return p.rows.len() + len(p.rejects) }
+func (p *partition) count() int { return p.rows.len() + len(p.rejects) + len(p.dups) }
 
 // add decodes one record into the batch. A forced batch is flushed as soon
 // as its range is complete.
@@ -271,6 +277,7 @@ func (p *partition) add(ctx context.Context, msg kafka.Message) error {
 		p.rejects = append(p.rejects, rejected{msg: msg, err: verr})
 	} else {
 		p.rows.add(&ev, p.id, msg.Offset)
+		p.msgs = append(p.msgs, msg)
 	}
 	if p.forced != nil && msg.Offset == p.forced.Last {
 		return p.flush(ctx)
@@ -289,10 +296,10 @@ func (p *partition) due() bool {
 	return n >= cfg.BatchRows || p.bytes >= cfg.BatchBytes || time.Since(p.started) >= cfg.BatchInterval
 }
 
-// flush stores the batch and commits its offsets: intent, rows, dead
-// letters, commit. It returns an error only when ctx ended (or the
-// generation did) before the commit; the intent log then lets the next
-// owner finish the job.
+// flush stores the batch and commits its offsets: intent, look-up of the
+// stored event_ids (dedup.go), rows, dead letters, commit. It returns an
+// error only when ctx ended (or the generation did) before the commit; the
+// intent log then lets the next owner finish the job.
 func (p *partition) flush(ctx context.Context) error {
 	if p.count() == 0 {
 		return nil
@@ -313,11 +320,33 @@ func (p *partition) flush(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := c.retry(ctx, "insert", attrs, func(ctx context.Context) error {
-			return c.store.insert(ctx, &p.rows, token)
+		var claimed []string
+		if err := c.retry(ctx, "dedup", attrs, func(ctx context.Context) error {
+			var err error
+			claimed, err = p.dedup(ctx)
+			return err
 		}); err != nil {
 			return err
 		}
+		err := c.retry(ctx, "insert", attrs, func(ctx context.Context) error {
+			if p.rows.len() == 0 {
+				return nil // every row was stored already
+			}
+			return c.store.insert(ctx, &p.rows, token)
+		})
+		c.claims.release(claimed, p.id)
+		if err != nil {
+			return err
+		}
+	}
+	if len(p.dups) > 0 {
+		if err := c.retry(ctx, "dead_letter", attrs, func(ctx context.Context) error {
+			return c.dlq.write(ctx, p.dups)
+		}); err != nil {
+			return err
+		}
+		c.logger.Info("repeated event_ids sent to the dead-letter topic; the first stored versions stand",
+			append(attrs, "count", len(p.dups), "repeats", duplicatesSummary(p.dups))...)
 	}
 	if len(p.rejects) > 0 {
 		if err := c.retry(ctx, "dead_letter", attrs, func(ctx context.Context) error {
@@ -336,13 +365,19 @@ func (p *partition) flush(ctx context.Context) error {
 		return err
 	}
 	c.m.inserted.Add(float64(p.rows.len()))
+	c.m.duplicates.Add(float64(len(p.dups)))
 	c.stats.Inserted.Add(int64(p.rows.len()))
 	c.stats.Rejected.Add(int64(len(p.rejects)))
+	c.stats.Duplicates.Add(int64(len(p.dups)))
 	c.m.batchRows.Observe(float64(p.count()))
 	c.m.batchSeconds.Observe(time.Since(begin).Seconds())
 	p.rows.reset()
+	clear(p.msgs)
+	p.msgs = p.msgs[:0]
 	clear(p.rejects)
 	p.rejects = p.rejects[:0]
+	clear(p.dups)
+	p.dups = p.dups[:0]
 	p.forced = nil
 	return nil
 }

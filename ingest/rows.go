@@ -97,3 +97,30 @@ func (r *rows) appendTo(b driver.Batch) error {
 	}
 	return nil
 }
+
+// filter keeps the rows whose keep entry is true, in order.
+func (r *rows) filter(keep []bool) {
+	r.eventID, r.typ, r.conversationID = filterSlice(r.eventID, keep), filterSlice(r.typ, keep), filterSlice(r.conversationID, keep)
+	r.channel, r.region, r.queue = filterSlice(r.channel, keep), filterSlice(r.region, keep), filterSlice(r.queue, keep)
+	r.businessLine, r.actorRole, r.actorID = filterSlice(r.businessLine, keep), filterSlice(r.actorRole, keep), filterSlice(r.actorID, keep)
+	r.entry, r.customerID, r.text = filterSlice(r.entry, keep), filterSlice(r.customerID, keep), filterSlice(r.text, keep)
+	r.reason, r.resolution, r.category = filterSlice(r.reason, keep), filterSlice(r.resolution, keep), filterSlice(r.category, keep)
+	r.severity, r.occurredAt = filterSlice(r.severity, keep), filterSlice(r.occurredAt, keep)
+	r.sentiment, r.abusive = filterSlice(r.sentiment, keep), filterSlice(r.abusive, keep)
+	r.score, r.version = filterSlice(r.score, keep), filterSlice(r.version, keep)
+	r.partition, r.offset = filterSlice(r.partition, keep), filterSlice(r.offset, keep)
+}
+
+// filterSlice keeps s[i] where keep[i], in place; the tail is zeroed so
+// that it holds no references.
+func filterSlice[T any](s []T, keep []bool) []T {
+	n := 0
+	for i, k := range keep {
+		if k {
+			s[n] = s[i]
+			n++
+		}
+	}
+	clear(s[n:])
+	return s[:n]
+}

@@ -50,7 +50,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		tables = append(tables, name)
 	}
 	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox",
-		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans"} {
+		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans", "event_ids"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -148,6 +148,45 @@ func TestMigrateUpgrade(t *testing.T) {
 	}
 	if events != 2 || convs == 0 {
 		t.Errorf("after the upgrade: %d events, %d conversation rows; want 2 and some", events, convs)
+	}
+}
+
+// TestMigrateEventIDs starts from the schema before the event_id index
+// (every migration but 0021) holding events, one of them stored twice,
+// migrates, and requires every stored event_id in the index, and the
+// events inserted afterwards too.
+func TestMigrateEventIDs(t *testing.T) {
+	s := chtest.Start(t)
+	admin := s.Conn(t, "")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	old := "t_ids_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
+	cfg := schemas.StoreConfig{Database: old}
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 21 }, logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+		VALUES ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 0, 0),
+		       ('e1', 'complaint.filed', now64(3) - INTERVAL 1 HOUR, 'c2', '广州', 1, 0),
+		       ('e2', 'conversation.closed', now64(3) - INTERVAL 1 HOUR, 'c1', '', 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, source_partition, source_offset)
+		VALUES ('e3', 'conversation.closed', now64(3), 'c3', 2, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	var rows, ids uint64
+	if err := admin.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM "+old+".event_ids").Scan(&rows, &ids); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 4 || ids != 3 {
+		t.Errorf("event_ids holds %d rows of %d ids, want 4 of 3", rows, ids)
 	}
 }
 
