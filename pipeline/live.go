@@ -153,7 +153,11 @@ type liveView struct {
 	asOf      time.Time // when the last refresh ended, by the store's clock
 	refreshed time.Time // when the last refresh ended, by this process's clock
 	idle      bool      // the last refresh found nothing
-	err       error     // the last refresh's error, until one succeeds
+	// seen holds the rows a refresh took in that a later one still finds
+	// among those stored since its start (the overlap), with the store's
+	// clock when they were taken in: they are not new again.
+	seen map[string]int64
+	err  error // the last refresh's error, until one succeeds
 
 	local chan struct{} // this process stored events (Fresh)
 
@@ -163,7 +167,8 @@ type liveView struct {
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
-	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, open: map[string]openConv{}, local: make(chan struct{}, 1)}
+	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, open: map[string]openConv{},
+		seen: map[string]int64{}, local: make(chan struct{}, 1)}
 }
 
 // fresh tells the view that this process stored events.
@@ -269,14 +274,15 @@ func (l *liveView) due() bool {
 
 // liveChangedSQL returns, for every conversation with rows stored since
 // {since} whose event time is within the last day, its events of the
-// horizon (time, type, role, stored since {since}), and the store's clock.
+// horizon (time, type, role, stored since {since}, event id), and the
+// store's clock.
 // Only the rows stored since {since} are looked for by ingested_at (its
 // skip index makes that a read of the newest granules).
 const liveChangedSQL = `SELECT now64(3) AS server_now,
-    groupArray((conversation_id, ms, e_type, role, is_new)) AS evs
+    groupArray((conversation_id, ms, e_type, role, is_new, event_id)) AS evs
 FROM (
     SELECT conversation_id, toUnixTimestamp64Milli(occurred_at) AS ms, toString(type) AS e_type,
-        toString(actor_role) AS role, toUInt8(ingested_at >= {since:DateTime64(3, 'UTC')}) AS is_new
+        toString(actor_role) AS role, toUInt8(ingested_at >= {since:DateTime64(3, 'UTC')}) AS is_new, event_id
     FROM events
     WHERE occurred_at >= {day:DateTime64(3, 'UTC')}
         AND (occurred_at >= {horizon:DateTime64(3, 'UTC')} OR ingested_at >= {since:DateTime64(3, 'UTC')})
@@ -338,9 +344,13 @@ func (l *liveView) update(ctx context.Context) error {
 		return fmt.Errorf("cannot find changed conversations: %w", err)
 	}
 	serverNow = serverNow.UTC()
+	// A row stored since {since} is new unless an earlier refresh took it
+	// in: the overlap finds each row again for several refreshes, and
+	// marking its buckets every time would multiply the work.
 	byConv := map[string][]liveEvent{}
+	var taken []string
 	for _, e := range evs {
-		if len(e) != 5 {
+		if len(e) != 6 {
 			return fmt.Errorf("cannot read changed conversations: a row of %d fields", len(e))
 		}
 		id, _ := e[0].(string)
@@ -348,7 +358,21 @@ func (l *liveView) update(ctx context.Context) error {
 		typ, _ := e[2].(string)
 		role, _ := e[3].(string)
 		isNew, _ := e[4].(uint8)
-		byConv[id] = append(byConv[id], liveEvent{ms: ms, typ: typ, role: role, stored: isNew == 1})
+		eventID, _ := e[5].(string)
+		stored := false
+		if isNew == 1 {
+			k := id + "\x00" + eventID
+			if _, ok := l.seen[k]; !ok {
+				stored = true
+				taken = append(taken, k)
+			}
+		}
+		byConv[id] = append(byConv[id], liveEvent{ms: ms, typ: typ, role: role, stored: stored})
+	}
+	for id, evs := range byConv {
+		if !slices.ContainsFunc(evs, func(e liveEvent) bool { return e.stored }) {
+			delete(byConv, id)
+		}
 	}
 	dirty := l.dirtyBuckets(byConv)
 	nowBucket := l.floor(serverNow.UnixMilli())
@@ -393,6 +417,16 @@ func (l *liveView) update(ctx context.Context) error {
 		}
 	}
 	l.expireOpen(serverNow)
+	for _, k := range taken {
+		l.seen[k] = serverNow.UnixMilli()
+	}
+	// A row taken in before since was stored before it too: no later
+	// refresh finds it new.
+	for k, at := range l.seen {
+		if at < since.UnixMilli() {
+			delete(l.seen, k)
+		}
+	}
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.idle = len(byConv) == 0
 	l.rebuilt += int64(len(dirty))
@@ -420,7 +454,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.open = fresh, open
+	l.buckets, l.open, l.seen = fresh, open, map[string]int64{}
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.loaded, l.idle = true, false
