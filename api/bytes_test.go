@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -45,7 +45,7 @@ func TestParamsByteForByte(t *testing.T) {
 		events = append(events, s, m)
 	}
 	store(t, conn, events)
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return base }})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{Now: func() time.Time { return base }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestParamsByteForByte(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serve(t, Deps{KPIs: kpi, Conversations: convs, Now: func() time.Time { return base }})
+	ts := serve(t, Deps{KPIs: kpis, Conversations: convs, Now: func() time.Time { return base }})
 	win := "&from=" + url.QueryEscape(base.Add(-time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Format(time.RFC3339))
 
 	for _, v := range exactValues {

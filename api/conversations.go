@@ -56,7 +56,7 @@ const chTime = "2006-01-02 15:04:05.000"
 
 // The queries are fixed text; every value is a {name:Type} parameter.
 // The rollup may hold several unmerged rows per conversation, so it is
-// folded with GROUP BY, as pipeline/store_sql.go does; the attributes come
+// folded with GROUP BY, as kpi/store_sql.go does; the attributes come
 // from the earliest start, whole (min(start)).
 const conversationColumns = `conversation_id,
         min(started_at) AS c_started_at, min(first_event_at) AS c_first_event_at, max(last_event_at) AS c_last_event_at,

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // GET /api/v1/kpis: every metric over the window for the filters.
@@ -64,7 +64,7 @@ func (s *Server) kpisBy(c *gin.Context) {
 		return
 	}
 	if rows == nil {
-		rows = []pipeline.KeyedSnapshot{}
+		rows = []kpi.KeyedSnapshot{}
 	}
 	c.JSON(http.StatusOK, gin.H{"dimension": dim, "from": w.From, "to": w.To, "filters": f, "rows": rows})
 }
@@ -76,7 +76,7 @@ type seriesJSON struct {
 }
 
 // pointsJSON writes points as the contract has them.
-func pointsJSON(ps []pipeline.Point) [][2]any {
+func pointsJSON(ps []kpi.Point) [][2]any {
 	out := make([][2]any, 0, len(ps))
 	for _, p := range ps {
 		var val any
@@ -260,9 +260,9 @@ func (s *Server) exportCSV(c *gin.Context) {
 type timeseriesQuery struct {
 	metric  string
 	step    time.Duration
-	window  pipeline.Window
-	filters pipeline.Filters
-	groupBy pipeline.Dimension
+	window  kpi.Window
+	filters kpi.Filters
+	groupBy kpi.Dimension
 }
 
 // parseTimeseriesQuery reads metric, step, from, to, group_by and the

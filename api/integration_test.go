@@ -19,7 +19,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -63,7 +63,7 @@ func newIntegration(t *testing.T, cfg Config) (*httptest.Server, driver.Conn) {
 	t.Helper()
 	_, conn := chtest.Start(t).Database(t)
 	fixture(t, conn)
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return base }})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{Now: func() time.Time { return base }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func newIntegration(t *testing.T, cfg Config) (*httptest.Server, driver.Conn) {
 		t.Fatal(err)
 	}
 	s, err := New(Deps{Config: cfg, Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, Conversations: convs, Now: func() time.Time { return base }}, slog.New(slog.DiscardHandler))
+		KPIs: kpis, Conversations: convs, Now: func() time.Time { return base }}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
