@@ -49,7 +49,7 @@ func TestParamsByteForByte(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	convs, err := NewConversationStore(conn)
+	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestParamsByteForByte(t *testing.T) {
 				t.Errorf("kpis %s=%q = %d %s", key, v, code, body)
 			}
 			code, body = get(t, ts.URL+"/api/v1/conversations?"+q)
-			var page struct{ Conversations []Conversation }
+			var page struct{ Conversations []kpi.Conversation }
 			if code != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.Conversations) != 1 || page.Conversations[0].ID != v {
 				t.Errorf("conversations %s=%q = %d %s", key, v, code, body)
 			}
@@ -104,7 +104,7 @@ func TestParamsByteForByte(t *testing.T) {
 		}
 		code, body = get(t, ts.URL+"/api/v1/conversations/"+url.PathEscape(v))
 		var one struct {
-			Conversation Conversation
+			Conversation kpi.Conversation
 			Events       []schemas.Event
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &one) != nil || one.Conversation.ID != v || one.Conversation.Region != v ||
@@ -123,7 +123,7 @@ func TestParamsByteForByte(t *testing.T) {
 		}
 		code, body := get(t, u)
 		var page struct {
-			Conversations []Conversation
+			Conversations []kpi.Conversation
 			NextCursor    *string `json:"next_cursor"`
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {

@@ -75,13 +75,13 @@ type ProducerFunc func(ctx context.Context, msgs []kafka.Message) error
 // Produce calls f.
 func (f ProducerFunc) Produce(ctx context.Context, msgs []kafka.Message) error { return f(ctx, msgs) }
 
-// ConversationReader serves the drill-down. *ConversationStore (over the
-// ClickHouse events table and conversations rollup) satisfies it.
+// ConversationReader serves the drill-down. *kpi.ConversationStore (over
+// the ClickHouse events table and conversations rollup) satisfies it.
 type ConversationReader interface {
 	// Conversations calls fn for each conversation matching q, in order
 	// (newest first), at most q.Limit when it is positive.
-	Conversations(ctx context.Context, q ConversationQuery, fn func(Conversation) error) error
+	Conversations(ctx context.Context, q kpi.ConversationQuery, fn func(kpi.Conversation) error) error
 	// Conversation returns one conversation and its events in event-time
-	// order; an unknown id is an *Error with status 404.
-	Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error)
+	// order; an unknown id is kpi.ErrNoConversation.
+	Conversation(ctx context.Context, id string) (kpi.Conversation, []schemas.Event, error)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -126,9 +127,9 @@ func (s *Server) conversations(c *gin.Context) {
 	}
 	pageSize := q.Limit
 	q.Limit++ // one more tells whether there is a next page
-	rows := make([]Conversation, 0, min(pageSize, 128))
+	rows := make([]kpi.Conversation, 0, min(pageSize, 128))
 	more := false
-	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv Conversation) error {
+	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv kpi.Conversation) error {
 		if len(rows) == pageSize {
 			more = true
 			return nil
@@ -166,6 +167,9 @@ func (s *Server) conversation(c *gin.Context) {
 		return
 	}
 	conv, events, err := s.deps.Conversations.Conversation(c.Request.Context(), id)
+	if errors.Is(err, kpi.ErrNoConversation) {
+		err = notFound("no conversation %q", truncate(id, 128))
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -193,7 +197,7 @@ func csvSafe(s string) string {
 	return s
 }
 
-func csvRow(cv Conversation) []string {
+func csvRow(cv kpi.Conversation) []string {
 	b := func(v bool) string {
 		if v {
 			return "true"
@@ -231,7 +235,7 @@ func (s *Server) exportCSV(c *gin.Context) {
 		_ = w.Write(csvHeader)
 	}
 	n := 0
-	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv Conversation) error {
+	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv kpi.Conversation) error {
 		start()
 		if err := w.Write(csvRow(cv)); err != nil {
 			return err

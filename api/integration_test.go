@@ -67,7 +67,7 @@ func newIntegration(t *testing.T, cfg Config) (*httptest.Server, driver.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	convs, err := NewConversationStore(conn)
+	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestKPIsAndDrillDown(t *testing.T) {
 		}
 		code, body = get(t, u)
 		var page struct {
-			Conversations []Conversation
+			Conversations []kpi.Conversation
 			NextCursor    *string `json:"next_cursor"`
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
@@ -188,7 +188,7 @@ func TestKPIsAndDrillDown(t *testing.T) {
 
 	code, body = get(t, ts.URL+"/api/v1/conversations/c1")
 	var one struct {
-		Conversation Conversation
+		Conversation kpi.Conversation
 		Events       []schemas.Event
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &one) != nil || len(one.Events) != 3 ||

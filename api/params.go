@@ -246,10 +246,7 @@ func parseEventType(s string) (schemas.EventType, error) {
 
 // Cursor is a position in the conversations list: the sort key of the
 // last row of the previous page. Clients see it only as an opaque string.
-type Cursor struct {
-	At time.Time `json:"t"`
-	ID string    `json:"id"`
-}
+type Cursor kpi.ConversationCursor
 
 // encode makes the opaque form of c.
 func (c Cursor) encode() string {
@@ -258,7 +255,7 @@ func (c Cursor) encode() string {
 }
 
 // parseCursor reads a cursor made by encode; empty means the first page.
-func parseCursor(s string) (*Cursor, error) {
+func parseCursor(s string) (*kpi.ConversationCursor, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -274,18 +271,7 @@ func parseCursor(s string) (*Cursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || utf8.RuneCountInString(c.ID) > 128 || c.At.IsZero() {
 		return nil, bad
 	}
-	return &c, nil
-}
-
-// ConversationQuery selects conversations for the drill-down list and the
-// CSV export: those with an event in Window (of Type, when set) whose
-// attributes match Filters, newest first, after Cursor.
-type ConversationQuery struct {
-	Window  kpi.Window
-	Filters kpi.Filters
-	Type    schemas.EventType
-	After   *Cursor
-	Limit   int
+	return (*kpi.ConversationCursor)(&c), nil
 }
 
 // Page sizes of the conversations list.
@@ -296,8 +282,8 @@ const (
 
 // parseConversationQuery reads the parameters of the conversations list
 // and the export; limit defaults to defLimit and may be at most maxLimit.
-func parseConversationQuery(v url.Values, now time.Time, lim limits, defLimit, maxLimit int) (ConversationQuery, error) {
-	var q ConversationQuery
+func parseConversationQuery(v url.Values, now time.Time, lim limits, defLimit, maxLimit int) (kpi.ConversationQuery, error) {
+	var q kpi.ConversationQuery
 	var err error
 	if q.Window, err = parseWindow(v, now, lim); err != nil {
 		return q, err

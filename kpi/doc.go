@@ -1,6 +1,8 @@
 // Package kpi turns stored conversation events into the numbers the
 // cockpit shows and judges: the SPEC §5 metrics (this file's neighbours
-// metrics.go, kpi.go, store*.go), their hourly rollup and the live view.
+// metrics.go, kpi.go, store*.go), their hourly rollup, the live view, and
+// the drill-down to single conversations and their events
+// (conversations.go).
 // The rules over them are package rules, which imports this one; kpi
 // imports neither rules nor spike.
 //

@@ -1,4 +1,4 @@
-package api
+package kpi
 
 import (
 	"context"
@@ -52,11 +52,30 @@ func NewConversationStore(conn driver.Conn) (*ConversationStore, error) {
 // maxConversationEvents bounds the events returned for one conversation.
 const maxConversationEvents = 10_000
 
-const chTime = "2006-01-02 15:04:05.000"
+// ErrNoConversation is the error for a conversation id no event carries.
+var ErrNoConversation = errors.New("no such conversation")
+
+// ConversationQuery selects conversations for the drill-down list and the
+// CSV export: those with an event in Window (of Type, when set) whose
+// attributes match Filters, newest first, after After.
+type ConversationQuery struct {
+	Window  Window
+	Filters Filters
+	Type    schemas.EventType
+	After   *ConversationCursor
+	Limit   int
+}
+
+// ConversationCursor is a position in the conversations list: the sort
+// key of the last row of the previous page.
+type ConversationCursor struct {
+	At time.Time `json:"t"`
+	ID string    `json:"id"`
+}
 
 // The queries are fixed text; every value is a {name:Type} parameter.
 // The rollup may hold several unmerged rows per conversation, so it is
-// folded with GROUP BY, as kpi/store_sql.go does; the attributes come
+// folded with GROUP BY, as store_sql.go does; the attributes come
 // from the earliest start, whole (min(start)).
 const conversationColumns = `conversation_id,
         min(started_at) AS c_started_at, min(first_event_at) AS c_first_event_at, max(last_event_at) AS c_last_event_at,
@@ -107,7 +126,8 @@ func scanConversation(rows driver.Rows) (Conversation, error) {
 	return c, err
 }
 
-// Conversations implements ConversationReader.
+// Conversations calls fn for each conversation matching q, newest first,
+// at most q.Limit when it is positive.
 func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQuery, fn func(Conversation) error) error {
 	limit := uint64(q.Limit)
 	if q.Limit <= 0 {
@@ -150,7 +170,8 @@ func (s *ConversationStore) Conversations(ctx context.Context, q ConversationQue
 	return nil
 }
 
-// Conversation implements ConversationReader.
+// Conversation returns one conversation and its events in event-time
+// order; an unknown id is ErrNoConversation.
 func (s *ConversationStore) Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error) {
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
 		"id": schemas.StringParam(id), "limit": strconv.Itoa(maxConversationEvents),
@@ -174,7 +195,7 @@ func (s *ConversationStore) Conversation(ctx context.Context, id string) (Conver
 		return Conversation{}, nil, fmt.Errorf("cannot read conversation: %w", err)
 	}
 	if !found {
-		return Conversation{}, nil, notFound("no conversation %q", truncate(id, 128))
+		return Conversation{}, nil, ErrNoConversation
 	}
 	rows, err = s.conn.Query(qctx, conversationEventsSQL)
 	if err != nil {
