@@ -128,7 +128,7 @@ func TestWebhookDownDuringSpikeAndRestart(t *testing.T) {
 	}
 	recv.mu.Unlock()
 	recv.down.Store(false)
-	m, d = start() // and once more, now that the receiver is back
+	_, d = start() // and once more, now that the receiver is back
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		d.Once(ctx, time.Now())

@@ -38,9 +38,9 @@ var base = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 // a1), c2 (北京, voice, abandoned), c3 (广州, voice, open) and a
 // complaint.
 func fixture(t *testing.T, conn driver.Conn) {
-	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
-	ev := func(id string, typ schemas.EventType, conv string, min int) schemas.Event {
-		return schemas.Event{EventID: id, SchemaVersion: 1, Type: typ, ConversationID: conv, OccurredAt: at(min)}
+	at := func(minute int) time.Time { return base.Add(time.Duration(minute) * time.Minute) }
+	ev := func(id string, typ schemas.EventType, conv string, minute int) schemas.Event {
+		return schemas.Event{EventID: id, SchemaVersion: 1, Type: typ, ConversationID: conv, OccurredAt: at(minute)}
 	}
 	s1 := ev("e1", schemas.ConversationStarted, "c1", -10)
 	s1.Channel, s1.Region, s1.Queue, s1.BusinessLine, s1.Entry = "chat", "广州", "q1", "billing", "bot"

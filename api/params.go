@@ -129,12 +129,12 @@ var filterKeys = []string{"region", "queue", "channel", "business_line", "agent"
 
 // checkText refuses values a person would not type: too long, not UTF-8,
 // or with control characters.
-func checkText(key, s string, max int) error {
+func checkText(key, s string, maxLen int) error {
 	if !utf8.ValidString(s) {
 		return badRequest("%s is not valid UTF-8", key)
 	}
-	if utf8.RuneCountInString(s) > max {
-		return badRequest("%s is longer than %d characters", key, max)
+	if utf8.RuneCountInString(s) > maxLen {
+		return badRequest("%s is longer than %d characters", key, maxLen)
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return badRequest("%s contains control characters", key)
@@ -220,14 +220,14 @@ func parseStep(s string, w kpi.Window, lim limits) (time.Duration, error) {
 	return step, nil
 }
 
-// parseLimit reads a page size in [1, max], def when absent.
-func parseLimit(s string, def, max int) (int, error) {
+// parseLimit reads a page size in [1, maxLimit], def when absent.
+func parseLimit(s string, def, maxLimit int) (int, error) {
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max {
-		return 0, badRequest("limit must be a whole number from 1 to %d", max)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, badRequest("limit must be a whole number from 1 to %d", maxLimit)
 	}
 	return n, nil
 }

@@ -224,9 +224,9 @@ func jsonOf(v any) string {
 // whose items they can change.
 func TestLiveDirtyBuckets(t *testing.T) {
 	l := newLiveView(nil, DefaultLiveConfig())
-	min := func(m int) int64 { return int64(m) * 60_000 }
+	ms := func(m int) int64 { return int64(m) * 60_000 }
 	ev := func(m int, typ, role string, stored bool) liveEvent {
-		return liveEvent{ms: min(m), typ: typ, role: role, stored: stored}
+		return liveEvent{ms: ms(m), typ: typ, role: role, stored: stored}
 	}
 	old := []liveEvent{
 		ev(0, "conversation.started", "", false),
@@ -243,13 +243,13 @@ func TestLiveDirtyBuckets(t *testing.T) {
 		fresh []liveEvent
 		want  []int64
 	}{
-		{"a customer message", []liveEvent{ev(9, "message.sent", "customer", true)}, []int64{min(9)}},
-		{"a reply", []liveEvent{ev(9, "message.sent", "agent", true)}, []int64{min(8), min(9)}},
-		{"a close", []liveEvent{ev(9, "conversation.closed", "", true)}, []int64{min(9)}},
+		{"a customer message", []liveEvent{ev(9, "message.sent", "customer", true)}, []int64{ms(9)}},
+		{"a reply", []liveEvent{ev(9, "message.sent", "agent", true)}, []int64{ms(8), ms(9)}},
+		{"a close", []liveEvent{ev(9, "conversation.closed", "", true)}, []int64{ms(9)}},
 		{"a second transfer and its assignment", []liveEvent{ev(9, "transfer.requested", "", true), ev(10, "agent.assigned", "agent", true)},
-			[]int64{min(9), min(10)}},
+			[]int64{ms(9), ms(10)}},
 		{"a late start", []liveEvent{ev(0, "conversation.started", "", true)},
-			[]int64{min(0), min(1), min(2), min(3), min(4), min(5), min(6), min(8)}},
+			[]int64{ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(8)}},
 	} {
 		evs := append(slices.Clone(old), tt.fresh...)
 		got := l.dirtyBuckets(map[string][]liveEvent{"c": evs})
@@ -260,12 +260,12 @@ func TestLiveDirtyBuckets(t *testing.T) {
 	// A conversation that ended: a csat after the close marks the close's
 	// bucket (containment) besides its own.
 	ended := append(slices.Clone(old), ev(9, "conversation.closed", "", false), ev(11, "csat.submitted", "", true))
-	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": ended}), []int64{min(9), min(11)}; !slices.Equal(got, want) {
+	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": ended}), []int64{ms(9), ms(11)}; !slices.Equal(got, want) {
 		t.Errorf("csat after close: dirty %v, want %v", got, want)
 	}
 	// A first reply changes the first response kept at the start.
 	first := []liveEvent{ev(0, "conversation.started", "", false), ev(1, "message.sent", "customer", false), ev(2, "message.sent", "bot", true)}
-	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": first}), []int64{min(0), min(1), min(2)}; !slices.Equal(got, want) {
+	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": first}), []int64{ms(0), ms(1), ms(2)}; !slices.Equal(got, want) {
 		t.Errorf("first reply: dirty %v, want %v", got, want)
 	}
 }

@@ -74,8 +74,8 @@ func TestWindowQueryPathsAgree(t *testing.T) {
 	saved := combinedWindowMax
 	defer func() { combinedWindowMax = saved }()
 	for _, w := range []Window{{From: base, To: base.Add(2 * time.Hour)}, {From: base.Add(30 * time.Minute), To: base.Add(45 * time.Minute)}} {
-		snap := func(max time.Duration) (string, string) {
-			combinedWindowMax = max
+		snap := func(limit time.Duration) (string, string) {
+			combinedWindowMax = limit
 			a, err := st.KPIs(ctx, w, Filters{})
 			if err != nil {
 				t.Fatal(err)

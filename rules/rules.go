@@ -29,7 +29,7 @@ const (
 	KindTrend RuleKind = "trend"
 )
 
-// Severities of a rule, most urgent last.
+// RuleSeverities are the severities of a rule, most urgent last.
 var RuleSeverities = []string{"info", "warning", "critical"}
 
 // RuleDimensions are the labels a rule may be scoped by.

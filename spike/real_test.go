@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"io"
 	"os"
 	"testing"
@@ -39,7 +40,7 @@ func spikeLoadCreated(t testing.TB, path string) []Record {
 	var recs []Record
 	for line := 2; ; line++ {
 		row, err := r.Read()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -181,7 +181,7 @@ func (a *alerting) run(ctx context.Context) {
 	end := func() {
 		if stop != nil {
 			stop()
-			<-done
+			<-done //nolint:errcheck // a wait for the stopped loop
 			stop, done = nil, nil
 		}
 	}
