@@ -51,10 +51,11 @@ bench-large:
 	COCKPIT_CHDB_LIB=$$(bash scripts/fetch-chdb.sh | tail -n 1) COCKPIT_BENCH_LARGE=1 \
 		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./kpi ./api
 
-## lint: formatting and vet
+## lint: formatting, vet and golangci-lint (.golangci.yml; the linter's version is pinned in tools/lint.mod, apart from the product's modules)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/lint.mod golangci-lint run ./...
 
 ## fuzz: every fuzz target for FUZZTIME each (default 1m; corpora in each package's testdata/fuzz)
 FUZZTIME ?= 1m
