@@ -49,12 +49,13 @@ bench:
 ## bench-large: KPI queries and endpoints over 30 days of >= 50M generated events, raw and via the hourly rollup (about an hour)
 bench-large:
 	COCKPIT_CHDB_LIB=$$(bash scripts/fetch-chdb.sh | tail -n 1) COCKPIT_BENCH_LARGE=1 \
-		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./pipeline ./api
+		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./kpi ./api
 
-## lint: formatting and vet
+## lint: formatting, vet and golangci-lint (.golangci.yml; the linter's version is pinned in tools/lint.mod, apart from the product's modules)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/lint.mod golangci-lint run ./...
 
 ## fuzz: every fuzz target for FUZZTIME each (default 1m; corpora in each package's testdata/fuzz)
 FUZZTIME ?= 1m
@@ -66,7 +67,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzTranscode$$' -fuzztime $(FUZZTIME) ./internal/chstore
 	$(GO) test -run '^$$' -fuzz '^FuzzSafeNext$$' -fuzztime $(FUZZTIME) ./dashboard
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatcher$$' -fuzztime $(FUZZTIME) ./alerts
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime $(FUZZTIME) ./pipeline
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime $(FUZZTIME) ./rules
 
 ## screenshots: /wall, /quality and /alerts of the real product at 1920x1080 into screenshots/
 screenshots:

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // State is where an alert is in its lifecycle.
@@ -105,7 +105,7 @@ func NewTracker(active []Record) *Tracker {
 // Observe applies one evaluation and returns the transitions it caused,
 // in a stable order. Alerts of rules that were not evaluated (they
 // failed) are left as they are: a store outage must not resolve alerts.
-func (t *Tracker) Observe(ev pipeline.Evaluation) []Change {
+func (t *Tracker) Observe(ev rules.Evaluation) []Change {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := ev.At

@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-func cand(rule string, labels map[string]string, value float64, forDur, keep time.Duration) pipeline.Candidate {
-	return pipeline.Candidate{Rule: rule, Kind: pipeline.KindThreshold, Severity: "warning", Labels: labels,
+func cand(rule string, labels map[string]string, value float64, forDur, keep time.Duration) rules.Candidate {
+	return rules.Candidate{Rule: rule, Kind: rules.KindThreshold, Severity: "warning", Labels: labels,
 		Value: value, Expected: 30, Explanation: fmt.Sprintf("%s %v", rule, value), For: forDur, KeepFiring: keep}
 }
 
-func evalAt(at time.Time, rules []string, cs ...pipeline.Candidate) pipeline.Evaluation {
-	ev := pipeline.Evaluation{At: at, Candidates: cs, Evaluated: map[string]bool{}}
-	for _, r := range rules {
+func evalAt(at time.Time, names []string, cs ...rules.Candidate) rules.Evaluation {
+	ev := rules.Evaluation{At: at, Candidates: cs, Evaluated: map[string]bool{}}
+	for _, r := range names {
 		ev.Evaluated[r] = true
 	}
 	return ev
@@ -38,9 +38,9 @@ func transitions(chs []Change) string {
 func TestLifecycle(t *testing.T) {
 	tr := NewTracker(nil)
 	q := map[string]string{"queue": "vip"}
-	rules := []string{"slow"}
-	step := func(sec int, cs ...pipeline.Candidate) string {
-		return transitions(tr.Observe(evalAt(t0.Add(time.Duration(sec)*time.Second), rules, cs...)))
+	names := []string{"slow"}
+	step := func(sec int, cs ...rules.Candidate) string {
+		return transitions(tr.Observe(evalAt(t0.Add(time.Duration(sec)*time.Second), names, cs...)))
 	}
 	c := cand("slow", q, 42, 2*time.Minute, time.Minute)
 	if got := step(0, c); got != "slow:inactive->pending" {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // Manager runs the alert lifecycle over rule evaluations: it tracks
@@ -223,7 +223,7 @@ func (m *Manager) OnChange(fn func([]Change)) {
 // Observe applies one rule evaluation: transitions are stored (state and
 // history) before anything is dispatched, so what recipients hear is
 // always in the audit trail.
-func (m *Manager) Observe(ctx context.Context, ev pipeline.Evaluation) error {
+func (m *Manager) Observe(ctx context.Context, ev rules.Evaluation) error {
 	m.op.Lock()
 	defer m.op.Unlock()
 	if err := m.sync(ctx, ev.At); err != nil {

@@ -118,7 +118,7 @@ func (s *Store) LoadSilence(ctx context.Context, id string) (Silence, error) {
 		return Silence{}, fmt.Errorf("cannot load silence: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
+	if rows.Next() {
 		var x Silence
 		var m string
 		if err := rows.Scan(&x.ID, &m, &x.StartsAt, &x.EndsAt, &x.CreatedBy, &x.Comment, &x.CreatedAt); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // TestSharedStateAcrossInstances runs two managers over one store, as two
@@ -41,7 +41,7 @@ func TestSharedStateAcrossInstances(t *testing.T) {
 	vip := map[string]string{"queue": "vip"}
 	slow := cand("slow", vip, 42, 0, time.Minute)
 	tick := 0
-	observe := func(cs ...pipeline.Candidate) {
+	observe := func(cs ...rules.Candidate) {
 		t.Helper()
 		tick++
 		ev := evalAt(base.Add(time.Duration(tick)*time.Second), []string{"slow", "waiting"}, cs...)

@@ -177,8 +177,8 @@ type InhibitRule struct {
 	Equal []string `yaml:"equal" json:"equal"`
 }
 
-// DefaultInhibitRules: a national spike mutes regional spikes of the same
-// rule.
+// DefaultInhibitRules returns the built-in inhibition: a national spike
+// mutes regional spikes of the same rule.
 func DefaultInhibitRules() []InhibitRule {
 	return []InhibitRule{{
 		SourceMatchers: Matchers{{Name: "scope", Op: "=", Value: "national"}},

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
@@ -203,7 +203,7 @@ func TestRestartOwesNotices(t *testing.T) {
 		}
 		return m
 	}
-	observe := func(m *Manager, at time.Time, cs ...pipeline.Candidate) {
+	observe := func(m *Manager, at time.Time, cs ...rules.Candidate) {
 		if err := m.Observe(ctx, evalAt(at, []string{"slow"}, cs...)); err != nil {
 			t.Fatal(err)
 		}

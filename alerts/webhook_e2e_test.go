@@ -20,7 +20,7 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts/notify"
 	"github.com/cockpit-cs/cockpit/alerts/notify/webhook"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // receiver is a webhook endpoint that can be taken down; it records what
@@ -85,17 +85,17 @@ func TestWebhookDownDuringSpikeAndRestart(t *testing.T) {
 		}
 		return m, alerts.NewDeliverer(dcfg, st, map[string]alerts.Notifier{"hook": hook}, logger)
 	}
-	spike := func(regions ...string) []pipeline.Candidate {
-		var cs []pipeline.Candidate
+	spike := func(regions ...string) []rules.Candidate {
+		var cs []rules.Candidate
 		for _, r := range regions {
-			cs = append(cs, pipeline.Candidate{Rule: "complaint_spike", Kind: pipeline.KindSpike, Severity: "critical",
+			cs = append(cs, rules.Candidate{Rule: "complaint_spike", Kind: rules.KindSpike, Severity: "critical",
 				Labels: map[string]string{"scope": "region", "region": r}, Value: 40, Expected: 8,
 				Explanation: r + ": 40 complaints in 15m, expected 8", KeepFiring: 5 * time.Second})
 		}
 		return cs
 	}
-	ev := func(at time.Time, cs []pipeline.Candidate) pipeline.Evaluation {
-		return pipeline.Evaluation{At: at, Candidates: cs, Evaluated: map[string]bool{"complaint_spike": true}}
+	ev := func(at time.Time, cs []rules.Candidate) rules.Evaluation {
+		return rules.Evaluation{At: at, Candidates: cs, Evaluated: map[string]bool{"complaint_spike": true}}
 	}
 	base := time.Now().Add(-time.Minute).Truncate(time.Second)
 	recv.down.Store(true)
@@ -128,7 +128,7 @@ func TestWebhookDownDuringSpikeAndRestart(t *testing.T) {
 	}
 	recv.mu.Unlock()
 	recv.down.Store(false)
-	m, d = start() // and once more, now that the receiver is back
+	_, d = start() // and once more, now that the receiver is back
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		d.Once(ctx, time.Now())
@@ -196,10 +196,10 @@ func BenchmarkFiringToNotification(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		region := fmt.Sprintf("r%d", i)
-		c := pipeline.Candidate{Rule: "complaint_spike", Kind: pipeline.KindSpike, Severity: "critical",
+		c := rules.Candidate{Rule: "complaint_spike", Kind: rules.KindSpike, Severity: "critical",
 			Labels: map[string]string{"scope": "region", "region": region}, Value: 40, Expected: 8, Explanation: region}
 		t0 := time.Now()
-		e := pipeline.Evaluation{At: t0, Candidates: []pipeline.Candidate{c}, Evaluated: map[string]bool{"complaint_spike": true}}
+		e := rules.Evaluation{At: t0, Candidates: []rules.Candidate{c}, Evaluated: map[string]bool{"complaint_spike": true}}
 		// Two evaluations: the one that fires and, a tick later, the one
 		// that finds the group's wait over (1 ms here).
 		if err := m.Observe(ctx, e); err != nil {

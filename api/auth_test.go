@@ -19,7 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // fakeAlerts stands in for *alerts.Manager and *alerts.Store.
@@ -57,19 +57,19 @@ func (f *fakeAlerts) Silences(context.Context, time.Time) ([]alerts.Silence, err
 	return slices.Clone(f.silences), nil
 }
 
-// fakeRules stands in for *pipeline.Evaluator.
+// fakeRules stands in for *rules.Evaluator.
 type fakeRules struct {
 	mu sync.Mutex
-	rs *pipeline.RuleSet
+	rs *rules.RuleSet
 }
 
-func (f *fakeRules) Rules() *pipeline.RuleSet { f.mu.Lock(); defer f.mu.Unlock(); return f.rs }
-func (f *fakeRules) SetRules(rs *pipeline.RuleSet) {
+func (f *fakeRules) Rules() *rules.RuleSet { f.mu.Lock(); defer f.mu.Unlock(); return f.rs }
+func (f *fakeRules) SetRules(rs *rules.RuleSet) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rs = rs
 }
-func (f *fakeRules) Backtest(context.Context, time.Time, time.Time, time.Duration) ([]pipeline.Episode, error) {
+func (f *fakeRules) Backtest(context.Context, time.Time, time.Time, time.Duration) ([]rules.Episode, error) {
 	return nil, nil
 }
 
@@ -95,7 +95,7 @@ var tokens = []Token{
 
 func newFakeServer(t *testing.T) (*Server, *httptest.Server, *fakeAlerts, *fakeRules, *fakeProducer) {
 	t.Helper()
-	rs, err := pipeline.DefaultRules()
+	rs, err := rules.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
 	}

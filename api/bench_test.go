@@ -17,7 +17,7 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/largehist"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -49,20 +49,20 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 	}
 	store(b, conn, batch)
 	b.Logf("%d events over 24 h", n+len(batch))
-	ts := kpiServer(b, pipeline.KPIConfig{Now: func() time.Time { return to }}, conn)
+	ts := kpiServer(b, kpi.KPIConfig{Now: func() time.Time { return to }}, conn)
 	benchGet(b, ts.URL, "", nil, "", "/api/v1/kpis", "/api/v1/kpis/by/region")
 }
 
 // kpiServer serves the API over a KPI store of conn with cfg, its clock
 // at cfg.Now, until b ends.
-func kpiServer(b *testing.B, cfg pipeline.KPIConfig, conn driver.Conn) *httptest.Server {
+func kpiServer(b *testing.B, cfg kpi.KPIConfig, conn driver.Conn) *httptest.Server {
 	b.Helper()
-	kpi, err := pipeline.NewKPIStore(conn, cfg)
+	kpis, err := kpi.NewKPIStore(conn, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	s, err := New(Deps{Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, Now: cfg.Now}, slog.New(slog.DiscardHandler))
+		KPIs: kpis, Now: cfg.Now}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

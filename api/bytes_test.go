@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -45,15 +45,15 @@ func TestParamsByteForByte(t *testing.T) {
 		events = append(events, s, m)
 	}
 	store(t, conn, events)
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return base }})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{Now: func() time.Time { return base }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	convs, err := NewConversationStore(conn)
+	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := serve(t, Deps{KPIs: kpi, Conversations: convs, Now: func() time.Time { return base }})
+	ts := serve(t, Deps{KPIs: kpis, Conversations: convs, Now: func() time.Time { return base }})
 	win := "&from=" + url.QueryEscape(base.Add(-time.Hour).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Format(time.RFC3339))
 
 	for _, v := range exactValues {
@@ -68,7 +68,7 @@ func TestParamsByteForByte(t *testing.T) {
 				t.Errorf("kpis %s=%q = %d %s", key, v, code, body)
 			}
 			code, body = get(t, ts.URL+"/api/v1/conversations?"+q)
-			var page struct{ Conversations []Conversation }
+			var page struct{ Conversations []kpi.Conversation }
 			if code != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.Conversations) != 1 || page.Conversations[0].ID != v {
 				t.Errorf("conversations %s=%q = %d %s", key, v, code, body)
 			}
@@ -104,7 +104,7 @@ func TestParamsByteForByte(t *testing.T) {
 		}
 		code, body = get(t, ts.URL+"/api/v1/conversations/"+url.PathEscape(v))
 		var one struct {
-			Conversation Conversation
+			Conversation kpi.Conversation
 			Events       []schemas.Event
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &one) != nil || one.Conversation.ID != v || one.Conversation.Region != v ||
@@ -123,7 +123,7 @@ func TestParamsByteForByte(t *testing.T) {
 		}
 		code, body := get(t, u)
 		var page struct {
-			Conversations []Conversation
+			Conversations []kpi.Conversation
 			NextCursor    *string `json:"next_cursor"`
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {

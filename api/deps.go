@@ -7,7 +7,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -15,12 +16,12 @@ import (
 // the product. The wiring passes the concrete types named on each; an
 // endpoint whose dependency is nil answers 501.
 
-// KPISource computes the SPEC §5 metrics. *pipeline.KPIStore satisfies it.
+// KPISource computes the SPEC §5 metrics. *kpi.KPIStore satisfies it.
 type KPISource interface {
-	KPIs(ctx context.Context, w pipeline.Window, f pipeline.Filters) (pipeline.Snapshot, error)
-	KPIsBy(ctx context.Context, w pipeline.Window, f pipeline.Filters, dim pipeline.Dimension) ([]pipeline.KeyedSnapshot, error)
-	Timeseries(ctx context.Context, metric string, step time.Duration, w pipeline.Window, f pipeline.Filters, groupBy pipeline.Dimension) ([]pipeline.Series, error)
-	Trends(ctx context.Context, metrics []string, step time.Duration, w pipeline.Window, f pipeline.Filters) (map[string][]pipeline.Point, error)
+	KPIs(ctx context.Context, w kpi.Window, f kpi.Filters) (kpi.Snapshot, error)
+	KPIsBy(ctx context.Context, w kpi.Window, f kpi.Filters, dim kpi.Dimension) ([]kpi.KeyedSnapshot, error)
+	Timeseries(ctx context.Context, metric string, step time.Duration, w kpi.Window, f kpi.Filters, groupBy kpi.Dimension) ([]kpi.Series, error)
+	Trends(ctx context.Context, metrics []string, step time.Duration, w kpi.Window, f kpi.Filters) (map[string][]kpi.Point, error)
 }
 
 // AlertHistory lists stored alerts. *alerts.Store satisfies it.
@@ -36,26 +37,26 @@ type AlertActions interface {
 	Silences(ctx context.Context, now time.Time) ([]alerts.Silence, error)
 }
 
-// RuleService holds the rule set in force. *pipeline.Evaluator satisfies
-// it. The API validates a new set with pipeline.ParseRules before it calls
+// RuleService holds the rule set in force. *rules.Evaluator satisfies
+// it. The API validates a new set with rules.ParseRules before it calls
 // SetRules, so SetRules only ever sees a valid set.
 type RuleService interface {
-	Rules() *pipeline.RuleSet
-	SetRules(rs *pipeline.RuleSet)
-	Backtest(ctx context.Context, from, to time.Time, step time.Duration) ([]pipeline.Episode, error)
+	Rules() *rules.RuleSet
+	SetRules(rs *rules.RuleSet)
+	Backtest(ctx context.Context, from, to time.Time, step time.Duration) ([]rules.Episode, error)
 }
 
 // RuleVersions stores rule sets, so a change reaches every instance and
 // survives restarts, and keeps their history. The wiring's rule book
-// satisfies it; Replace answers pipeline.ErrRulesFromFile while the rules
+// satisfies it; Replace answers rules.ErrRulesFromFile while the rules
 // come from rules.file.
 type RuleVersions interface {
 	// Writable is nil when the rule set can be replaced (checked before
 	// the body is read, so a PUT with rules.file set answers 409 whatever
 	// it holds).
 	Writable() error
-	Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error)
-	History(ctx context.Context, limit int) ([]pipeline.RuleVersion, error)
+	Replace(ctx context.Context, src []byte, rs *rules.RuleSet, by string) (rules.RuleVersion, error)
+	History(ctx context.Context, limit int) ([]rules.RuleVersion, error)
 }
 
 // EventProducer writes validated events to the events topic, keyed by
@@ -74,13 +75,13 @@ type ProducerFunc func(ctx context.Context, msgs []kafka.Message) error
 // Produce calls f.
 func (f ProducerFunc) Produce(ctx context.Context, msgs []kafka.Message) error { return f(ctx, msgs) }
 
-// ConversationReader serves the drill-down. *ConversationStore (over the
-// ClickHouse events table and conversations rollup) satisfies it.
+// ConversationReader serves the drill-down. *kpi.ConversationStore (over
+// the ClickHouse events table and conversations rollup) satisfies it.
 type ConversationReader interface {
 	// Conversations calls fn for each conversation matching q, in order
 	// (newest first), at most q.Limit when it is positive.
-	Conversations(ctx context.Context, q ConversationQuery, fn func(Conversation) error) error
+	Conversations(ctx context.Context, q kpi.ConversationQuery, fn func(kpi.Conversation) error) error
 	// Conversation returns one conversation and its events in event-time
-	// order; an unknown id is an *Error with status 404.
-	Conversation(ctx context.Context, id string) (Conversation, []schemas.Event, error)
+	// order; an unknown id is kpi.ErrNoConversation.
+	Conversation(ctx context.Context, id string) (kpi.Conversation, []schemas.Event, error)
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // Error is an error the client may see: its status, code and message go
@@ -49,7 +49,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		writeError(c, ae.Status, ae.Code, ae.Message)
 	case errors.As(err, &mbe):
 		writeError(c, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body is larger than %d bytes", mbe.Limit))
-	case errors.Is(err, pipeline.ErrRulesFromFile):
+	case errors.Is(err, rules.ErrRulesFromFile):
 		writeError(c, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, alerts.ErrNotFound):
 		writeError(c, http.StatusNotFound, "not_found", err.Error())

@@ -2,13 +2,14 @@ package api
 
 import (
 	"encoding/csv"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // GET /api/v1/kpis: every metric over the window for the filters.
@@ -64,7 +65,7 @@ func (s *Server) kpisBy(c *gin.Context) {
 		return
 	}
 	if rows == nil {
-		rows = []pipeline.KeyedSnapshot{}
+		rows = []kpi.KeyedSnapshot{}
 	}
 	c.JSON(http.StatusOK, gin.H{"dimension": dim, "from": w.From, "to": w.To, "filters": f, "rows": rows})
 }
@@ -76,7 +77,7 @@ type seriesJSON struct {
 }
 
 // pointsJSON writes points as the contract has them.
-func pointsJSON(ps []pipeline.Point) [][2]any {
+func pointsJSON(ps []kpi.Point) [][2]any {
 	out := make([][2]any, 0, len(ps))
 	for _, p := range ps {
 		var val any
@@ -126,9 +127,9 @@ func (s *Server) conversations(c *gin.Context) {
 	}
 	pageSize := q.Limit
 	q.Limit++ // one more tells whether there is a next page
-	rows := make([]Conversation, 0, min(pageSize, 128))
+	rows := make([]kpi.Conversation, 0, min(pageSize, 128))
 	more := false
-	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv Conversation) error {
+	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv kpi.Conversation) error {
 		if len(rows) == pageSize {
 			more = true
 			return nil
@@ -166,6 +167,9 @@ func (s *Server) conversation(c *gin.Context) {
 		return
 	}
 	conv, events, err := s.deps.Conversations.Conversation(c.Request.Context(), id)
+	if errors.Is(err, kpi.ErrNoConversation) {
+		err = notFound("no conversation %q", truncate(id, 128))
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -193,7 +197,7 @@ func csvSafe(s string) string {
 	return s
 }
 
-func csvRow(cv Conversation) []string {
+func csvRow(cv kpi.Conversation) []string {
 	b := func(v bool) string {
 		if v {
 			return "true"
@@ -231,7 +235,7 @@ func (s *Server) exportCSV(c *gin.Context) {
 		_ = w.Write(csvHeader)
 	}
 	n := 0
-	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv Conversation) error {
+	err = s.deps.Conversations.Conversations(c.Request.Context(), q, func(cv kpi.Conversation) error {
 		start()
 		if err := w.Write(csvRow(cv)); err != nil {
 			return err
@@ -260,9 +264,9 @@ func (s *Server) exportCSV(c *gin.Context) {
 type timeseriesQuery struct {
 	metric  string
 	step    time.Duration
-	window  pipeline.Window
-	filters pipeline.Filters
-	groupBy pipeline.Dimension
+	window  kpi.Window
+	filters kpi.Filters
+	groupBy kpi.Dimension
 }
 
 // parseTimeseriesQuery reads metric, step, from, to, group_by and the

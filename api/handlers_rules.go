@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gopkg.in/yaml.v3"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // GET /api/v1/rules: the rule set in force, as YAML (the format PUT
@@ -21,10 +21,10 @@ func (s *Server) getRules(c *gin.Context) {
 	}
 	rs := s.deps.Rules.Rules()
 	if rs == nil {
-		rs = &pipeline.RuleSet{}
+		rs = &rules.RuleSet{}
 	}
 	if rs.Rules == nil {
-		rs = &pipeline.RuleSet{Rules: []pipeline.Rule{}}
+		rs = &rules.RuleSet{Rules: []rules.Rule{}}
 	}
 	if c.NegotiateFormat("application/yaml", "application/json") == "application/json" {
 		// YAML is the canonical form; JSON is its generic decoding, so
@@ -69,7 +69,7 @@ func (s *Server) putRules(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rs, err := pipeline.ParseRules(src)
+	rs, err := rules.ParseRules(src)
 	if err != nil {
 		var msgs []string
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -77,7 +77,7 @@ func (s *Server) putRules(c *gin.Context) {
 				msgs = append(msgs, line)
 			}
 		}
-		var re *pipeline.RuleError
+		var re *rules.RuleError
 		if errors.As(err, &re) || len(msgs) > 0 {
 			c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": gin.H{
 				"code": "bad_request", "message": strings.Join(msgs, "; "), "details": msgs}})
@@ -124,7 +124,7 @@ func (s *Server) ruleHistory(c *gin.Context) {
 		return
 	}
 	if vs == nil {
-		vs = []pipeline.RuleVersion{}
+		vs = []rules.RuleVersion{}
 	}
 	c.JSON(http.StatusOK, gin.H{"versions": vs})
 }
@@ -160,7 +160,7 @@ func (s *Server) backtest(c *gin.Context) {
 		return
 	}
 	if eps == nil {
-		eps = []pipeline.Episode{}
+		eps = []rules.Episode{}
 	}
 	c.JSON(http.StatusOK, gin.H{"from": w.From, "to": w.To, "step_seconds": int64(step.Seconds()), "episodes": eps})
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -38,9 +38,9 @@ var base = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 // a1), c2 (北京, voice, abandoned), c3 (广州, voice, open) and a
 // complaint.
 func fixture(t *testing.T, conn driver.Conn) {
-	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
-	ev := func(id string, typ schemas.EventType, conv string, min int) schemas.Event {
-		return schemas.Event{EventID: id, SchemaVersion: 1, Type: typ, ConversationID: conv, OccurredAt: at(min)}
+	at := func(minute int) time.Time { return base.Add(time.Duration(minute) * time.Minute) }
+	ev := func(id string, typ schemas.EventType, conv string, minute int) schemas.Event {
+		return schemas.Event{EventID: id, SchemaVersion: 1, Type: typ, ConversationID: conv, OccurredAt: at(minute)}
 	}
 	s1 := ev("e1", schemas.ConversationStarted, "c1", -10)
 	s1.Channel, s1.Region, s1.Queue, s1.BusinessLine, s1.Entry = "chat", "广州", "q1", "billing", "bot"
@@ -63,16 +63,16 @@ func newIntegration(t *testing.T, cfg Config) (*httptest.Server, driver.Conn) {
 	t.Helper()
 	_, conn := chtest.Start(t).Database(t)
 	fixture(t, conn)
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: func() time.Time { return base }})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{Now: func() time.Time { return base }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	convs, err := NewConversationStore(conn)
+	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Deps{Config: cfg, Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, Conversations: convs, Now: func() time.Time { return base }}, slog.New(slog.DiscardHandler))
+		KPIs: kpis, Conversations: convs, Now: func() time.Time { return base }}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestKPIsAndDrillDown(t *testing.T) {
 		}
 		code, body = get(t, u)
 		var page struct {
-			Conversations []Conversation
+			Conversations []kpi.Conversation
 			NextCursor    *string `json:"next_cursor"`
 		}
 		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
@@ -188,7 +188,7 @@ func TestKPIsAndDrillDown(t *testing.T) {
 
 	code, body = get(t, ts.URL+"/api/v1/conversations/c1")
 	var one struct {
-		Conversation Conversation
+		Conversation kpi.Conversation
 		Events       []schemas.Event
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &one) != nil || len(one.Events) != 3 ||

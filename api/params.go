@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -88,53 +88,53 @@ func parseTime(key, s string) (time.Time, error) {
 // parseWindow reads from and to: both default to the last 15 minutes
 // ending now (from alone ends at now, to alone starts 15 minutes
 // before it); from must be before to, and the range at most lim.maxRange.
-func parseWindow(v url.Values, now time.Time, lim limits) (pipeline.Window, error) {
+func parseWindow(v url.Values, now time.Time, lim limits) (kpi.Window, error) {
 	fs, err := single(v, "from")
 	if err != nil {
-		return pipeline.Window{}, err
+		return kpi.Window{}, err
 	}
 	ts, err := single(v, "to")
 	if err != nil {
-		return pipeline.Window{}, err
+		return kpi.Window{}, err
 	}
-	w := pipeline.Window{To: now.UTC().Truncate(time.Millisecond)}
+	w := kpi.Window{To: now.UTC().Truncate(time.Millisecond)}
 	if ts != "" {
 		if w.To, err = parseTime("to", ts); err != nil {
-			return pipeline.Window{}, err
+			return kpi.Window{}, err
 		}
 	}
 	w.From = w.To.Add(-defaultWindow)
 	if fs != "" {
 		if w.From, err = parseTime("from", fs); err != nil {
-			return pipeline.Window{}, err
+			return kpi.Window{}, err
 		}
 	}
 	if !w.From.Before(w.To) {
-		return pipeline.Window{}, badRequest("from must be before to")
+		return kpi.Window{}, badRequest("from must be before to")
 	}
 	if w.To.Sub(w.From) > lim.maxRange {
-		return pipeline.Window{}, badRequest("the range from–to is %s, longer than the limit of %s; the server's api.max_range (COCKPIT_API_MAX_RANGE) raises it",
+		return kpi.Window{}, badRequest("the range from–to is %s, longer than the limit of %s; the server's api.max_range (COCKPIT_API_MAX_RANGE) raises it",
 			days(w.To.Sub(w.From)), days(lim.maxRange))
 	}
 	// ClickHouse DateTime64 holds years 1900–2299; refuse the rest here
 	// rather than as a query error.
 	if w.From.Year() < 1970 || w.To.Year() > 2200 {
-		return pipeline.Window{}, badRequest("from and to must be between 1970 and 2200")
+		return kpi.Window{}, badRequest("from and to must be between 1970 and 2200")
 	}
 	return w, nil
 }
 
-// filterKeys are the filter parameters, in the order of pipeline.Filters.
+// filterKeys are the filter parameters, in the order of kpi.Filters.
 var filterKeys = []string{"region", "queue", "channel", "business_line", "agent"}
 
 // checkText refuses values a person would not type: too long, not UTF-8,
 // or with control characters.
-func checkText(key, s string, max int) error {
+func checkText(key, s string, maxLen int) error {
 	if !utf8.ValidString(s) {
 		return badRequest("%s is not valid UTF-8", key)
 	}
-	if utf8.RuneCountInString(s) > max {
-		return badRequest("%s is longer than %d characters", key, max)
+	if utf8.RuneCountInString(s) > maxLen {
+		return badRequest("%s is longer than %d characters", key, maxLen)
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
 		return badRequest("%s contains control characters", key)
@@ -145,29 +145,29 @@ func checkText(key, s string, max int) error {
 // parseFilters reads the five filters; an absent or empty one does not
 // filter. Values are only checked, never interpreted: they reach the store
 // as query parameters.
-func parseFilters(v url.Values) (pipeline.Filters, error) {
+func parseFilters(v url.Values) (kpi.Filters, error) {
 	var vals [5]string
 	for i, k := range filterKeys {
 		s, err := single(v, k)
 		if err != nil {
-			return pipeline.Filters{}, err
+			return kpi.Filters{}, err
 		}
 		if err := checkText(k, s, maxFilterLen); err != nil {
-			return pipeline.Filters{}, err
+			return kpi.Filters{}, err
 		}
 		vals[i] = s
 	}
-	return pipeline.Filters{Region: vals[0], Queue: vals[1], Channel: vals[2], BusinessLine: vals[3], Agent: vals[4]}, nil
+	return kpi.Filters{Region: vals[0], Queue: vals[1], Channel: vals[2], BusinessLine: vals[3], Agent: vals[4]}, nil
 }
 
 // parseDimension reads a breakdown dimension; empty is allowed only when
 // optional.
-func parseDimension(key, s string, optional bool) (pipeline.Dimension, error) {
+func parseDimension(key, s string, optional bool) (kpi.Dimension, error) {
 	if s == "" && optional {
-		return pipeline.DimNone, nil
+		return kpi.DimNone, nil
 	}
-	d := pipeline.Dimension(s)
-	if !slices.Contains(pipeline.Dimensions, d) {
+	d := kpi.Dimension(s)
+	if !slices.Contains(kpi.Dimensions, d) {
 		return "", badRequest("%s must be one of region, queue, channel, business_line, agent", key)
 	}
 	return d, nil
@@ -180,14 +180,14 @@ func parseMetric(s string) (string, error) {
 		return "", badRequest("metric is required")
 	}
 	name, stat, hasStat := strings.Cut(s, ".")
-	m, ok := pipeline.MetricByName(name)
+	m, ok := kpi.MetricByName(name)
 	if !ok {
 		return "", badRequest("unknown metric %q", truncate(s, 80))
 	}
-	if m.Kind == pipeline.MetricGauge {
+	if m.Kind == kpi.MetricGauge {
 		return "", badRequest("metric %s is a gauge: it has no time series", name)
 	}
-	if hasStat && (m.Kind != pipeline.MetricQuantile || !slices.Contains(pipeline.QuantileStats, stat)) {
+	if hasStat && (m.Kind != kpi.MetricQuantile || !slices.Contains(kpi.QuantileStats, stat)) {
 		return "", badRequest("metric %q: only quantile metrics take a suffix, one of .avg .p50 .p90 .count", truncate(s, 80))
 	}
 	return s, nil
@@ -196,7 +196,7 @@ func parseMetric(s string) (string, error) {
 // parseStep reads step as a Go duration ("5m") or a number of seconds;
 // the default gives 60 points. It must be at least 1 s and give at most
 // lim.maxSteps points over w.
-func parseStep(s string, w pipeline.Window, lim limits) (time.Duration, error) {
+func parseStep(s string, w kpi.Window, lim limits) (time.Duration, error) {
 	span := w.To.Sub(w.From)
 	if s == "" {
 		step := (span / 60).Truncate(time.Second)
@@ -220,14 +220,14 @@ func parseStep(s string, w pipeline.Window, lim limits) (time.Duration, error) {
 	return step, nil
 }
 
-// parseLimit reads a page size in [1, max], def when absent.
-func parseLimit(s string, def, max int) (int, error) {
+// parseLimit reads a page size in [1, maxLimit], def when absent.
+func parseLimit(s string, def, maxLimit int) (int, error) {
 	if s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > max {
-		return 0, badRequest("limit must be a whole number from 1 to %d", max)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, badRequest("limit must be a whole number from 1 to %d", maxLimit)
 	}
 	return n, nil
 }
@@ -246,10 +246,7 @@ func parseEventType(s string) (schemas.EventType, error) {
 
 // Cursor is a position in the conversations list: the sort key of the
 // last row of the previous page. Clients see it only as an opaque string.
-type Cursor struct {
-	At time.Time `json:"t"`
-	ID string    `json:"id"`
-}
+type Cursor kpi.ConversationCursor
 
 // encode makes the opaque form of c.
 func (c Cursor) encode() string {
@@ -258,7 +255,7 @@ func (c Cursor) encode() string {
 }
 
 // parseCursor reads a cursor made by encode; empty means the first page.
-func parseCursor(s string) (*Cursor, error) {
+func parseCursor(s string) (*kpi.ConversationCursor, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -274,18 +271,7 @@ func parseCursor(s string) (*Cursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || utf8.RuneCountInString(c.ID) > 128 || c.At.IsZero() {
 		return nil, bad
 	}
-	return &c, nil
-}
-
-// ConversationQuery selects conversations for the drill-down list and the
-// CSV export: those with an event in Window (of Type, when set) whose
-// attributes match Filters, newest first, after Cursor.
-type ConversationQuery struct {
-	Window  pipeline.Window
-	Filters pipeline.Filters
-	Type    schemas.EventType
-	After   *Cursor
-	Limit   int
+	return (*kpi.ConversationCursor)(&c), nil
 }
 
 // Page sizes of the conversations list.
@@ -296,8 +282,8 @@ const (
 
 // parseConversationQuery reads the parameters of the conversations list
 // and the export; limit defaults to defLimit and may be at most maxLimit.
-func parseConversationQuery(v url.Values, now time.Time, lim limits, defLimit, maxLimit int) (ConversationQuery, error) {
-	var q ConversationQuery
+func parseConversationQuery(v url.Values, now time.Time, lim limits, defLimit, maxLimit int) (kpi.ConversationQuery, error) {
+	var q kpi.ConversationQuery
 	var err error
 	if q.Window, err = parseWindow(v, now, lim); err != nil {
 		return q, err

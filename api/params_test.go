@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func TestParseQuery(t *testing.T) {
 				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
 			}
 			if err != nil {
-				if _, isAPI := err.(*Error); !isAPI {
+				if ae := (*Error)(nil); !errors.As(err, &ae) {
 					t.Fatalf("error %T is not an *Error (would be a 500)", err)
 				}
 			}
@@ -106,7 +107,7 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		q, err := parseConversationQuery(v, now, testLim, defaultPageSize, maxPageSize)
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			if ae := (*Error)(nil); !errors.As(err, &ae) {
 				t.Fatalf("%q: error %T is not an *Error", raw, err)
 			}
 			return

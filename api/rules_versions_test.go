@@ -15,14 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // fakeVersions stands in for the wiring's rule book.
 type fakeVersions struct {
 	mu       sync.Mutex
 	fromFile bool
-	versions []pipeline.RuleVersion
+	versions []rules.RuleVersion
 	rules    *fakeRules
 }
 
@@ -30,31 +30,31 @@ func (f *fakeVersions) Writable() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fromFile {
-		return pipeline.ErrRulesFromFile
+		return rules.ErrRulesFromFile
 	}
 	return nil
 }
 
-func (f *fakeVersions) Replace(_ context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error) {
+func (f *fakeVersions) Replace(_ context.Context, src []byte, rs *rules.RuleSet, by string) (rules.RuleVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fromFile {
-		return pipeline.RuleVersion{}, pipeline.ErrRulesFromFile
+		return rules.RuleVersion{}, rules.ErrRulesFromFile
 	}
-	v := pipeline.RuleVersion{Version: uint64(len(f.versions) + 1), Source: "api", Author: by, CreatedAt: time.Now(), Rules: len(rs.Rules), Diff: "+1: x\n"}
-	f.versions = append([]pipeline.RuleVersion{v}, f.versions...)
+	v := rules.RuleVersion{Version: uint64(len(f.versions) + 1), Source: "api", Author: by, CreatedAt: time.Now(), Rules: len(rs.Rules), Diff: "+1: x\n"}
+	f.versions = append([]rules.RuleVersion{v}, f.versions...)
 	f.rules.SetRules(rs)
 	return v, nil
 }
 
-func (f *fakeVersions) History(_ context.Context, limit int) ([]pipeline.RuleVersion, error) {
+func (f *fakeVersions) History(_ context.Context, limit int) ([]rules.RuleVersion, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.versions[:min(limit, len(f.versions))], nil
 }
 
 func TestRuleVersionsAndHTTPMetrics(t *testing.T) {
-	rs, err := pipeline.DefaultRules()
+	rs, err := rules.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestRuleVersionsAndHTTPMetrics(t *testing.T) {
 	}
 	code, body = do("GET", "/api/v1/rules/history", "")
 	var hist struct {
-		Versions []pipeline.RuleVersion `json:"versions"`
+		Versions []rules.RuleVersion `json:"versions"`
 	}
 	if err := json.Unmarshal([]byte(body), &hist); code != http.StatusOK || err != nil || len(hist.Versions) != 1 || hist.Versions[0].Rules != 1 || hist.Versions[0].Diff == "" {
 		t.Errorf("GET /rules/history = %d %s", code, body)

@@ -33,7 +33,7 @@ type Deps struct {
 	// KPIs serves /kpis, /kpis/by, /timeseries and the stream.
 	KPIs KPISource
 	// LiveKPIs, when set, serves the stream instead of KPIs: its windows
-	// always end now (pipeline.KPIStore.Live).
+	// always end now (kpi.KPIStore.Live).
 	LiveKPIs KPISource
 	// Conversations serves the drill-down and the CSV export.
 	Conversations ConversationReader

@@ -17,7 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // Hub is the live stream's fan-out: it computes one KPI snapshot per tick
@@ -44,7 +44,7 @@ type Hub struct {
 	// What each panel last read, and whether its last read worked. The
 	// tiles belong to tick, the others to panel; each runs once at a time.
 	tiles                   readState
-	lastSnap                *pipeline.Snapshot
+	lastSnap                *kpi.Snapshot
 	trends, regions, firing readState
 	lastTrends              *trendsData
 	lastRegions             *regionsData
@@ -169,7 +169,7 @@ func (h *Hub) tick(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
-	snap, err := h.kpis.KPIs(qctx, pipeline.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, pipeline.Filters{})
+	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: not a store failure
@@ -281,14 +281,14 @@ type kpiFrame struct {
 	// ComputedAt is when the frame was made.
 	ComputedAt time.Time `json:"computed_at"`
 	panelState
-	*pipeline.Snapshot
+	*kpi.Snapshot
 }
 
 // WallTrends are the metrics of the wall's trend charts, in the form
 // /api/v1/timeseries takes them.
 var WallTrends = []string{
-	pipeline.MetricFirstResponseSeconds + ".p90", pipeline.MetricHumanWaitSeconds + ".p90",
-	pipeline.MetricServiceLevel, pipeline.MetricResolutionRate, pipeline.MetricTransferRate, pipeline.MetricAbandonRate,
+	kpi.MetricFirstResponseSeconds + ".p90", kpi.MetricHumanWaitSeconds + ".p90",
+	kpi.MetricServiceLevel, kpi.MetricResolutionRate, kpi.MetricTransferRate, kpi.MetricAbandonRate,
 }
 
 // wallFrame is the data of a `wall` event: what the wall's charts and
@@ -351,7 +351,7 @@ const panelRegions = 12
 func (h *Hub) panel(ctx context.Context) {
 	at := h.now().UTC().Truncate(time.Millisecond)
 	to := at.Truncate(time.Minute).Add(time.Minute)
-	w := pipeline.Window{From: to.Add(-time.Hour), To: to}
+	w := kpi.Window{From: to.Add(-time.Hour), To: to}
 	read := func(fn func(context.Context) error) error {
 		qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
 		defer cancel()
@@ -359,8 +359,8 @@ func (h *Hub) panel(ctx context.Context) {
 	}
 	var (
 		firing                           []alerts.Record
-		trends                           map[string][]pipeline.Point
-		rows                             []pipeline.KeyedSnapshot
+		trends                           map[string][]kpi.Point
+		rows                             []kpi.KeyedSnapshot
 		firingErr, trendsErr, regionsErr error
 	)
 	if h.alerts != nil {
@@ -370,11 +370,11 @@ func (h *Hub) panel(ctx context.Context) {
 		})
 	}
 	trendsErr = read(func(ctx context.Context) (err error) {
-		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, pipeline.Filters{})
+		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, kpi.Filters{})
 		return err
 	})
 	regionsErr = read(func(ctx context.Context) (err error) {
-		rows, err = h.kpis.KPIsBy(ctx, w, pipeline.Filters{}, pipeline.DimRegion)
+		rows, err = h.kpis.KPIsBy(ctx, w, kpi.Filters{}, kpi.DimRegion)
 		return err
 	})
 	if ctx.Err() != nil {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -54,13 +54,13 @@ func BenchmarkStream(b *testing.B) {
 		b.Fatal(err)
 	}
 	store(b, conn, batch)
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, viewers := range []int{1, 1000} {
 		b.Run("viewers="+strconv.Itoa(viewers), func(b *testing.B) {
-			benchStream(b, ch, kpi, viewers)
+			benchStream(b, ch, kpis, viewers)
 		})
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // The stream's frames as a page reads them.
@@ -86,7 +86,7 @@ func TestStreamStoreDown(t *testing.T) {
 	clock.Store(base.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
 	advance := func(d time.Duration) time.Time { return time.Unix(0, clock.Add(int64(d))).UTC() }
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{Now: now})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestStreamStoreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := New(Deps{Config: Config{StreamBuffer: 8}, Metrics: promhttp.HandlerFor(prometheus.NewRegistry(), promhttp.HandlerOpts{}),
-		KPIs: kpi, AlertHistory: history, Now: now}, slog.New(slog.DiscardHandler))
+		KPIs: kpis, AlertHistory: history, Now: now}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

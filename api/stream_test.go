@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // countingKPIs counts computations; each snapshot carries its number.
@@ -23,22 +23,22 @@ import (
 // the numbers themselves are tested against the real engine elsewhere.
 type countingKPIs struct{ calls, panelCalls atomic.Uint64 }
 
-func (k *countingKPIs) KPIs(ctx context.Context, w pipeline.Window, f pipeline.Filters) (pipeline.Snapshot, error) {
-	return pipeline.Snapshot{ConversationsStarted: k.calls.Add(1), From: w.From, To: w.To}, nil
+func (k *countingKPIs) KPIs(ctx context.Context, w kpi.Window, f kpi.Filters) (kpi.Snapshot, error) {
+	return kpi.Snapshot{ConversationsStarted: k.calls.Add(1), From: w.From, To: w.To}, nil
 }
-func (k *countingKPIs) KPIsBy(context.Context, pipeline.Window, pipeline.Filters, pipeline.Dimension) ([]pipeline.KeyedSnapshot, error) {
+func (k *countingKPIs) KPIsBy(context.Context, kpi.Window, kpi.Filters, kpi.Dimension) ([]kpi.KeyedSnapshot, error) {
 	k.panelCalls.Add(1)
-	return []pipeline.KeyedSnapshot{{Key: "a", Snapshot: pipeline.Snapshot{Complaints: 1}}, {Key: "b", Snapshot: pipeline.Snapshot{Complaints: 5}}, {Key: "c"}}, nil
+	return []kpi.KeyedSnapshot{{Key: "a", Snapshot: kpi.Snapshot{Complaints: 1}}, {Key: "b", Snapshot: kpi.Snapshot{Complaints: 5}}, {Key: "c"}}, nil
 }
-func (k *countingKPIs) Timeseries(context.Context, string, time.Duration, pipeline.Window, pipeline.Filters, pipeline.Dimension) ([]pipeline.Series, error) {
+func (k *countingKPIs) Timeseries(context.Context, string, time.Duration, kpi.Window, kpi.Filters, kpi.Dimension) ([]kpi.Series, error) {
 	return nil, nil
 }
-func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w pipeline.Window, _ pipeline.Filters) (map[string][]pipeline.Point, error) {
+func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w kpi.Window, _ kpi.Filters) (map[string][]kpi.Point, error) {
 	k.panelCalls.Add(1)
 	v := 0.5
-	out := map[string][]pipeline.Point{}
+	out := map[string][]kpi.Point{}
 	for _, m := range ms {
-		out[m] = []pipeline.Point{{Time: w.From, Value: &v}}
+		out[m] = []kpi.Point{{Time: w.From, Value: &v}}
 	}
 	return out, nil
 }

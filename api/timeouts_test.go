@@ -24,7 +24,7 @@ func serveLimited(t *testing.T, s *Server, l HTTPLimits) string {
 		t.Fatal(err)
 	}
 	srv, lln := NewHTTPServer(ln, s.Handler(), l, slog.New(slog.DiscardHandler))
-	go srv.Serve(lln)
+	go func() { _ = srv.Serve(lln) }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
@@ -55,7 +55,7 @@ func TestSlowClientsCut(t *testing.T) {
 	}
 
 	slowBody := dial()
-	io.WriteString(slowBody, "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "+tokens[3].Token+
+	_, _ = io.WriteString(slowBody, "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "+tokens[3].Token+
 		"\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n[")
 	done := make(chan bool, 1)
 	go func() { done <- closedWithin(slowBody, 5*time.Second) }()

@@ -5,7 +5,7 @@ import (
 	"github.com/go-echarts/go-echarts/v2/opts"
 
 	"github.com/cockpit-cs/cockpit/api"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // assetsPath is where the embedded assets are served. go-echarts' own
@@ -40,7 +40,7 @@ func initOpts(id, theme string) charts.GlobalOpts {
 }
 
 func metricLabel(lang, name string) string {
-	m, ok := pipeline.MetricByName(name)
+	m, ok := kpi.MetricByName(name)
 	if !ok {
 		return name
 	}
@@ -87,7 +87,7 @@ func wallCharts(lang string) []Chart {
 	return []Chart{
 		trendChart(lang, ChartWallTimes, tr(lang, "trend.times"), "s", names(times), times),
 		trendChart(lang, ChartWallRates, tr(lang, "trend.rates"), "%", names(rates), rates),
-		rankingChart(lang, ChartWallRegions, tr(lang, "regions"), "dark", metricLabel(lang, pipeline.MetricComplaints), true),
+		rankingChart(lang, ChartWallRegions, tr(lang, "regions"), "dark", metricLabel(lang, kpi.MetricComplaints), true),
 	}
 }
 

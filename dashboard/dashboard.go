@@ -14,7 +14,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 //go:embed templates/*.html
@@ -27,7 +28,7 @@ var assetFS embed.FS
 type Deps struct {
 	// Rules returns the rule set in force; the wall colours its tiles by
 	// the threshold rules in it. Nil, or a nil set, means the defaults.
-	Rules func() *pipeline.RuleSet
+	Rules func() *rules.RuleSet
 	// APIBase is the path of the REST API the page scripts call
 	// (default "/api/v1").
 	APIBase string
@@ -163,12 +164,12 @@ func (d *dashboard) data(name, lang string, q url.Values) pageData {
 		data.Nav = append(data.Nav, navLink{Href: "/" + p + "?lang=" + url.QueryEscape(lang), Label: tr(lang, "nav."+p), Current: p == name})
 	}
 	cfg := pageConfig{Page: name, Lang: lang, API: d.deps.APIBase, Text: dictionary(lang), Now: time.Now().UTC()}
-	for _, m := range pipeline.Metrics {
+	for _, m := range kpi.Metrics {
 		cfg.Metrics = append(cfg.Metrics, metricInfo{Name: m.Name, Kind: string(m.Kind), Label: metricLabel(lang, m.Name)})
 	}
 	switch name {
 	case "wall":
-		var rs *pipeline.RuleSet
+		var rs *rules.RuleSet
 		if d.deps.Rules != nil {
 			rs = d.deps.Rules()
 		}

@@ -12,7 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 const hostile = `</script><img src=x onerror=alert(1)>`
@@ -168,9 +169,9 @@ func TestHostileQueryIsEscaped(t *testing.T) {
 
 func TestHostileRuleTextIsEscaped(t *testing.T) {
 	v := 10.0
-	rs := &pipeline.RuleSet{Rules: []pipeline.Rule{{Name: "x", Kind: pipeline.KindThreshold, Metric: pipeline.MetricWaitingForHuman,
+	rs := &rules.RuleSet{Rules: []rules.Rule{{Name: "x", Kind: rules.KindThreshold, Metric: kpi.MetricWaitingForHuman,
 		Op: ">", Value: &v, Severity: "warning", Summary: hostile}}}
-	_, body := get(t, newEngine(t, Deps{Rules: func() *pipeline.RuleSet { return rs }}), "/wall", nil)
+	_, body := get(t, newEngine(t, Deps{Rules: func() *rules.RuleSet { return rs }}), "/wall", nil)
 	if strings.Contains(body, "<img") {
 		t.Error("hostile text reached the page unescaped")
 	}
@@ -183,15 +184,15 @@ func urlEscape(s string) string {
 
 func TestTileThresholds(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
-	rs := &pipeline.RuleSet{Rules: []pipeline.Rule{
-		{Name: "frt_info", Kind: pipeline.KindThreshold, Metric: pipeline.MetricFirstResponseSeconds, Stat: "p90", Op: ">", Value: f(60), Severity: "info"},
-		{Name: "frt_crit", Kind: pipeline.KindThreshold, Metric: pipeline.MetricFirstResponseSeconds, Stat: "p90", Op: ">", Value: f(45), Severity: "critical"},
-		{Name: "frt_avg", Kind: pipeline.KindThreshold, Metric: pipeline.MetricFirstResponseSeconds, Stat: "avg", Op: ">", Value: f(5), Severity: "critical"},
-		{Name: "sl", Kind: pipeline.KindThreshold, Metric: pipeline.MetricServiceLevel, Op: "<", Value: f(0.95), Severity: "critical"},
-		{Name: "trend", Kind: pipeline.KindTrend, Metric: pipeline.MetricResolutionRate, Severity: "warning"},
-		{Name: "eq", Kind: pipeline.KindThreshold, Metric: pipeline.MetricTransferRate, Op: "==", Value: f(0), Severity: "warning"},
-		{Name: "abandon", Kind: pipeline.KindThreshold, Metric: pipeline.MetricAbandonRate, Op: ">=", Value: f(0.1), Severity: "warning"},
-		{Name: "csat", Kind: pipeline.KindThreshold, Metric: pipeline.MetricCSATAvg, Op: "<=", Value: f(3), Severity: "warning"},
+	rs := &rules.RuleSet{Rules: []rules.Rule{
+		{Name: "frt_info", Kind: rules.KindThreshold, Metric: kpi.MetricFirstResponseSeconds, Stat: "p90", Op: ">", Value: f(60), Severity: "info"},
+		{Name: "frt_crit", Kind: rules.KindThreshold, Metric: kpi.MetricFirstResponseSeconds, Stat: "p90", Op: ">", Value: f(45), Severity: "critical"},
+		{Name: "frt_avg", Kind: rules.KindThreshold, Metric: kpi.MetricFirstResponseSeconds, Stat: "avg", Op: ">", Value: f(5), Severity: "critical"},
+		{Name: "sl", Kind: rules.KindThreshold, Metric: kpi.MetricServiceLevel, Op: "<", Value: f(0.95), Severity: "critical"},
+		{Name: "trend", Kind: rules.KindTrend, Metric: kpi.MetricResolutionRate, Severity: "warning"},
+		{Name: "eq", Kind: rules.KindThreshold, Metric: kpi.MetricTransferRate, Op: "==", Value: f(0), Severity: "warning"},
+		{Name: "abandon", Kind: rules.KindThreshold, Metric: kpi.MetricAbandonRate, Op: ">=", Value: f(0.1), Severity: "warning"},
+		{Name: "csat", Kind: rules.KindThreshold, Metric: kpi.MetricCSATAvg, Op: "<=", Value: f(3), Severity: "warning"},
 	}}
 	byMetric := map[string]Tile{}
 	for _, tl := range tiles(LangEN, rs, 15*time.Minute) {
@@ -201,14 +202,14 @@ func TestTileThresholds(t *testing.T) {
 		metric string
 		want   *Threshold
 	}{
-		{pipeline.MetricFirstResponseSeconds, &Threshold{Op: ">", Amber: 36, Red: 45, Rule: "frt_crit"}},
-		{pipeline.MetricServiceLevel, &Threshold{Op: "<", Amber: 1, Red: 0.95, Rule: "sl"}},
-		{pipeline.MetricResolutionRate, &Threshold{Op: "<", Amber: 0.77, Red: 0.7}}, // trend rules give no threshold
-		{pipeline.MetricTransferRate, &Threshold{Op: ">", Amber: 0.28, Red: 0.35}},
-		{pipeline.MetricComplaints, nil},
+		{kpi.MetricFirstResponseSeconds, &Threshold{Op: ">", Amber: 36, Red: 45, Rule: "frt_crit"}},
+		{kpi.MetricServiceLevel, &Threshold{Op: "<", Amber: 1, Red: 0.95, Rule: "sl"}},
+		{kpi.MetricResolutionRate, &Threshold{Op: "<", Amber: 0.77, Red: 0.7}}, // trend rules give no threshold
+		{kpi.MetricTransferRate, &Threshold{Op: ">", Amber: 0.28, Red: 0.35}},
+		{kpi.MetricComplaints, nil},
 		// The rule's comparison is kept: at exactly the limit, >= and <= are red.
-		{pipeline.MetricAbandonRate, &Threshold{Op: ">=", Amber: 0.08, Red: 0.1, Rule: "abandon"}},
-		{pipeline.MetricCSATAvg, &Threshold{Op: "<=", Amber: 3.3, Red: 3, Rule: "csat"}},
+		{kpi.MetricAbandonRate, &Threshold{Op: ">=", Amber: 0.08, Red: 0.1, Rule: "abandon"}},
+		{kpi.MetricCSATAvg, &Threshold{Op: "<=", Amber: 3.3, Red: 3, Rule: "csat"}},
 	} {
 		t.Run(tc.metric, func(t *testing.T) {
 			got := byMetric[tc.metric].Threshold
@@ -226,17 +227,17 @@ func TestTileThresholds(t *testing.T) {
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 
 func TestDefaultRulesColourTiles(t *testing.T) {
-	rs, err := pipeline.DefaultRules()
+	rs, err := rules.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tl := range tiles(LangZH, rs, 2*time.Hour) {
-		if tl.Metric == pipeline.MetricHumanWaitSeconds && (tl.Threshold == nil || tl.Threshold.Red != 60 || tl.Threshold.Rule != "human_wait_slow") {
+		if tl.Metric == kpi.MetricHumanWaitSeconds && (tl.Threshold == nil || tl.Threshold.Red != 60 || tl.Threshold.Rule != "human_wait_slow") {
 			t.Errorf("human wait tile threshold %+v, want the human_wait_slow rule's 60 s", tl.Threshold)
 		}
 		// The tiles name the stream's window; the gauges say "now".
 		want := "近2小时"
-		if tl.Metric == pipeline.MetricActiveConversations || tl.Metric == pipeline.MetricWaitingForHuman {
+		if tl.Metric == kpi.MetricActiveConversations || tl.Metric == kpi.MetricWaitingForHuman {
 			want = "当前"
 		}
 		if tl.Window != want {

@@ -57,7 +57,7 @@ func matchLang(tag string) (string, bool) {
 }
 
 // text is the page vocabulary: key → [zh-CN, en]. Metric names come from
-// the pipeline registry instead.
+// the kpi registry instead.
 var text = map[string][2]string{
 	"title.wall":       {"客服实时驾驶舱", "Customer service cockpit"},
 	"title.quality":    {"质量分析", "Quality analysis"},

@@ -5,7 +5,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // Threshold colours a tile: the value is red past Red and amber past
@@ -40,16 +41,16 @@ type tileSpec struct {
 // common contact-centre targets, used when no threshold rule watches the
 // metric.
 var wallTiles = []tileSpec{
-	{pipeline.MetricFirstResponseSeconds, "p90", "s", &Threshold{Op: ">", Amber: 24, Red: 30}},
-	{pipeline.MetricHumanWaitSeconds, "p90", "s", &Threshold{Op: ">", Amber: 48, Red: 60}},
-	{pipeline.MetricServiceLevel, "", "pct", &Threshold{Op: "<", Amber: 0.88, Red: 0.8}},
-	{pipeline.MetricResolutionRate, "", "pct", &Threshold{Op: "<", Amber: 0.77, Red: 0.7}},
-	{pipeline.MetricTransferRate, "", "pct", &Threshold{Op: ">", Amber: 0.28, Red: 0.35}},
-	{pipeline.MetricAbandonRate, "", "pct", &Threshold{Op: ">", Amber: 0.064, Red: 0.08}},
-	{pipeline.MetricCSATAvg, "", "score", &Threshold{Op: "<", Amber: 3.85, Red: 3.5}},
-	{pipeline.MetricComplaints, "", "int", nil},
-	{pipeline.MetricActiveConversations, "", "int", nil},
-	{pipeline.MetricWaitingForHuman, "", "int", &Threshold{Op: ">", Amber: 8, Red: 10}},
+	{kpi.MetricFirstResponseSeconds, "p90", "s", &Threshold{Op: ">", Amber: 24, Red: 30}},
+	{kpi.MetricHumanWaitSeconds, "p90", "s", &Threshold{Op: ">", Amber: 48, Red: 60}},
+	{kpi.MetricServiceLevel, "", "pct", &Threshold{Op: "<", Amber: 0.88, Red: 0.8}},
+	{kpi.MetricResolutionRate, "", "pct", &Threshold{Op: "<", Amber: 0.77, Red: 0.7}},
+	{kpi.MetricTransferRate, "", "pct", &Threshold{Op: ">", Amber: 0.28, Red: 0.35}},
+	{kpi.MetricAbandonRate, "", "pct", &Threshold{Op: ">", Amber: 0.064, Red: 0.08}},
+	{kpi.MetricCSATAvg, "", "score", &Threshold{Op: "<", Amber: 3.85, Red: 3.5}},
+	{kpi.MetricComplaints, "", "int", nil},
+	{kpi.MetricActiveConversations, "", "int", nil},
+	{kpi.MetricWaitingForHuman, "", "int", &Threshold{Op: ">", Amber: 8, Red: 10}},
 }
 
 // Amber bands around a rule's value: amber starts 20% before a ">" limit
@@ -61,10 +62,10 @@ const (
 
 // tiles returns the wall tiles in lang, with thresholds from rs where a
 // threshold rule watches the tile's metric and statistic.
-func tiles(lang string, rs *pipeline.RuleSet, window time.Duration) []Tile {
+func tiles(lang string, rs *rules.RuleSet, window time.Duration) []Tile {
 	out := make([]Tile, 0, len(wallTiles))
 	for _, s := range wallTiles {
-		m, _ := pipeline.MetricByName(s.metric)
+		m, _ := kpi.MetricByName(s.metric)
 		label := m.LabelZH
 		if lang == LangEN {
 			label = m.LabelEN
@@ -73,7 +74,7 @@ func tiles(lang string, rs *pipeline.RuleSet, window time.Duration) []Tile {
 			label += " " + s.stat
 		}
 		win := windowLabel(lang, window)
-		if m.Kind == pipeline.MetricGauge {
+		if m.Kind == kpi.MetricGauge {
 			win = tr(lang, "tile.now")
 		}
 		t := Tile{ID: "tile-" + s.metric, Metric: s.metric, Stat: s.stat, Label: label,
@@ -97,14 +98,14 @@ func windowLabel(lang string, d time.Duration) string {
 
 // ruleThreshold finds the most severe threshold rule on metric (and stat)
 // in rs and turns it into tile colours.
-func ruleThreshold(rs *pipeline.RuleSet, metric, stat string) (Threshold, bool) {
+func ruleThreshold(rs *rules.RuleSet, metric, stat string) (Threshold, bool) {
 	if rs == nil {
 		return Threshold{}, false
 	}
-	var best *pipeline.Rule
+	var best *rules.Rule
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
-		if r.Kind != pipeline.KindThreshold || r.Metric != metric || r.Value == nil {
+		if r.Kind != rules.KindThreshold || r.Metric != metric || r.Value == nil {
 			continue
 		}
 		if r.Stat != stat && !(stat == "" && r.Stat == "") {
@@ -125,10 +126,10 @@ func ruleThreshold(rs *pipeline.RuleSet, metric, stat string) (Threshold, bool) 
 		return Threshold{Op: best.Op, Amber: v * amberBelowHigh, Red: v, Rule: best.Name}, true
 	}
 	amber := v * amberAboveLow
-	if m, _ := pipeline.MetricByName(metric); m.Kind == pipeline.MetricRatio {
+	if m, _ := kpi.MetricByName(metric); m.Kind == kpi.MetricRatio {
 		amber = min(amber, 1)
 	}
 	return Threshold{Op: best.Op, Amber: amber, Red: v, Rule: best.Name}, true
 }
 
-func severityRank(s string) int { return slices.Index(pipeline.RuleSeverities, s) }
+func severityRank(s string) int { return slices.Index(rules.RuleSeverities, s) }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -203,26 +202,9 @@ func vmHWM(pid string) float64 {
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
 			var kb float64
-			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
+			_, _ = fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
 			return kb / 1024
 		}
 	}
 	return 0
-}
-
-// waitCount polls a count query until it reaches want, or fails after
-// within.
-func waitCount(b *testing.B, conn driver.Conn, query string, want uint64, within time.Duration, why func() string) {
-	b.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		n := count(b, conn, query)
-		if n == want {
-			return
-		}
-		if n > want || time.Now().After(deadline) {
-			b.Fatalf("%s: %d rows, want %d; %s", query, n, want, why())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

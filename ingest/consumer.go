@@ -163,7 +163,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	defer func() {
 		close(stop)
-		<-closed
+		<-closed //nolint:errcheck // a wait: the generation is over either way
 		<-reported
 		if err := c.dlq.close(); err != nil {
 			c.logger.Warn("cannot close the dead-letter writer", "err", err)

@@ -13,7 +13,7 @@ import (
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/kafkatest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -41,7 +41,9 @@ func produceTo(t *testing.T, brokers, topic string, partition int, msgs ...kafka
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetRequiredAcks(-1)
+	if err := conn.SetRequiredAcks(-1); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := conn.WriteMessages(msgs...); err != nil {
 		t.Fatalf("produce to %s/%d: %v", topic, partition, err)
 	}
@@ -192,8 +194,8 @@ func TestIngestDuplicateEventID(t *testing.T) {
 	}
 
 	// The KPIs count every event once, in the window of its first version.
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{
-		Rollup: pipeline.RollupConfig{Disabled: true}, Live: pipeline.LiveConfig{Disabled: true},
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{
+		Rollup: kpi.RollupConfig{Disabled: true}, Live: kpi.LiveConfig{Disabled: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +209,7 @@ func TestIngestDuplicateEventID(t *testing.T) {
 		{"B", hourB, hourB.Add(time.Hour), 0},
 		{"A+B", hourA, hourB.Add(time.Hour), 4},
 	} {
-		snap, err := kpi.KPIs(ctx, pipeline.Window{From: w.from, To: w.to}, pipeline.Filters{})
+		snap, err := kpis.KPIs(ctx, kpi.Window{From: w.from, To: w.to}, kpi.Filters{})
 		if err != nil {
 			t.Fatal(err)
 		}

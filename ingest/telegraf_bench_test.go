@@ -192,10 +192,10 @@ func benchTelegraf(b *testing.B) {
 		peakMiB = max(peakMiB, hwm)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-exited: //nolint:errcheck // a terminated child exits with an error
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // killed: its exit status says nothing
 		}
 		// The child's CPU is known once it has exited; it includes its
 		// shutdown, a small overstatement.

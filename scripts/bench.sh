@@ -13,7 +13,7 @@
 #   KAFKA_PORT          broker port (scripts/kafka.sh; default 19092)
 #   TELEGRAF_VERSION    Telegraf release to build [1.37.3]
 #   COCKPIT_TELEGRAF    use this Telegraf binary instead of building one
-#   BENCH_PIPELINE=1    also run the pipeline benchmarks (30 days of
+#   BENCH_PIPELINE=1    also run the KPI and rule-tick benchmarks (30 days of
 #                       simulated history, read raw: about 12 minutes more)
 #   BENCH_LARGE=1       also measure /api/v1/kpis over 30 days of at least
 #                       50M events generated in the engine, with the hourly
@@ -109,9 +109,9 @@ run() {
 	# The regional spike rule: recall and false alarms on simulated worlds
 	# and the real sets (pure, no store), and a 7-day backtest at a
 	# 1-minute step over the store.
-	run go test -run '^$' -bench 'BenchmarkSpikeOperatingPoint$|BenchmarkSpikeRuleBacktestWeek$' -benchtime 1x -timeout 30m ./pipeline
+	run go test -run '^$' -bench 'BenchmarkSpikeOperatingPoint$|BenchmarkSpikeRuleBacktestWeek$' -benchtime 1x -timeout 30m -p 1 ./spike ./rules
 	if [[ ${BENCH_PIPELINE:-} == 1 ]]; then
-		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m ./pipeline
+		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m -p 1 ./kpi ./rules
 	fi
 	if [[ ${BENCH_LARGE:-} == 1 ]]; then
 		run env COCKPIT_BENCH_LARGE=1 go test -run '^$' -bench 'BenchmarkKPIEndpointsLarge$' -benchtime 100x -timeout 2h ./api

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command behind `make test`: installs what the suite needs, starts
-# a real Apache Kafka broker on loopback, runs every Go test with the race
-# detector (integration tests included: none may skip), runs the fuzz
-# targets briefly, and stops the broker whatever happened.
+# a real Apache Kafka broker on loopback, lints (make lint), runs every Go
+# test with the race detector (integration tests included: none may skip),
+# runs the fuzz targets briefly, and stops the broker whatever happened.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,8 +40,8 @@ eval "$(bash scripts/kafka.sh start)"
 export COCKPIT_TEST_KAFKA=$KAFKA COCKPIT_REQUIRE_KAFKA=1
 echo "broker at $KAFKA"
 
-step "go vet"
-go vet ./...
+step "lint: gofmt, go vet, golangci-lint (make lint)"
+make --no-print-directory lint
 
 step "go test -race"
 # -p 2: two packages at a time on a two-core machine; each test binary that

@@ -19,7 +19,8 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/internal/config"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // alerting is the rules-to-notifications chain: rule evaluation on a tick,
@@ -30,9 +31,9 @@ import (
 type alerting struct {
 	cfg       config.Config
 	logger    *slog.Logger
-	kpi       *pipeline.KPIStore
-	rollup    *pipeline.RollupBuilder
-	evaluator *pipeline.Evaluator
+	kpi       *kpi.KPIStore
+	rollup    *kpi.RollupBuilder
+	evaluator *rules.Evaluator
 	rules     *ruleBook
 	store     *alerts.Store
 	manager   *alerts.Manager
@@ -50,7 +51,7 @@ type alerting struct {
 
 // leaderMetrics are what an operator watches of the leader's work.
 type leaderMetrics struct {
-	rules      *pipeline.RuleMetrics
+	rules      *rules.RuleMetrics
 	leader     prometheus.Gauge
 	term       prometheus.Gauge
 	alerts     *prometheus.GaugeVec
@@ -59,7 +60,7 @@ type leaderMetrics struct {
 }
 
 func newLeaderMetrics(reg prometheus.Registerer) (*leaderMetrics, error) {
-	rm, err := pipeline.NewRuleMetrics(reg)
+	rm, err := rules.NewRuleMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -95,25 +96,25 @@ func newLeaderMetrics(reg prometheus.Registerer) (*leaderMetrics, error) {
 }
 
 func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leadership func() (int64, bool), reg prometheus.Registerer, logger *slog.Logger) (*alerting, error) {
-	kcfg := pipeline.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold, Rollup: cfg.KPI.Rollup, Live: cfg.KPI.Live}
-	kpi, err := pipeline.NewKPIStore(conn, kcfg)
+	kcfg := kpi.KPIConfig{ServiceLevelThreshold: cfg.KPI.ServiceLevelThreshold, Rollup: cfg.KPI.Rollup, Live: cfg.KPI.Live}
+	kpis, err := kpi.NewKPIStore(conn, kcfg)
 	if err != nil {
 		return nil, err
 	}
-	rollup, err := pipeline.NewRollupBuilder(conn, kcfg, reg, logger)
+	rollup, err := kpi.NewRollupBuilder(conn, kcfg, reg, logger)
 	if err != nil {
 		return nil, err
 	}
-	defaults, err := pipeline.DefaultRules()
+	defaults, err := rules.DefaultRules()
 	if err != nil {
 		return nil, err
 	}
-	ev, err := pipeline.NewEvaluator(pipeline.NewKPIRuleSource(kpi.Live()), pipeline.NewSpikeRules(pipeline.NewClickHouseSpikeHistory(conn)), defaults, logger)
+	ev, err := rules.NewEvaluator(rules.NewKPIRuleSource(kpis.Live()), rules.NewSpikeRules(rules.NewClickHouseSpikeHistory(conn)), defaults, logger)
 	if err != nil {
 		return nil, err
 	}
-	rules := &ruleBook{file: cfg.Rules.File, store: pipeline.NewRuleStore(conn), ev: ev, logger: logger.With("component", "rules")}
-	if err := rules.load(ctx); err != nil {
+	book := &ruleBook{file: cfg.Rules.File, store: rules.NewRuleStore(conn), ev: ev, logger: logger.With("component", "rules")}
+	if err := book.load(ctx); err != nil {
 		return nil, err
 	}
 	store := alerts.NewStore(conn)
@@ -149,7 +150,7 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 	// every alert. A new leader waits it out once, when it takes over.
 	tickTimeout := max(10*time.Second, 4*cfg.Rules.Tick)
 	return &alerting{
-		cfg: cfg, logger: logger.With("component", "leader"), kpi: kpi, rollup: rollup, evaluator: ev, rules: rules,
+		cfg: cfg, logger: logger.With("component", "leader"), kpi: kpis, rollup: rollup, evaluator: ev, rules: book,
 		store: store, manager: manager, deliverer: deliverer, leadership: leadership, m: lm,
 		member:      fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(id[:])),
 		tickTimeout: tickTimeout, fenceDelay: tickTimeout + time.Second,
@@ -180,7 +181,7 @@ func (a *alerting) run(ctx context.Context) {
 	end := func() {
 		if stop != nil {
 			stop()
-			<-done
+			<-done //nolint:errcheck // a wait for the stopped loop
 			stop, done = nil, nil
 		}
 	}
@@ -290,7 +291,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	go func() {
 		defer wg.Done()
 		ticks := 0
-		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev pipeline.Evaluation) error {
+		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev rules.Evaluation) error {
 			ticks++
 			defer lastFence.Store(time.Now().UnixNano())
 			if err := fence(tctx); err != nil {
@@ -432,8 +433,8 @@ func retry(ctx context.Context, logger *slog.Logger, what string, fn func() erro
 // recorded in the history.
 type ruleBook struct {
 	file    string
-	store   *pipeline.RuleStore
-	ev      *pipeline.Evaluator
+	store   *rules.RuleStore
+	ev      *rules.Evaluator
 	logger  *slog.Logger
 	version atomic.Uint64
 	mu      sync.Mutex
@@ -451,7 +452,7 @@ func (b *ruleBook) load(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cannot read rules.file: %w", err)
 		}
-		rs, err := pipeline.ParseRules(src)
+		rs, err := rules.ParseRules(src)
 		if err != nil {
 			return fmt.Errorf("rules.file %s: %w", b.file, err)
 		}
@@ -464,7 +465,7 @@ func (b *ruleBook) load(ctx context.Context) error {
 
 // record stores the file's rule set in the history when it differs from
 // the newest stored version.
-func (b *ruleBook) record(ctx context.Context, src []byte, rs *pipeline.RuleSet) {
+func (b *ruleBook) record(ctx context.Context, src []byte, rs *rules.RuleSet) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	latest, ok, err := b.store.Latest(ctx)
@@ -494,7 +495,7 @@ func (b *ruleBook) sync(ctx context.Context) error {
 	if err != nil || !ok || latest.Version == b.version.Load() {
 		return err
 	}
-	rs, err := pipeline.ParseRules([]byte(latest.YAML))
+	rs, err := rules.ParseRules([]byte(latest.YAML))
 	b.version.Store(latest.Version)
 	if err != nil {
 		// Stored sets were validated when put; one this release refuses
@@ -509,7 +510,7 @@ func (b *ruleBook) sync(ctx context.Context) error {
 // changes, the store is read every followInterval.
 func (b *ruleBook) follow(ctx context.Context) {
 	if b.file != "" {
-		pipeline.WatchRules(ctx, b.file, 2*time.Second, func(rs *pipeline.RuleSet) {
+		rules.WatchRules(ctx, b.file, 2*time.Second, func(rs *rules.RuleSet) {
 			b.ev.SetRules(rs)
 			if src, err := os.ReadFile(b.file); err == nil {
 				b.record(ctx, src, rs)
@@ -534,22 +535,22 @@ func (b *ruleBook) follow(ctx context.Context) {
 // Writable refuses rule changes through the API while rules.file is set.
 func (b *ruleBook) Writable() error {
 	if b.file != "" {
-		return pipeline.ErrRulesFromFile
+		return rules.ErrRulesFromFile
 	}
 	return nil
 }
 
 // Replace stores a new rule set, in force on this instance at once and on
 // the leader from its next tick.
-func (b *ruleBook) Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet, by string) (pipeline.RuleVersion, error) {
+func (b *ruleBook) Replace(ctx context.Context, src []byte, rs *rules.RuleSet, by string) (rules.RuleVersion, error) {
 	if b.file != "" {
-		return pipeline.RuleVersion{}, pipeline.ErrRulesFromFile
+		return rules.RuleVersion{}, rules.ErrRulesFromFile
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v, err := b.store.Save(ctx, src, rs, "api", by)
 	if err != nil {
-		return pipeline.RuleVersion{}, err
+		return rules.RuleVersion{}, err
 	}
 	b.version.Store(v.Version)
 	b.ev.SetRules(rs)
@@ -557,6 +558,6 @@ func (b *ruleBook) Replace(ctx context.Context, src []byte, rs *pipeline.RuleSet
 }
 
 // History lists the stored versions, newest first.
-func (b *ruleBook) History(ctx context.Context, limit int) ([]pipeline.RuleVersion, error) {
+func (b *ruleBook) History(ctx context.Context, limit int) ([]rules.RuleVersion, error) {
 	return b.store.History(ctx, limit)
 }

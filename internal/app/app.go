@@ -153,17 +153,6 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// flagWasSet reports whether the named flag was given on the command line.
-func flagWasSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, item := range strings.Split(s, ",") {

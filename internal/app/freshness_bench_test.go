@@ -100,7 +100,7 @@ func BenchmarkFreshness(b *testing.B) {
 		stopLoad()
 		return <-loadDone
 	}
-	defer stop()
+	defer func() { _ = stop() }()
 	time.Sleep(freshWarmup)
 
 	// Markers, all on partition 0.

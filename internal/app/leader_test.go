@@ -13,7 +13,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/config"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // TestLeaderFencedOff runs the alerting of three members over one store
@@ -32,11 +32,11 @@ func TestLeaderFencedOff(t *testing.T) {
 	}
 	// One cheap rule: the test is about who leads, not about evaluation.
 	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
-	rs, err := pipeline.ParseRules(src)
+	rs, err := rules.ParseRules(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pipeline.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
+	if _, err := rules.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

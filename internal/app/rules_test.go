@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/rules"
 )
 
 // TestRuleBookSharedAndPersistent puts a rule set through one instance's
@@ -25,15 +25,15 @@ func TestRuleBookSharedAndPersistent(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	book := func(file string) *ruleBook {
 		t.Helper()
-		defaults, err := pipeline.DefaultRules()
+		defaults, err := rules.DefaultRules()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := pipeline.NewEvaluator(noSource{}, noSpikes{}, defaults, logger)
+		ev, err := rules.NewEvaluator(noSource{}, noSpikes{}, defaults, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := &ruleBook{file: file, store: pipeline.NewRuleStore(conn), ev: ev, logger: logger}
+		b := &ruleBook{file: file, store: rules.NewRuleStore(conn), ev: ev, logger: logger}
 		if err := b.load(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestRuleBookSharedAndPersistent(t *testing.T) {
 	src := []byte(`rules:
   - {name: only_rule, kind: threshold, metric: complaints, window: 5m, op: ">", value: 3, severity: critical}
 `)
-	rs, err := pipeline.ParseRules(src)
+	rs, err := rules.ParseRules(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,11 @@ func TestRuleBookSharedAndPersistent(t *testing.T) {
 	}
 
 	file := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(file, pipeline.DefaultRulesYAML(), 0o644); err != nil {
+	if err := os.WriteFile(file, rules.DefaultRulesYAML(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f := book(file)
-	if _, err := f.Replace(ctx, src, rs, "lin"); !errors.Is(err, pipeline.ErrRulesFromFile) {
+	if _, err := f.Replace(ctx, src, rs, "lin"); !errors.Is(err, rules.ErrRulesFromFile) {
 		t.Errorf("put with rules.file: %v, want ErrRulesFromFile", err)
 	}
 	if names(f) == "only_rule" {
@@ -89,12 +89,12 @@ func TestRuleBookSharedAndPersistent(t *testing.T) {
 
 type noSource struct{}
 
-func (noSource) Scoped(context.Context, string, string, time.Time, time.Time, string) ([]pipeline.ScopedValue, error) {
+func (noSource) Scoped(context.Context, string, string, time.Time, time.Time, string) ([]rules.ScopedValue, error) {
 	return nil, nil
 }
 
 type noSpikes struct{}
 
-func (noSpikes) EvaluateSpikeRule(context.Context, time.Time, pipeline.Rule) ([]pipeline.Candidate, error) {
+func (noSpikes) EvaluateSpikeRule(context.Context, time.Time, rules.Rule) ([]rules.Candidate, error) {
 	return nil, nil
 }

@@ -74,7 +74,7 @@ func TestServeTLSReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(tln)
+	go func() { _ = srv.Serve(tln) }()
 	defer srv.Close()
 	addr := ln.Addr().String()
 

@@ -19,6 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/dashboard"
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/config"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -76,7 +77,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
-	convs, err := api.NewConversationStore(conn)
+	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err

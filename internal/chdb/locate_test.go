@@ -24,7 +24,9 @@ func fakeTarball(t *testing.T, lib []byte) (string, string) {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write(body)
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tw.Close()
 	gz.Close()
@@ -69,8 +71,12 @@ func TestLocate(t *testing.T) {
 		t.Fatalf("empty cache: %v", err)
 	}
 	p, _ := CachePath()
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	os.WriteFile(p, []byte("x"), 0o755)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if got, err := Locate(); err != nil || got != p {
 		t.Fatalf("Locate = %q, %v", got, err)
 	}
@@ -90,9 +96,13 @@ func TestEnsureUsesCachedTarball(t *testing.T) {
 	t.Setenv("PATH", "") // no npm: Ensure must not try to download
 	tarball, _ := fakeTarball(t, []byte("not the pinned engine"))
 	root := filepath.Join(cache, "cockpit", "chdb")
-	os.MkdirAll(root, 0o755)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	data, _ := os.ReadFile(tarball)
-	os.WriteFile(filepath.Join(root, tarballName), data, 0o644)
+	if err := os.WriteFile(filepath.Join(root, tarballName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, err := Ensure(t.Context(), nil)
 	if err == nil || !strings.Contains(err.Error(), "npm") {
 		t.Fatalf("Ensure with a bad cached tarball and no npm: %v", err)

@@ -210,7 +210,7 @@ func (h *Handler) ok(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", "4")
 	if r.Method != http.MethodHead {
-		io.WriteString(w, "Ok.\n")
+		_, _ = io.WriteString(w, "Ok.\n")
 	}
 }
 
@@ -247,7 +247,7 @@ func (h *Handler) fail(w http.ResponseWriter, status, code int, msg string) {
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	hdr.Del("Content-Encoding")
 	w.WriteHeader(status)
-	io.WriteString(w, body)
+	_, _ = io.WriteString(w, body)
 }
 
 // parse reads the URL and the body into a request.

@@ -439,7 +439,7 @@ func TestConnectionSettingsAndAsyncInsert(t *testing.T) {
 	}
 	table := uniqueName(t)
 	exec(t, conn, "CREATE TABLE "+table+" (id UInt64) ENGINE = MergeTree ORDER BY id")
-	if err := conn.AsyncInsert(context.Background(), "INSERT INTO "+table+" VALUES (1), (2)", true); err != nil {
+	if err := conn.AsyncInsert(context.Background(), "INSERT INTO "+table+" VALUES (1), (2)", true); err != nil { //nolint:staticcheck // the deprecated call is what clients still send
 		t.Fatal(err)
 	}
 	var n uint64
@@ -477,7 +477,7 @@ func TestErrors(t *testing.T) {
 	}
 	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO no_such_table")
 	if err == nil {
-		batch.Abort()
+		_ = batch.Abort()
 		t.Fatal("PrepareBatch on a missing table succeeded")
 	}
 	if code := exceptionCode(err); code != 60 {
@@ -627,7 +627,9 @@ func TestRawHTTP(t *testing.T) {
 
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	io.WriteString(zw, "SELECT 'zipped'")
+	if _, err := io.WriteString(zw, "SELECT 'zipped'"); err != nil {
+		t.Fatal(err)
+	}
 	zw.Close()
 	resp, body = post("", gz.Bytes(), map[string]string{"Content-Encoding": "gzip"})
 	if resp.StatusCode != 200 || body != "zipped\n" {

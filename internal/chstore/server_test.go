@@ -114,7 +114,7 @@ func TestSlowRequestsCut(t *testing.T) {
 	}
 	srv, lln := NewServer(ln, h, Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		IdleTimeout: 300 * time.Millisecond, MaxConns: 4}, slog.New(slog.DiscardHandler))
-	go srv.Serve(lln)
+	go func() { _ = srv.Serve(lln) }()
 	defer srv.Close()
 	closed := func(c net.Conn) bool {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -128,13 +128,13 @@ func TestSlowRequestsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	io.WriteString(slow, "POST /?query=INSERT+INTO+t+FORMAT+Native HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "+
+	_, _ = io.WriteString(slow, "POST /?query=INSERT+INTO+t+FORMAT+Native HTTP/1.1\r\nHost: x\r\nAuthorization: Basic "+
 		base64.StdEncoding.EncodeToString([]byte(testCreds.User+":"+testCreds.Password))+"\r\nContent-Length: 1048576\r\n\r\n")
 	done := make(chan bool, 1)
 	go func() { done <- closed(slow) }()
 	for i := 0; i < 10; i++ {
 		time.Sleep(100 * time.Millisecond)
-		slow.Write([]byte{0})
+		_, _ = slow.Write([]byte{0})
 	}
 	if !<-done {
 		t.Error("a trickling body was not cut")
@@ -145,7 +145,7 @@ func TestSlowRequestsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	io.WriteString(idle, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, _ = io.WriteString(idle, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("ping: %v %v", resp, err)

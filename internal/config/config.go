@@ -19,7 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/ingest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -54,18 +54,18 @@ type KPI struct {
 	// Rollup configures the hourly rollup that answers the whole hours of
 	// long windows: settle (3m), interval (10s), horizon (2208h = 92
 	// days), chunk_hours (6), disabled (false).
-	Rollup pipeline.RollupConfig `yaml:"rollup"`
+	Rollup kpi.RollupConfig `yaml:"rollup"`
 	// Live configures the live view that answers the windows that end now
 	// (the stream, the rules): bucket (10s), horizon (65m), overlap (5s),
 	// every (500ms), idle_probe (2s), disabled (false).
-	Live pipeline.LiveConfig `yaml:"live"`
+	Live kpi.LiveConfig `yaml:"live"`
 }
 
 // Rules says which rules run and how often.
 type Rules struct {
 	// File is a YAML rule set, reloaded when it changes; a file with an
 	// error is refused and the previous rules stay. Empty: the built-in
-	// rules (pipeline/rules.default.yaml).
+	// rules (rules/rules.default.yaml).
 	File string `yaml:"file"`
 	// Tick is the evaluation interval. Default 1s.
 	Tick time.Duration `yaml:"tick"`
@@ -139,7 +139,7 @@ func Default() Config {
 		},
 		Ingest: ingest.Default(),
 		Kafka:  Kafka{Partitions: 8, Replication: 1},
-		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: pipeline.DefaultRollupConfig(), Live: pipeline.DefaultLiveConfig()},
+		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
 		Rules:  Rules{Tick: time.Second},
 	}
 }

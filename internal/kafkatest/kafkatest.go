@@ -185,7 +185,7 @@ func dialController(ctx context.Context, brokers string) (*kafka.Conn, error) {
 			continue
 		}
 		if dl, ok := ctx.Deadline(); ok {
-			cc.SetDeadline(dl)
+			_ = cc.SetDeadline(dl) // a connection that refuses it fails its next read
 		}
 		return cc, nil
 	}

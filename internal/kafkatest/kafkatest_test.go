@@ -161,7 +161,9 @@ func TestRestart(t *testing.T) {
 		for p := 0; p < 2; p++ {
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{brokers}, Topic: topic, Partition: p,
 				MaxWait: 100 * time.Millisecond, ReadBackoffMax: 500 * time.Millisecond})
-			r.SetOffset(kafka.FirstOffset)
+			if err := r.SetOffset(kafka.FirstOffset); err != nil {
+				t.Fatal(err)
+			}
 			for {
 				lag, err := r.ReadLag(ctx)
 				if err == nil && lag == 0 {

@@ -14,7 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
 )
 
 // History is a built history: the connection to its database, the KPI
@@ -22,7 +22,7 @@ import (
 // number of events stored.
 type History struct {
 	Conn   driver.Conn
-	Config pipeline.KPIConfig
+	Config kpi.KPIConfig
 	Now    time.Time
 	Events uint64
 }
@@ -48,13 +48,13 @@ func Build(b *testing.B) History {
 	// "Now" is late in the last hour, so a 30-day window has a partial
 	// hour at both ends.
 	now := to.Add(-7*time.Minute - 27*time.Second - 500*time.Millisecond)
-	cfg := pipeline.KPIConfig{Now: func() time.Time { return now },
-		Rollup: pipeline.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12, Settle: time.Second}}
+	cfg := kpi.KPIConfig{Now: func() time.Time { return now },
+		Rollup: kpi.RollupConfig{Horizon: 3 * 365 * 24 * time.Hour, ChunkHours: 12, Settle: time.Second}}
 	// The events were stored a moment ago, so the builder's first scan
 	// marks their hours changed; they count as clean only when built a
 	// settle time after that (the product waits 3 min; a second here).
 	time.Sleep(2 * cfg.Rollup.Settle)
-	builder, err := pipeline.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	builder, err := kpi.NewRollupBuilder(conn, cfg, nil, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

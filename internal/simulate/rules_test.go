@@ -18,7 +18,8 @@ import (
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
-	"github.com/cockpit-cs/cockpit/pipeline"
+	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/rules"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -62,16 +63,16 @@ func (a wallAlert) String() string {
 func replay(t *testing.T, conn driver.Conn, s *simulate.Simulator, from, evalFrom, to time.Time, step time.Duration) ([]wallAlert, int) {
 	t.Helper()
 	ctx := context.Background()
-	kpi, err := pipeline.NewKPIStore(conn, pipeline.KPIConfig{})
+	kpis, err := kpi.NewKPIStore(conn, kpi.KPIConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := pipeline.DefaultRules()
+	rs, err := rules.DefaultRules()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := pipeline.NewEvaluator(pipeline.NewKPIRuleSource(kpi),
-		pipeline.NewSpikeRules(pipeline.NewClickHouseSpikeHistory(conn)), rs, slog.New(slog.DiscardHandler))
+	ev, err := rules.NewEvaluator(rules.NewKPIRuleSource(kpis),
+		rules.NewSpikeRules(rules.NewClickHouseSpikeHistory(conn)), rs, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

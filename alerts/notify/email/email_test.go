@@ -50,7 +50,7 @@ func parse(t *testing.T, data []byte) parsed {
 	mr := multipart.NewReader(msg.Body, params["boundary"])
 	for i := 0; ; i++ {
 		part, err := mr.NextRawPart()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			if i != 2 {
 				t.Fatalf("%d parts, want 2", i)
 			}

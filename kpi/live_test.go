@@ -1,0 +1,301 @@
+package kpi
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cockpit-cs/cockpit/internal/chtest"
+	"github.com/cockpit-cs/cockpit/schemas"
+)
+
+// liveTraffic is generated traffic whose conversations run through the
+// last two hours (none after cut), with ids prefixed so that two
+// generations do not collide.
+func liveTraffic(seed uint64, base, cut time.Time, prefix string, convs int) rollupTraffic {
+	tr := genRollupTraffic(seed, base, 3, convs)
+	keep := func(evs []schemas.Event) []schemas.Event {
+		out := evs[:0]
+		for _, e := range evs {
+			if e.OccurredAt.Before(cut) {
+				e.ConversationID = prefix + e.ConversationID
+				e.EventID = prefix + e.EventID
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return rollupTraffic{early: keep(tr.early), late: keep(tr.late)}
+}
+
+// TestLiveAgreesWithStore fills the last two hours with traffic
+// (duplicates, out-of-order deliveries), and requires the live view to
+// answer the windows that end now exactly as the store answers the same
+// windows: every metric, every filter and breakdown, the wall's minute
+// trends and the gauges. Then late events arrive (starts after their
+// messages, replies and assignments minutes late, csat and complaints for
+// conversations long over, a batch delivered twice): a refresh must find
+// what they changed, and only that, and agree again.
+func TestLiveAgreesWithStore(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.UTC()
+	cut := now.Add(-2 * time.Second)
+	a := liveTraffic(11, now.Add(-62*time.Minute), cut, "a", 500)
+	b := liveTraffic(12, now.Add(-2*time.Hour), cut, "b", 300)
+	early := append(a.early, b.early...)
+	late := append(a.late, b.late...)
+	insertChunks(t, conn, early, 1500)
+	insertChunks(t, conn, early[:200], 200) // delivered again
+	t.Logf("%d events, %d held back as late", len(early), len(late))
+
+	cfg := KPIConfig{Live: LiveConfig{Every: time.Millisecond, IdleProbe: time.Millisecond}}
+	st, err := NewKPIStore(conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := st.Live()
+	// Every answer here comes from a refresh that saw what was stored
+	// before it was asked for.
+	st.live.wait = time.Hour
+	rawCfg := cfg
+	rawCfg.Rollup.Disabled, rawCfg.Live.Disabled = true, true
+	raw, err := NewKPIStore(conn, rawCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	filters := []Filters{{}, {Region: "广州"}, {Queue: "q2"}, {Channel: "voice", BusinessLine: "billing"}}
+	dims := []Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
+	compare := func(stage string) {
+		t.Helper()
+		to := time.Now()
+		for i, d := range []time.Duration{5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour} {
+			w := Window{From: to.Add(-d).Truncate(time.Millisecond), To: to.Truncate(time.Millisecond)}
+			f, dim := filters[i%len(filters)], dims[i%len(dims)]
+			for _, f := range []Filters{{}, f} {
+				got, err := live.KPIs(ctx, w, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.From.After(w.From) || got.From.Before(w.From.Add(-10*time.Second)) || got.To.Before(w.To.Add(-10*time.Second)) {
+					t.Fatalf("%s: asked %s–%s, answered %s–%s", stage, w.From, w.To, got.From, got.To)
+				}
+				answered := Window{From: got.From, To: got.To}
+				want, err := raw.KPIs(ctx, answered, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.ConversationsStarted+got.ConversationsClosed == 0 && d >= 15*time.Minute && f == (Filters{}) {
+					t.Fatalf("%s: no conversations in the last %s: the traffic is too thin to test", stage, d)
+				}
+				if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+					t.Errorf("%s: last %s %+v:\nlive  %s\nstore %s", stage, d, f, gj, wj)
+				}
+			}
+			got, err := live.KPIsBy(ctx, w, f, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				t.Fatalf("%s: no rows by %s", stage, dim)
+			}
+			want, err := raw.KPIsBy(ctx, Window{From: got[0].From, To: got[0].To}, f, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+				t.Errorf("%s: last %s %+v by %s:\nlive  %s\nstore %s", stage, d, f, dim, gj, wj)
+			}
+		}
+		// The trend rule's consecutive windows, the older ones not reaching
+		// the present: still whole buckets, and they still partition time.
+		var prevTo time.Time
+		for k := 3; k >= 1; k-- {
+			w := Window{From: to.Add(-time.Duration(k) * 10 * time.Minute), To: to.Add(-time.Duration(k-1) * 10 * time.Minute)}
+			got, err := live.KPIsBy(ctx, w, Filters{}, DimBusinessLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				t.Fatalf("%s: no rows by business line", stage)
+			}
+			if !prevTo.IsZero() && !got[0].From.Equal(prevTo) {
+				t.Errorf("%s: consecutive windows %s and %s–%s", stage, prevTo, got[0].From, got[0].To)
+			}
+			prevTo = got[0].To
+			want, err := raw.KPIsBy(ctx, Window{From: got[0].From, To: got[0].To}, Filters{}, DimBusinessLine)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+				t.Errorf("%s: window %d by business line:\nlive  %s\nstore %s", stage, k, gj, wj)
+			}
+		}
+		// The wall's trends: an hour of minutes ending after now.
+		end := to.Truncate(time.Minute).Add(time.Minute)
+		tw := Window{From: end.Add(-time.Hour), To: end}
+		metrics := []string{"first_response_seconds.p90", "human_wait_seconds.p90", "service_level", "resolution_rate", "transfer_rate", "abandon_rate", "complaints", "response_seconds.avg"}
+		gt, err := live.Trends(ctx, metrics, time.Minute, tw, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wt, err := raw.Trends(ctx, metrics, time.Minute, tw, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gj, wj := jsonOf(gt), jsonOf(wt); gj != wj {
+			t.Errorf("%s: trends:\nlive  %s\nstore %s", stage, gj, wj)
+		}
+	}
+	compare("loaded")
+
+	before := st.live.rebuilt
+	insertChunks(t, conn, late, 400)
+	insertChunks(t, conn, late[:50], 50)
+	compare("late")
+	if st.live.rebuilt == before {
+		t.Fatal("late events rebuilt no bucket")
+	}
+
+	// One new reply to a message of a minute ago changes that message's
+	// bucket and the reply's, not the hour.
+	var conv string
+	for _, e := range early {
+		if e.Type == schemas.ConversationStarted && e.OccurredAt.After(now.Add(-20*time.Minute)) {
+			conv = e.ConversationID
+			break
+		}
+	}
+	if conv == "" {
+		t.Fatal("no conversation started in the last 20 minutes")
+	}
+	msg := schemas.Event{EventID: "new-m", SchemaVersion: 1, Type: schemas.MessageSent, ConversationID: conv,
+		OccurredAt: time.Now().Add(-time.Minute), Actor: &schemas.Actor{Role: "customer", ID: "cu"}}
+	reply := schemas.Event{EventID: "new-r", SchemaVersion: 1, Type: schemas.MessageSent, ConversationID: conv,
+		OccurredAt: time.Now().Add(-time.Second), Actor: &schemas.Actor{Role: "agent", ID: "a1"}}
+	// Past the overlap, the refreshes see only what follows.
+	time.Sleep(st.cfg.Live.Overlap + time.Second)
+	compare("settled")
+	insertChunks(t, conn, []schemas.Event{msg}, 1)
+	compare("one message")
+	insertChunks(t, conn, []schemas.Event{reply}, 1)
+	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	// The reply's own bucket, its message's, the conversation's end if it
+	// has one, older customer messages still without a reply: a handful
+	// of buckets, never the horizon's 390.
+	if n := st.live.lastRebuilt; n == 0 || n > 10 {
+		t.Errorf("a reply rebuilt %d buckets", n)
+	}
+	compare("its reply")
+
+	// Nothing new: the view answers without rebuilding anything, also
+	// while the overlap still finds a row among those stored since a
+	// refresh began (a row taken in once is not new again).
+	another := schemas.Event{EventID: "new-m2", SchemaVersion: 1, Type: schemas.MessageSent, ConversationID: conv,
+		OccurredAt: time.Now(), Actor: &schemas.Actor{Role: "customer", ID: "cu"}}
+	insertChunks(t, conn, []schemas.Event{another}, 1)
+	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if st.live.lastRebuilt == 0 {
+		t.Fatal("a new customer message rebuilt no bucket")
+	}
+	before = st.live.rebuilt
+	for range 3 {
+		time.Sleep(2 * time.Millisecond)
+		if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.live.rebuilt - before; n != 0 {
+		t.Errorf("with nothing new, refreshes rebuilt %d buckets", n)
+	}
+}
+
+func jsonOf(v any) string {
+	j, _ := json.Marshal(v)
+	return string(j)
+}
+
+// TestLiveDirtyBuckets checks which buckets new events mark: only those
+// whose items they can change.
+func TestLiveDirtyBuckets(t *testing.T) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	ms := func(m int) int64 { return int64(m) * 60_000 }
+	ev := func(m int, typ, role string, stored bool) liveEvent {
+		return liveEvent{ms: ms(m), typ: typ, role: role, stored: stored}
+	}
+	old := []liveEvent{
+		ev(0, "conversation.started", "", false),
+		ev(1, "message.sent", "customer", false),
+		ev(2, "message.sent", "bot", false),
+		ev(3, "transfer.requested", "", false),
+		ev(4, "agent.assigned", "agent", false),
+		ev(5, "message.sent", "customer", false),
+		ev(6, "message.sent", "agent", false),
+		ev(8, "message.sent", "customer", false),
+	}
+	for _, tt := range []struct {
+		name  string
+		fresh []liveEvent
+		want  []int64
+	}{
+		{"a customer message", []liveEvent{ev(9, "message.sent", "customer", true)}, []int64{ms(9)}},
+		{"a reply", []liveEvent{ev(9, "message.sent", "agent", true)}, []int64{ms(8), ms(9)}},
+		{"a close", []liveEvent{ev(9, "conversation.closed", "", true)}, []int64{ms(9)}},
+		{"a second transfer and its assignment", []liveEvent{ev(9, "transfer.requested", "", true), ev(10, "agent.assigned", "agent", true)},
+			[]int64{ms(9), ms(10)}},
+		{"a late start", []liveEvent{ev(0, "conversation.started", "", true)},
+			[]int64{ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(8)}},
+	} {
+		evs := append(slices.Clone(old), tt.fresh...)
+		got := l.dirtyBuckets(map[string][]liveEvent{"c": evs})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: dirty %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// A conversation that ended: a csat after the close marks the close's
+	// bucket (containment) besides its own.
+	ended := append(slices.Clone(old), ev(9, "conversation.closed", "", false), ev(11, "csat.submitted", "", true))
+	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": ended}), []int64{ms(9), ms(11)}; !slices.Equal(got, want) {
+		t.Errorf("csat after close: dirty %v, want %v", got, want)
+	}
+	// A first reply changes the first response kept at the start.
+	first := []liveEvent{ev(0, "conversation.started", "", false), ev(1, "message.sent", "customer", false), ev(2, "message.sent", "bot", true)}
+	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": first}), []int64{ms(0), ms(1), ms(2)}; !slices.Equal(got, want) {
+		t.Errorf("first reply: dirty %v, want %v", got, want)
+	}
+}
+
+// TestLiveStretches: dirty buckets within five minutes of each other are
+// read by one query, gaps included; farther apart they are read as at
+// most maxLiveStretches ranges, each covering its buckets.
+func TestLiveStretches(t *testing.T) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	b := func(i int64) int64 { return i * 10_000 } // 10 s buckets
+	for _, tt := range []struct {
+		name    string
+		buckets []int64
+		want    [][2]int64
+	}{
+		{"none", nil, nil},
+		{"adjacent", []int64{b(3), b(4), b(5)}, [][2]int64{{b(3), b(6)}}},
+		{"within five minutes", []int64{b(0), b(1), b(7), b(20), b(29)}, [][2]int64{{b(0), b(30)}}},
+		{"two far apart", []int64{b(0), b(1), b(100), b(101)}, [][2]int64{{b(0), b(2)}, {b(100), b(102)}}},
+		{"five far apart", []int64{b(0), b(100), b(101), b(200), b(300), b(302)},
+			[][2]int64{{b(0), b(1)}, {b(100), b(201)}, {b(300), b(303)}}},
+	} {
+		if got := l.stretches(tt.buckets); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: stretches %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

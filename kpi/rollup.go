@@ -1,0 +1,708 @@
+package kpi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The hourly rollup (schemas/migrations/0004) holds, per closed hour,
+// service-level threshold and subset of the filter attributes, the rows
+// windowSQL would return for that hour: sums and histograms, which add up
+// over hours. KPIStore answers the clean whole hours of a window from it
+// and the rest (the partial hours at the edges, hours not built yet or
+// changed since their build) from the raw events, so a 30-day window
+// reads a few thousand rows plus two partial hours.
+//
+// Correctness does not rest on timing except for one assumption: an
+// event is visible to queries within Settle of its ingested_at (the
+// server's clock when the insert began). Then:
+//   - an hour is built only after it ended Settle ago, and its build
+//     reads every event stored up to as_of − Settle;
+//   - events stored after that are found by their ingested_at (a scan
+//     that overlaps the previous one by Settle) and mark every hour their
+//     conversations span, from the first to the last event (a reply
+//     changes the hour of its message, a late conversation.started the
+//     attributes of every event of its conversation), with changed_at =
+//     their ingested_at;
+//   - a reader uses a built hour only if the build's as_of is Settle after
+//     the hour's end and after the newest mark, otherwise the hour is
+//     read raw until it is rebuilt.
+//
+// So a late event shows in long windows at once if it lands in a partial
+// or unbuilt hour, and otherwise from the next builder pass (Interval) on;
+// until then the hour shows its earlier build.
+//
+// Duplicates and replays change nothing: a build reads the same
+// de-duplicated items as the raw queries, a replayed insert only marks
+// hours again, and a build is idempotent: building an hour twice, or by
+// two instances at once, leaves one of the builds, whole, under FINAL.
+// Hostile input: an event_id stored twice with different occurred_at
+// hours is two events to the rollup (one in each hour) where a raw query
+// whose window holds both counts it once; a conversation with events
+// years apart marks only the hours of the horizon; events in the future
+// wait until their hour has closed.
+
+// RollupConfig configures the hourly rollup: what KPIStore reads and what
+// RollupBuilder builds.
+type RollupConfig struct {
+	// Disabled reads every window from the raw events and builds nothing.
+	// Default false.
+	Disabled bool `yaml:"disabled"`
+	// Settle is how long after an hour ends before it is built, and how
+	// long after the last change to an hour before it is rebuilt; it must
+	// exceed the time an insert takes to become visible. Default 3m.
+	Settle time.Duration `yaml:"settle"`
+	// Interval is the pause between two passes of the builder. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+	// Horizon is how far back hours are built; older hours are read raw.
+	// Default 92 days (the API's longest window is 90).
+	Horizon time.Duration `yaml:"horizon"`
+	// ChunkHours is the most hours one build query covers. Default 6.
+	ChunkHours int `yaml:"chunk_hours"`
+}
+
+// DefaultRollupConfig returns the defaults of RollupConfig.
+func DefaultRollupConfig() RollupConfig {
+	var c RollupConfig
+	c.defaults()
+	return c
+}
+
+func (c *RollupConfig) defaults() {
+	if c.Settle == 0 {
+		c.Settle = 3 * time.Minute
+	}
+	if c.Interval == 0 {
+		c.Interval = 10 * time.Second
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 92 * 24 * time.Hour
+	}
+	if c.ChunkHours == 0 {
+		c.ChunkHours = 6
+	}
+}
+
+// Validate checks the config after defaults are applied.
+func (c *RollupConfig) Validate() error {
+	if c.Settle < time.Second {
+		return fmt.Errorf("settle must be at least 1s, got %s", c.Settle)
+	}
+	if c.Interval < 100*time.Millisecond {
+		return fmt.Errorf("interval must be at least 100ms, got %s", c.Interval)
+	}
+	if c.Horizon < time.Hour {
+		return fmt.Errorf("horizon must be at least 1h, got %s", c.Horizon)
+	}
+	if c.ChunkHours < 1 || c.ChunkHours > 24*28 {
+		return fmt.Errorf("chunk_hours must be in [1, 672], got %d", c.ChunkHours)
+	}
+	return nil
+}
+
+// hourState is what the store knows of one hour: its newest build's as_of
+// and its newest change (zero when none).
+type hourState struct {
+	asOf, changedAt time.Time
+}
+
+// clean reports whether hour h's newest build holds every event of h.
+func (st hourState) clean(h time.Time, settle time.Duration) bool {
+	if st.asOf.IsZero() || st.asOf.Before(h.Add(time.Hour+settle)) {
+		return false
+	}
+	return st.changedAt.IsZero() || !st.asOf.Before(st.changedAt.Add(settle))
+}
+
+// rollupState is what the store knows of the hours and days of a range.
+type rollupState struct {
+	hours map[time.Time]hourState
+	days  map[time.Time]time.Time // a day's newest build as_of
+}
+
+// dayClean reports whether the day starting at d may be read from its day
+// rows: every hour of it is clean and the day was built after each of
+// their newest builds.
+func (r rollupState) dayClean(d time.Time, settle time.Duration) bool {
+	asOf := r.days[d]
+	if asOf.IsZero() {
+		return false
+	}
+	for h := d; h.Before(d.Add(24 * time.Hour)); h = h.Add(time.Hour) {
+		st := r.hours[h]
+		if !st.clean(h, settle) || asOf.Before(st.asOf) {
+			return false
+		}
+	}
+	return true
+}
+
+// rollupStates returns the states of the hours and days of [from, to)
+// that have a build or a change.
+func rollupStates(ctx context.Context, conn driver.Conn, from, to time.Time, sl time.Duration) (rollupState, error) {
+	out := rollupState{hours: map[time.Time]hourState{}, days: map[time.Time]time.Time{}}
+	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
+		"from": from.UTC().Format(chTime), "to": to.UTC().Format(chTime),
+		"sl_ms": strconv.FormatInt(sl.Milliseconds(), 10),
+	}))
+	rows, err := conn.Query(qctx, rollupStateSQL)
+	if err != nil {
+		return out, fmt.Errorf("cannot query rollup state: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			h, asOf, changed time.Time
+			span             uint8
+		)
+		if err := rows.Scan(&h, &span, &asOf, &changed); err != nil {
+			return out, fmt.Errorf("cannot read rollup state: %w", err)
+		}
+		if asOf.UnixMilli() <= 0 {
+			asOf = time.Time{}
+		}
+		if span == 24 {
+			out.days[h.UTC()] = asOf.UTC()
+			continue
+		}
+		st := hourState{asOf: asOf.UTC()}
+		if changed.UnixMilli() > 0 {
+			st.changedAt = changed.UTC()
+		}
+		out.hours[h.UTC()] = st
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("cannot read rollup state: %w", err)
+	}
+	return out, nil
+}
+
+// rollupMask is the grouping set that answers filters f broken down by
+// dim: the attributes filtered or broken down.
+func rollupMask(f Filters, dim Dimension) int {
+	mask := 0
+	for i, on := range []bool{
+		f.Region != "" || dim == DimRegion,
+		f.Queue != "" || dim == DimQueue,
+		f.Channel != "" || dim == DimChannel,
+		f.BusinessLine != "" || dim == DimBusinessLine,
+	} {
+		if on {
+			mask |= 1 << i
+		}
+	}
+	return mask
+}
+
+// hoursParam is hours as an Array(DateTime) query parameter.
+func hoursParam(hours []time.Time) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, h := range hours {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("'" + h.UTC().Format(time.DateTime) + "'")
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// RollupBuilder keeps the hourly rollup up to date: it builds every closed
+// hour of the horizon that has no clean build, newest first, and marks
+// the hours late events change so they are rebuilt. One instance of a
+// deployment runs it (the rules leader); a second one at the same time
+// does no harm. A RollupBuilder runs one pass at a time (Run does):
+// Pass must not be called concurrently on the same builder.
+type RollupBuilder struct {
+	conn    driver.Conn
+	cfg     RollupConfig
+	sl      time.Duration
+	logger  *slog.Logger
+	metrics rollupMetrics
+
+	scannedTo time.Time // zero until read from the store
+	fresh     chan struct{}
+}
+
+// Fresh tells the builder that this process stored events, so its next
+// tick passes over the rollup even if it would otherwise rest.
+func (b *RollupBuilder) Fresh() {
+	select {
+	case b.fresh <- struct{}{}:
+	default:
+	}
+}
+
+// rollupRest is the longest a leader goes without a pass when nothing
+// tells it one is needed: it finds the events other instances stored.
+const rollupRest = 30 * time.Second
+
+// due says whether a pass is needed: the first one, hours still pending,
+// events stored here since the last, an hour closed (and settled) since
+// the last, or rollupRest without one.
+func (b *RollupBuilder) due(last time.Time, pending int) bool {
+	now := time.Now()
+	switch {
+	case last.IsZero() || pending > 0 || now.Sub(last) >= rollupRest:
+		return true
+	case !now.Add(-b.cfg.Settle).Truncate(time.Hour).Equal(last.Add(-b.cfg.Settle).Truncate(time.Hour)):
+		return true
+	}
+	select {
+	case <-b.fresh:
+		return true
+	default:
+		return false
+	}
+}
+
+type rollupMetrics struct {
+	built    prometheus.Counter
+	days     prometheus.Counter
+	marked   prometheus.Counter
+	pending  prometheus.Gauge
+	duration prometheus.Histogram
+	failures prometheus.Counter
+	lastPass prometheus.Gauge
+}
+
+// NewRollupBuilder returns a builder writing through conn (bound to the
+// product's database) with the store's configuration; reg, if not nil,
+// gets its metrics.
+func NewRollupBuilder(conn driver.Conn, cfg KPIConfig, reg prometheus.Registerer, logger *slog.Logger) (*RollupBuilder, error) {
+	if conn == nil {
+		return nil, errors.New("rollup builder: conn must not be nil")
+	}
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("kpi config: %w", err)
+	}
+	m := rollupMetrics{
+		built: prometheus.NewCounter(prometheus.CounterOpts{Name: "cockpit_kpi_rollup_hours_built_total",
+			Help: "Hours of the hourly KPI rollup built or rebuilt."}),
+		days: prometheus.NewCounter(prometheus.CounterOpts{Name: "cockpit_kpi_rollup_days_built_total",
+			Help: "Days of the hourly KPI rollup added up from their hours."}),
+		marked: prometheus.NewCounter(prometheus.CounterOpts{Name: "cockpit_kpi_rollup_hours_marked_total",
+			Help: "Hour marks written because events arrived for hours already built or being built."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cockpit_kpi_rollup_pending_hours",
+			Help: "Closed hours of the horizon without a clean build at the last pass (read raw until built)."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cockpit_kpi_rollup_build_seconds",
+			Help: "Duration of one build query (up to chunk_hours hours).", Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "cockpit_kpi_rollup_failures_total",
+			Help: "Builder passes that failed (retried at the next pass)."}),
+		lastPass: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cockpit_kpi_rollup_last_pass_timestamp_seconds",
+			Help: "When the builder last finished a pass without error."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.built, m.days, m.marked, m.pending, m.duration, m.failures, m.lastPass} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("rollup builder metrics: %w", err)
+			}
+		}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &RollupBuilder{conn: conn, cfg: cfg.Rollup, sl: cfg.ServiceLevelThreshold, logger: logger.With("component", "kpi_rollup"), metrics: m, fresh: make(chan struct{}, 1)}, nil
+}
+
+// Run passes over the rollup every Interval while lead reports true,
+// until ctx ends. A failed pass is logged and retried at the next one.
+func (b *RollupBuilder) Run(ctx context.Context, lead func() bool) {
+	if b.cfg.Disabled {
+		return
+	}
+	t := time.NewTicker(b.cfg.Interval)
+	defer t.Stop()
+	failing := false
+	var (
+		last    time.Time
+		pending int
+	)
+	for {
+		if lead() && (failing || b.due(last, pending)) {
+			res, err := b.Pass(ctx, lead)
+			last, pending = time.Now(), res.Pending
+			switch {
+			case err != nil && ctx.Err() == nil:
+				b.metrics.failures.Inc()
+				if !failing {
+					b.logger.Warn("rollup pass failed; retrying every interval", "err", err, "interval", b.cfg.Interval)
+				}
+				failing = true
+			case err == nil:
+				if failing {
+					b.logger.Info("rollup passes succeed again")
+				}
+				failing = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PassResult says what one pass did.
+type PassResult struct {
+	// Marked is the number of hour marks written for late events.
+	Marked int
+	// Built is the number of hours built.
+	Built int
+	// Pending is the number of closed hours without a clean build left
+	// (waiting for their changes to settle, or cut short by ctx or lead).
+	Pending int
+}
+
+// Pass marks the hours changed by events stored since the last pass, then
+// builds every closed hour of the horizon that needs it, newest first,
+// while lead (nil: always) reports true.
+func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult, error) {
+	var res PassResult
+	now, err := b.serverNow(ctx)
+	if err != nil {
+		return res, err
+	}
+	oldest := now.Add(-b.cfg.Horizon).Truncate(time.Hour)
+	if res.Marked, err = b.mark(ctx, now, oldest); err != nil {
+		return res, err
+	}
+	end := now.Add(-b.cfg.Settle).Truncate(time.Hour) // hours before end are closed
+	if !oldest.Before(end) {
+		return res, nil
+	}
+	states, err := rollupStates(ctx, b.conn, oldest, end, b.sl)
+	if err != nil {
+		return res, err
+	}
+	var todo, waiting []time.Time
+	for h := oldest; h.Before(end); h = h.Add(time.Hour) {
+		st := states.hours[h]
+		if st.clean(h, b.cfg.Settle) {
+			continue
+		}
+		if !st.changedAt.IsZero() && now.Before(st.changedAt.Add(b.cfg.Settle)) {
+			waiting = append(waiting, h) // built once its changes settle
+			continue
+		}
+		todo = append(todo, h)
+	}
+	res.Pending = len(todo) + len(waiting)
+	b.metrics.pending.Set(float64(res.Pending))
+	if len(todo) == 0 {
+		if err := b.buildDays(ctx, oldest, end, lead); err != nil {
+			return res, err
+		}
+		b.metrics.lastPass.SetToCurrentTime()
+		return res, nil
+	}
+	// Hours without events and without rows have no items: they are
+	// recorded as built without a build query (most of the horizon of a
+	// young deployment).
+	todo, empty, err := b.splitEmpty(ctx, todo)
+	if err != nil {
+		return res, err
+	}
+	res.Built += len(empty)
+	res.Pending -= len(empty)
+	chunks := b.chunks(todo)
+	long := len(chunks) > 1
+	if long {
+		b.logger.Info("rollup: building hours", "hours", len(todo), "queries", len(chunks),
+			"from", todo[0].Format(time.RFC3339), "to", todo[len(todo)-1].Add(time.Hour).Format(time.RFC3339))
+	}
+	start, lastLog, done := time.Now(), time.Now(), 0
+	for i, c := range chunks {
+		if ctx.Err() != nil || (lead != nil && !lead()) {
+			break
+		}
+		if err := b.build(ctx, c); err != nil {
+			return res, err
+		}
+		done += len(c)
+		res.Built += len(c)
+		res.Pending -= len(c)
+		if long && (time.Since(lastLog) >= 10*time.Second || i == len(chunks)-1) {
+			lastLog = time.Now()
+			elapsed := time.Since(start)
+			left := time.Duration(float64(elapsed) / float64(done) * float64(len(todo)-done))
+			b.logger.Info("rollup: progress", "built", done, "of", len(todo), "elapsed", elapsed.Round(time.Second), "left", left.Round(time.Second))
+		}
+	}
+	b.metrics.pending.Set(float64(res.Pending))
+	if err := b.buildDays(ctx, oldest, end, lead); err != nil {
+		return res, err
+	}
+	if ctx.Err() == nil {
+		b.metrics.lastPass.SetToCurrentTime()
+	}
+	return res, ctx.Err()
+}
+
+// buildDays adds up the days of [oldest, end) whose hours are all clean
+// and that have no day build newer than their hour builds.
+func (b *RollupBuilder) buildDays(ctx context.Context, oldest, end time.Time, lead func() bool) error {
+	first := oldest.Truncate(24 * time.Hour)
+	if first.Before(oldest) {
+		first = first.Add(24 * time.Hour)
+	}
+	if !first.Add(24 * time.Hour).After(end) {
+		states, err := rollupStates(ctx, b.conn, first, end, b.sl)
+		if err != nil {
+			return err
+		}
+		for d := end.Truncate(24 * time.Hour).Add(-24 * time.Hour); !d.Before(first); d = d.Add(-24 * time.Hour) {
+			if ctx.Err() != nil || (lead != nil && !lead()) {
+				return ctx.Err()
+			}
+			if states.dayClean(d, b.cfg.Settle) {
+				continue
+			}
+			clean := true
+			for h := d; h.Before(d.Add(24 * time.Hour)); h = h.Add(time.Hour) {
+				clean = clean && states.hours[h].clean(h, b.cfg.Settle)
+			}
+			if !clean {
+				continue
+			}
+			if err := b.buildDay(ctx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// buildDay adds up the hours of the day starting at d into day rows.
+func (b *RollupBuilder) buildDay(ctx context.Context, d time.Time) error {
+	qctx, err := b.buildContext(ctx, []time.Time{d}, 24)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := b.conn.Exec(qctx, rollupDaySQL); err != nil {
+		return fmt.Errorf("cannot build rollup day %s: %w", d.Format(time.DateOnly), err)
+	}
+	if err := b.conn.Exec(qctx, rollupRecordSQL); err != nil {
+		return fmt.Errorf("cannot record rollup day %s: %w", d.Format(time.DateOnly), err)
+	}
+	b.metrics.duration.Observe(time.Since(t0).Seconds())
+	b.metrics.days.Inc()
+	return nil
+}
+
+// splitEmpty separates the hours (ascending) that have no events and no
+// rollup rows, and records them as built.
+func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full, empty []time.Time, err error) {
+	asOf, err := b.serverNow(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
+	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
+		"from": from.Format(chTime), "to": to.Format(chTime),
+	}))
+	rows, err := b.conn.Query(qctx, rollupBusySQL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot find busy hours: %w", err)
+	}
+	busy := map[time.Time]bool{}
+	for rows.Next() {
+		var h time.Time
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
+		}
+		busy[h.UTC()] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
+	}
+	for _, h := range hours {
+		if busy[h] {
+			full = append(full, h)
+		} else {
+			empty = append(empty, h)
+		}
+	}
+	if len(empty) == 0 {
+		return full, nil, nil
+	}
+	batch, err := b.conn.PrepareBatch(ctx, rollupRecordEmptySQL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
+	}
+	slMs := b.sl.Milliseconds()
+	for _, h := range empty {
+		if err := batch.Append(h, slMs, uint8(1), buildVersion(asOf), asOf, uint64(0)); err != nil {
+			_ = batch.Abort()
+			return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
+	}
+	b.metrics.built.Add(float64(len(empty)))
+	return full, empty, nil
+}
+
+// chunks cuts hours (ascending) into runs of consecutive hours of one
+// month, at most ChunkHours long, newest run first.
+func (b *RollupBuilder) chunks(hours []time.Time) [][]time.Time {
+	var out [][]time.Time
+	for _, h := range hours {
+		if n := len(out); n > 0 {
+			last := out[n-1]
+			prev := last[len(last)-1]
+			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last) < b.cfg.ChunkHours {
+				out[n-1] = append(last, h)
+				continue
+			}
+		}
+		out = append(out, []time.Time{h})
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// buildContext carries the parameters of a build of the consecutive
+// periods starting at starts, each span hours long: the window they
+// cover, a new build version and the store's clock as the build's as_of.
+func (b *RollupBuilder) buildContext(ctx context.Context, starts []time.Time, span int) (context.Context, error) {
+	asOf, err := b.serverNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, to := starts[0], starts[len(starts)-1].Add(time.Duration(span)*time.Hour)
+	p := windowParams(from, from, to, Filters{}, 0, b.sl)
+	p["build"] = strconv.FormatUint(buildVersion(asOf), 10)
+	p["as_of"] = asOf.Format(chTime)
+	p["hours"] = hoursParam(starts)
+	p["span"] = strconv.Itoa(span)
+	return clickhouse.Context(ctx, clickhouse.WithParameters(p)), nil
+}
+
+// build builds the consecutive hours of one month, then records them.
+func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
+	qctx, err := b.buildContext(ctx, hours, 1)
+	if err != nil {
+		return err
+	}
+	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
+	t0 := time.Now()
+	if err := b.conn.Exec(qctx, withAgents(rollupBuildSQL, false)); err != nil {
+		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	if err := b.conn.Exec(qctx, rollupCubeSQL); err != nil {
+		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	if err := b.conn.Exec(qctx, rollupRecordSQL); err != nil {
+		return fmt.Errorf("cannot record rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	b.metrics.duration.Observe(time.Since(t0).Seconds())
+	b.metrics.built.Add(float64(len(hours)))
+	b.logger.Debug("rollup: built", "from", from.Format(time.RFC3339), "hours", len(hours), "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// mark writes the marks of the events stored since the last scan (less
+// Settle, for inserts that became visible late) and records the scan.
+func (b *RollupBuilder) mark(ctx context.Context, now, oldest time.Time) (int, error) {
+	if b.scannedTo.IsZero() {
+		var (
+			last time.Time
+			n    uint64
+		)
+		if err := b.conn.QueryRow(ctx, rollupScannedSQL).Scan(&last, &n); err != nil {
+			return 0, fmt.Errorf("cannot read the rollup scan position: %w", err)
+		}
+		if n == 0 {
+			// Nothing was ever built from a scan position: every hour is
+			// unbuilt, so only events stored from now on need marks.
+			last = now
+		}
+		b.scannedTo = last.UTC()
+	}
+	p := clickhouse.Parameters{
+		"since":  b.scannedTo.Add(-b.cfg.Settle).Format(chTime),
+		"until":  now.Format(chTime),
+		"oldest": oldest.Format(time.DateTime),
+		"newest": now.Truncate(time.Hour).Format(time.DateTime),
+	}
+	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
+	rows, err := b.conn.Query(qctx, rollupChangedSQL)
+	if err != nil {
+		return 0, fmt.Errorf("cannot find changed rollup hours: %w", err)
+	}
+	type mark struct{ hour, changed time.Time }
+	var marks []mark
+	for rows.Next() {
+		var m mark
+		if err := rows.Scan(&m.hour, &m.changed); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("cannot read changed rollup hours: %w", err)
+		}
+		marks = append(marks, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("cannot read changed rollup hours: %w", err)
+	}
+	if len(marks) > 0 {
+		batch, err := b.conn.PrepareBatch(ctx, rollupMarkSQL)
+		if err != nil {
+			return 0, fmt.Errorf("cannot mark changed rollup hours: %w", err)
+		}
+		for _, m := range marks {
+			if err := batch.Append(m.hour, m.changed); err != nil {
+				_ = batch.Abort()
+				return 0, fmt.Errorf("cannot mark changed rollup hours: %w", err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			return 0, fmt.Errorf("cannot mark changed rollup hours: %w", err)
+		}
+		b.metrics.marked.Add(float64(len(marks)))
+	}
+	if err := b.conn.Exec(qctx, rollupScanSQL); err != nil {
+		return 0, fmt.Errorf("cannot record the rollup scan position: %w", err)
+	}
+	b.scannedTo = now
+	return len(marks), nil
+}
+
+// buildRandomBits is how many low bits of a build version are random.
+const buildRandomBits = 20
+
+// buildVersion is the version of a build that started reading at asOf.
+// A later build has a higher version, so FINAL keeps the newest; the
+// random low bits keep two builds that start in the same millisecond (two
+// builders at once) apart, because a build adds up its own rows into the
+// other grouping sets by version and must not add up another's too.
+func buildVersion(asOf time.Time) uint64 {
+	return uint64(asOf.UnixMilli())<<buildRandomBits | rand.Uint64N(1<<buildRandomBits)
+}
+
+// serverNow is the store's clock, the one ingested_at is written with.
+func (b *RollupBuilder) serverNow(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := b.conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("cannot read the store's clock: %w", err)
+	}
+	return now.UTC(), nil
+}
