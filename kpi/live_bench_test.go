@@ -46,6 +46,13 @@ func BenchmarkLiveRefresh(b *testing.B) {
 		b.Fatal(err)
 	}
 	insertChunks(b, conn, past, 100_000)
+	// The hour of history is merged before the clock starts: the engine's
+	// merges would otherwise be counted as the refreshes' CPU.
+	for _, table := range []string{"events", "conversations", "event_ids"} {
+		if err := conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+			b.Fatal(err)
+		}
+	}
 	st, err := NewKPIStore(conn, KPIConfig{})
 	if err != nil {
 		b.Fatal(err)

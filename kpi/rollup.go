@@ -47,11 +47,10 @@ import (
 // de-duplicated items as the raw queries, a replayed insert only marks
 // hours again, and a build is idempotent: building an hour twice, or by
 // two instances at once, leaves one of the builds, whole, under FINAL.
-// Hostile input: an event_id stored twice with different occurred_at
-// hours is two events to the rollup (one in each hour) where a raw query
-// whose window holds both counts it once; a conversation with events
-// years apart marks only the hours of the horizon; events in the future
-// wait until their hour has closed.
+// Hostile input: a repeated event_id is stored once (ingest keeps the
+// first version), so it is one event to the rollup as to the raw queries;
+// a conversation with events years apart marks only the hours of the
+// horizon; events in the future wait until their hour has closed.
 
 // RollupConfig configures the hourly rollup: what KPIStore reads and what
 // RollupBuilder builds.
