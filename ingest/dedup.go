@@ -2,10 +2,13 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -23,8 +26,11 @@ import (
 //
 // A replay of a batch after a crash finds its own rows stored with the
 // same partition and offset: those are the same records, not repeats, and
-// are dropped from the insert without a word (the rest of the batch is
-// inserted under the batch's token as before).
+// are dropped from the insert without a word. The rest of the batch is
+// inserted under a token of its own (the batch's, plus a digest of the
+// offsets left): an insert cut off by a kill may have stored its first
+// blocks, and the rest under the batch's token would be taken for those
+// blocks and dropped by the store.
 //
 // Partitions are stored in parallel, and so are their look-ups. A batch
 // claims the event_ids it lets through until its insert has returned; a
@@ -175,6 +181,7 @@ func (p *partition) dedup(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.resumed = 0
 	keep := p.keep[:0]
 	seen := make(map[string]source, n)
 	var claimed []string
@@ -189,6 +196,7 @@ func (p *partition) dedup(ctx context.Context) ([]string, error) {
 				seen[id] = first
 				keep = append(keep, false)
 				dropped++
+				p.resumed++
 				continue
 			}
 		}
@@ -305,4 +313,16 @@ func duplicatesSummary(dups []rejected) string {
 		}
 	}
 	return b.String()
+}
+
+// restDigest names the rows a resumed replay still inserts by their
+// offsets, for its deduplication token.
+func restDigest(offsets []int64) string {
+	d := xxhash.New()
+	var b [8]byte
+	for _, o := range offsets {
+		binary.LittleEndian.PutUint64(b[:], uint64(o))
+		_, _ = d.Write(b[:])
+	}
+	return strconv.FormatUint(d.Sum64(), 16)
 }

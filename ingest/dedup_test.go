@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cespare/xxhash/v2"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/ingest"
@@ -302,11 +304,19 @@ func TestIngestReplayIsNotARepeat(t *testing.T) {
 	produceTo(t, brokers, topic, 0, msgs...)
 	// The interrupted attempt: intent for offsets 0..10, rows 0..4 stored
 	// (ingest.Insert numbers offsets from 0 on partition 0, as the
-	// consumer would have).
+	// consumer would have) under the batch's deduplication token, as the
+	// first block of an insert cut off by a kill is.
 	if err := conn.Exec(ctx, "INSERT INTO ingest_batches (topic, partition, first_offset, last_offset, rows) VALUES ('"+topic+"', 0, 0, 10, 11)"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ingest.Insert(ctx, conn, events[:5]); err != nil {
+	digest := xxhash.New()
+	for _, m := range msgs {
+		_, _ = digest.Write(m.Value)
+	}
+	token := topic + "/0/0-10/" + strconv.FormatUint(digest.Sum64(), 16)
+	if err := ingest.Insert(clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"insert_deduplicate": 1, "insert_deduplication_token": token,
+	})), conn, events[:5]); err != nil {
 		t.Fatal(err)
 	}
 

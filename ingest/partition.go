@@ -32,6 +32,9 @@ type partition struct {
 	rejects []rejected
 	dups    []rejected
 	keep    []bool
+	// resumed counts the rows the look-up found stored by an earlier
+	// attempt at this batch (a replay that resumes a cut-off insert).
+	resumed int
 	first   int64
 	last    int64
 	bytes   int
@@ -327,6 +330,9 @@ func (p *partition) flush(ctx context.Context) error {
 			return err
 		}); err != nil {
 			return err
+		}
+		if p.resumed > 0 {
+			token += "/rest-" + restDigest(p.rows.offset)
 		}
 		err := c.retry(ctx, "insert", attrs, func(ctx context.Context) error {
 			if p.rows.len() == 0 {
