@@ -219,6 +219,29 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	if n := st.live.rebuilt - before; n != 0 {
 		t.Errorf("with nothing new, refreshes rebuilt %d buckets", n)
 	}
+
+	// Idle past the overlap, a refresh only counts what was stored since;
+	// the next event is still taken in, and the view agrees again.
+	time.Sleep(st.cfg.Live.Overlap + time.Second)
+	for range 2 {
+		time.Sleep(2 * time.Millisecond)
+		if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !st.live.idle || len(st.live.seen) != 0 {
+		t.Errorf("past the overlap with nothing stored: idle %v, %d rows still held as seen", st.live.idle, len(st.live.seen))
+	}
+	after := schemas.Event{EventID: "new-r2", SchemaVersion: 1, Type: schemas.MessageSent, ConversationID: conv,
+		OccurredAt: time.Now(), Actor: &schemas.Actor{Role: "bot", ID: "b1"}}
+	insertChunks(t, conn, []schemas.Event{after}, 1)
+	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if st.live.lastRebuilt == 0 {
+		t.Error("a reply stored after an idle spell rebuilt no bucket")
+	}
+	compare("after an idle spell")
 }
 
 func jsonOf(v any) string {
