@@ -19,8 +19,6 @@ type DeliveryStore interface {
 
 // DeliveryConfig tunes retries.
 type DeliveryConfig struct {
-	// Poll is how often the outbox is read. Default 200ms.
-	Poll time.Duration `yaml:"poll"`
 	// RetryMin and RetryMax bound the exponential back-off between
 	// attempts (with jitter). Defaults 1s and 2m.
 	RetryMin time.Duration `yaml:"retry_min"`
@@ -33,9 +31,6 @@ type DeliveryConfig struct {
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
-	if c.Poll <= 0 {
-		c.Poll = 200 * time.Millisecond
-	}
 	if c.RetryMin <= 0 {
 		c.RetryMin = time.Second
 	}
@@ -87,20 +82,6 @@ const claimMargin = 5 * time.Second
 // NewDeliverer returns a deliverer for the named notifiers.
 func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]Notifier, logger *slog.Logger) *Deliverer {
 	return &Deliverer{cfg: cfg.withDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery")}
-}
-
-// Run delivers until ctx ends.
-func (d *Deliverer) Run(ctx context.Context) {
-	t := time.NewTicker(d.cfg.Poll)
-	defer t.Stop()
-	for {
-		d.Once(ctx, time.Now())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Once delivers every notification due at now, in order per receiver: a

@@ -77,8 +77,38 @@ type Alerting struct {
 	// Receivers are the destinations routes name. A receiver named "log"
 	// (write to the log) always exists; with no routes every alert goes to
 	// it.
-	Receivers []receiver.Config     `yaml:"receivers"`
-	Delivery  alerts.DeliveryConfig `yaml:"delivery"`
+	Receivers []receiver.Config `yaml:"receivers"`
+	Delivery  Delivery          `yaml:"delivery"`
+}
+
+// Delivery tunes retries (see alerts.DeliveryConfig).
+type Delivery struct {
+	alerts.DeliveryConfig `yaml:",inline"`
+	// Poll is retired: the leader reads the outbox when a notification is
+	// enqueued, when a retry falls due and every 5s. The key is still
+	// accepted, so that older files load, and has no effect.
+	Poll retired `yaml:"poll"`
+}
+
+// retired is a key that is accepted in any form and has no effect; Notices
+// names it when a file sets it. Environment variables do not reach it.
+type retired struct{ set bool }
+
+// UnmarshalYAML accepts any value.
+func (r *retired) UnmarshalYAML(*yaml.Node) error {
+	r.set = true
+	return nil
+}
+
+var retiredType = reflect.TypeFor[retired]()
+
+// Notices lists what the settings say that has no effect, for the log.
+func (c Config) Notices() []string {
+	var out []string
+	if c.Alerting.Delivery.Poll.set {
+		out = append(out, "alerting.delivery.poll has no effect and can be removed: the leader reads the outbox when a notification is enqueued, when a retry falls due and every 5s")
+	}
+	return out
 }
 
 // ReceiverNames lists the configured receivers and the built-in log one.
@@ -312,6 +342,9 @@ func walk(v reflect.Value, prefix string, leaf func(path string, v reflect.Value
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Type == retiredType {
 			continue
 		}
 		fv := v.Field(i)

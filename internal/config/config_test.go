@@ -186,3 +186,28 @@ func TestTokensFromEnvironment(t *testing.T) {
 		t.Fatalf("bad entry: %v", err)
 	}
 }
+
+// TestRetiredDeliveryPoll loads a file written when alerting.delivery.poll
+// still meant something: it loads, the other delivery keys apply, and the
+// key is named among the notices.
+func TestRetiredDeliveryPoll(t *testing.T) {
+	cfg, err := Load(writeFile(t, "alerting:\n  delivery: {poll: 200ms, retry_min: 2s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Alerting.Delivery.RetryMin != 2*time.Second {
+		t.Fatalf("retry_min not applied: %+v", cfg.Alerting.Delivery)
+	}
+	if n := cfg.Notices(); len(n) != 1 || !strings.Contains(n[0], "alerting.delivery.poll") {
+		t.Fatalf("notices: %q", n)
+	}
+	if n := Default().Notices(); len(n) != 0 {
+		t.Fatalf("defaults have notices: %q", n)
+	}
+	if slices.Contains(Keys(), "alerting.delivery.poll") {
+		t.Fatal("Keys() lists the retired key")
+	}
+	if _, err := Load(writeFile(t, "alerting:\n  delivery: {pol: 200ms}\n"), nil); err == nil {
+		t.Fatal("an unknown delivery key was accepted")
+	}
+}
