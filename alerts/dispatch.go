@@ -14,25 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/cockpit-cs/cockpit/internal/yamltime"
 )
 
 // Duration is a time.Duration written as "30s" or "4h" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: a duration such as 30s or 4h is expected", n.Line)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m, 4h)", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = yamltime.Duration
 
 // Route sends the alerts its matchers select to a receiver, grouped by
 // labels. Routes are tried in order; the first that matches takes the
@@ -130,6 +116,9 @@ func (c *DispatchConfig) Validate(receivers []string) error {
 				return fmt.Errorf("alerting: route %d: %w", i+1, err)
 			}
 			r.matchers = append(r.matchers, m)
+		}
+		if r.GroupWait < 0 {
+			return fmt.Errorf("alerting: route %d: group_wait must not be negative", i+1)
 		}
 		if r.GroupInterval < Duration(time.Second) || r.RepeatInterval < r.GroupInterval {
 			return fmt.Errorf("alerting: route %d: group_interval must be at least 1s and repeat_interval at least group_interval", i+1)

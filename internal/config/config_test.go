@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockpit-cs/cockpit/alerts"
 )
 
 func writeFile(t *testing.T, text string) string {
@@ -64,6 +66,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "unknown key", file: "ingest:\n  batch_rowz: 5\n", want: "batch_rowz"},
 		{name: "bad duration env", env: []string{"COCKPIT_INGEST_BATCH_INTERVAL=soon"}, want: "COCKPIT_INGEST_BATCH_INTERVAL"},
+		{name: "bad route duration", file: "alerting:\n  routes:\n    - receiver: log\n      group_wait: soon\n", want: `line 4: "soon" is not a duration`},
 		{name: "bad int env", env: []string{"COCKPIT_INGEST_BATCH_ROWS=many"}, want: "COCKPIT_INGEST_BATCH_ROWS"},
 	}
 	for _, tc := range cases {
@@ -96,6 +99,9 @@ func TestValidate(t *testing.T) {
 		"sql in db":    func(c *Config) { c.ClickHouse.Database = "x; DROP TABLE y" },
 		"tiny batches": func(c *Config) { c.Ingest.BatchBytes = 10 },
 		"tiny settle":  func(c *Config) { c.KPI.Rollup.Settle = time.Millisecond },
+		"negative group_wait": func(c *Config) {
+			c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver, GroupWait: alerts.Duration(-time.Second)}}
+		},
 	}
 	for name, mutate := range cases {
 		c := ok
