@@ -188,6 +188,7 @@ func (c *Config) Validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert and http.tls_key go together: set both to serve HTTPS, or neither")
 	}
+	c.API = c.API.WithDefaults()
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
