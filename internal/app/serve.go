@@ -51,6 +51,7 @@ type product struct {
 }
 
 func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

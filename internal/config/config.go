@@ -160,6 +160,7 @@ func Default() Config {
 	return Config{
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		API:  api.DefaultConfig(),
 		ClickHouse: ClickHouse{
 			DSN:          "http://127.0.0.1:8123",
 			StoreConfig:  schemas.StoreConfig{Database: "cockpit"},
@@ -167,15 +168,27 @@ func Default() Config {
 			DialTimeout:  5 * time.Second,
 			QueryTimeout: 60 * time.Second,
 		},
-		Ingest: ingest.Default(),
-		Kafka:  Kafka{Partitions: 8, Replication: 1},
-		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
-		Rules:  Rules{Tick: time.Second},
+		Ingest:   ingest.Default(),
+		Kafka:    Kafka{Partitions: 8, Replication: 1},
+		KPI:      KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
+		Rules:    Rules{Tick: time.Second},
+		Alerting: Alerting{DispatchConfig: alerts.DefaultDispatchConfig()},
 	}
 }
 
-// Validate reports the first setting that cannot work.
-func (c *Config) Validate() error {
+// WithDefaults returns a copy of c with the zero values of the api and
+// alerting sections (no routes: one to the log receiver) set to their
+// defaults, as the process runs with them. Ingest, kpi and delivery
+// settings are completed by their constructors.
+func (c Config) WithDefaults() Config {
+	c.API = c.API.WithDefaults()
+	c.Alerting.DispatchConfig = c.Alerting.DispatchConfig.WithDefaults()
+	return c
+}
+
+// Validate reports the first setting that cannot work. It does not fill
+// defaults: validate c.WithDefaults().
+func (c Config) Validate() error {
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err
 	}
@@ -188,7 +201,6 @@ func (c *Config) Validate() error {
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		return errors.New("http.tls_cert and http.tls_key go together: set both to serve HTTPS, or neither")
 	}
-	c.API = c.API.WithDefaults()
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
@@ -221,12 +233,11 @@ func (c *Config) Validate() error {
 		}
 		seen[r.Name] = true
 	}
-	if len(c.Alerting.Routes) == 0 {
-		c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver}}
-	}
 	if err := c.Alerting.DispatchConfig.Validate(c.Alerting.ReceiverNames()); err != nil {
 		return err
 	}
+	// Zero ingest settings are left to the consumer, which fills them the
+	// same way.
 	return c.Ingest.Validate()
 }
 

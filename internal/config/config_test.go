@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,6 +114,39 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestDefaultsAndValidateArePure: the defaults are complete (only the
+// brokers are missing), WithDefaults adds the log route and the routes'
+// defaults without touching the config it is called on, and Validate
+// changes nothing.
+func TestDefaultsAndValidateArePure(t *testing.T) {
+	d := Default()
+	d.Ingest.Brokers = []string{"k:9092"}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver, Matchers: []string{"severity=critical"}}}
+	before := fmt.Sprintf("%+v", c)
+	w := c.WithDefaults()
+	if w.Alerting.Routes[0].GroupInterval == 0 || w.API.MaxSteps == 0 || w.Alerting.Lang == "" {
+		t.Fatalf("defaults not filled: %+v", w)
+	}
+	if err := c.Validate(); err == nil {
+		t.Fatal("a config without its defaults validated")
+	}
+	if after := fmt.Sprintf("%+v", c); after != before {
+		t.Fatalf("config changed:\n%s\n%s", before, after)
+	}
+	w.Log, w.HTTP, w.ClickHouse, w.Rules = d.Log, d.HTTP, d.ClickHouse, d.Rules
+	w.Ingest, w.KPI = d.Ingest, d.KPI
+	if err := w.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(Default().WithDefaults().Alerting.Routes) != 1 {
+		t.Fatal("no default route")
+	}
+}
+
 func TestEmptyFileAndKeys(t *testing.T) {
 	cfg, err := Load(writeFile(t, ""), nil)
 	if err != nil {
@@ -163,6 +197,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
