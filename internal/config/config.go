@@ -236,9 +236,9 @@ func (c Config) Validate() error {
 	if err := c.Alerting.DispatchConfig.Validate(c.Alerting.ReceiverNames()); err != nil {
 		return err
 	}
-	// Zero ingest settings are left to the consumer, which fills them the
-	// same way.
-	return c.Ingest.Validate()
+	// Zero ingest settings are left for the consumer to fill: check them
+	// as it will see them.
+	return c.Ingest.WithDefaults().Validate()
 }
 
 // ParseLevel maps a level name to slog's.
