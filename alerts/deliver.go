@@ -19,8 +19,6 @@ type DeliveryStore interface {
 
 // DeliveryConfig tunes retries.
 type DeliveryConfig struct {
-	// Poll is how often the outbox is read. Default 200ms.
-	Poll time.Duration `yaml:"poll"`
 	// RetryMin and RetryMax bound the exponential back-off between
 	// attempts (with jitter). Defaults 1s and 2m.
 	RetryMin time.Duration `yaml:"retry_min"`
@@ -32,21 +30,27 @@ type DeliveryConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-func (c DeliveryConfig) withDefaults() DeliveryConfig {
-	if c.Poll <= 0 {
-		c.Poll = 200 * time.Millisecond
-	}
+// DefaultDeliveryConfig returns the defaults of DeliveryConfig.
+func DefaultDeliveryConfig() DeliveryConfig {
+	return DeliveryConfig{RetryMin: time.Second, RetryMax: 2 * time.Minute, GiveUpAfter: 24 * time.Hour, Timeout: 10 * time.Second}
+}
+
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults; a RetryMax below RetryMin becomes the larger of its default
+// and RetryMin.
+func (c DeliveryConfig) WithDefaults() DeliveryConfig {
+	d := DefaultDeliveryConfig()
 	if c.RetryMin <= 0 {
-		c.RetryMin = time.Second
+		c.RetryMin = d.RetryMin
 	}
 	if c.RetryMax < c.RetryMin {
-		c.RetryMax = max(2*time.Minute, c.RetryMin)
+		c.RetryMax = max(d.RetryMax, c.RetryMin)
 	}
 	if c.GiveUpAfter <= 0 {
-		c.GiveUpAfter = 24 * time.Hour
+		c.GiveUpAfter = d.GiveUpAfter
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
+		c.Timeout = d.Timeout
 	}
 	return c
 }
@@ -84,23 +88,10 @@ type Deliverer struct {
 // the store write of the outcome after a slow attempt.
 const claimMargin = 5 * time.Second
 
-// NewDeliverer returns a deliverer for the named notifiers.
+// NewDeliverer returns a deliverer for the named notifiers, with cfg's
+// defaults applied.
 func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]Notifier, logger *slog.Logger) *Deliverer {
-	return &Deliverer{cfg: cfg.withDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery")}
-}
-
-// Run delivers until ctx ends.
-func (d *Deliverer) Run(ctx context.Context) {
-	t := time.NewTicker(d.cfg.Poll)
-	defer t.Stop()
-	for {
-		d.Once(ctx, time.Now())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return &Deliverer{cfg: cfg.WithDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery")}
 }
 
 // Once delivers every notification due at now, in order per receiver: a

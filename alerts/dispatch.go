@@ -14,25 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/cockpit-cs/cockpit/internal/yamltime"
 )
 
 // Duration is a time.Duration written as "30s" or "4h" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: a duration such as 30s or 4h is expected", n.Line)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m, 4h)", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = yamltime.Duration
 
 // Route sends the alerts its matchers select to a receiver, grouped by
 // labels. Routes are tried in order; the first that matches takes the
@@ -62,7 +48,9 @@ type Route struct {
 	matchers Matchers
 }
 
-func (r *Route) withDefaults() {
+// withDefaults returns r with its zero-valued fields set to their
+// defaults.
+func (r Route) withDefaults() Route {
 	if len(r.GroupBy) == 0 {
 		r.GroupBy = []string{"rule"}
 	}
@@ -79,6 +67,7 @@ func (r *Route) withDefaults() {
 		t := true
 		r.SendResolved = &t
 	}
+	return r
 }
 
 // DispatchConfig is the routing part of the alerting configuration.
@@ -87,55 +76,119 @@ type DispatchConfig struct {
 	// drill-down links. Default http://127.0.0.1:8080.
 	ExternalURL string `yaml:"external_url"`
 	// Lang of the messages: zh-CN (default) or en.
-	Lang         string        `yaml:"lang"`
-	Routes       []Route       `yaml:"routes"`
+	Lang string `yaml:"lang"`
+	// Routes are tried in order. Default: one route that sends every alert
+	// to the log receiver.
+	Routes []Route `yaml:"routes"`
+	// InhibitRules mute alerts while others fire. Default (nil):
+	// DefaultInhibitRules; an empty list inhibits nothing.
 	InhibitRules []InhibitRule `yaml:"inhibit_rules"`
 }
 
-// Validate checks the routes and fills defaults.
-func (c *DispatchConfig) Validate(receivers []string) error {
-	if c.ExternalURL == "" {
-		c.ExternalURL = "http://127.0.0.1:8080"
+// DefaultDispatchConfig returns the defaults of DispatchConfig.
+func DefaultDispatchConfig() DispatchConfig {
+	return DispatchConfig{
+		ExternalURL:  "http://127.0.0.1:8080",
+		Lang:         "zh-CN",
+		Routes:       []Route{Route{Receiver: LogReceiver}.withDefaults()},
+		InhibitRules: DefaultInhibitRules(),
 	}
-	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("alerting: external_url must be an http(s) URL, got %q", c.ExternalURL)
+}
+
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults, in c and in each of its routes. The routes and inhibit rules
+// are copied.
+func (c DispatchConfig) WithDefaults() DispatchConfig {
+	d := DefaultDispatchConfig()
+	if c.ExternalURL == "" {
+		c.ExternalURL = d.ExternalURL
 	}
 	if c.Lang == "" {
-		c.Lang = "zh-CN"
+		c.Lang = d.Lang
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = d.Routes
+	} else {
+		routes := make([]Route, len(c.Routes))
+		for i, r := range c.Routes {
+			routes[i] = r.withDefaults()
+		}
+		c.Routes = routes
+	}
+	if c.InhibitRules == nil {
+		c.InhibitRules = d.InhibitRules
+	} else {
+		c.InhibitRules = cloneInhibitRules(c.InhibitRules)
+	}
+	return c
+}
+
+// cloneInhibitRules copies rules down to their matchers, which compiling
+// changes.
+func cloneInhibitRules(rules []InhibitRule) []InhibitRule {
+	out := make([]InhibitRule, len(rules))
+	for i, ir := range rules {
+		out[i] = InhibitRule{SourceMatchers: slices.Clone(ir.SourceMatchers), TargetMatchers: slices.Clone(ir.TargetMatchers), Equal: ir.Equal}
+	}
+	return out
+}
+
+// Validate reports the first problem with c. receivers are the names
+// routes may send to; nil leaves the names unchecked. It does not fill
+// defaults: validate c.WithDefaults() for a partial config.
+func (c DispatchConfig) Validate(receivers []string) error {
+	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("alerting: external_url must be an http(s) URL, got %q", c.ExternalURL)
 	}
 	if c.Lang != "zh-CN" && c.Lang != "en" {
 		return fmt.Errorf("alerting: lang must be zh-CN or en, got %q", c.Lang)
 	}
-	if c.InhibitRules == nil {
-		c.InhibitRules = DefaultInhibitRules()
+	if _, err := compileInhibitRules(c.InhibitRules); err != nil {
+		return err
 	}
-	for i := range c.InhibitRules {
-		if err := c.InhibitRules[i].SourceMatchers.Compile(); err != nil {
-			return fmt.Errorf("alerting: inhibit rule %d source: %w", i+1, err)
+	_, err := compileRoutes(c.Routes, receivers)
+	return err
+}
+
+// compileInhibitRules returns a copy of rules with their matchers compiled.
+func compileInhibitRules(rules []InhibitRule) ([]InhibitRule, error) {
+	rules = cloneInhibitRules(rules)
+	for i := range rules {
+		if err := rules[i].SourceMatchers.Compile(); err != nil {
+			return nil, fmt.Errorf("alerting: inhibit rule %d source: %w", i+1, err)
 		}
-		if err := c.InhibitRules[i].TargetMatchers.Compile(); err != nil {
-			return fmt.Errorf("alerting: inhibit rule %d target: %w", i+1, err)
+		if err := rules[i].TargetMatchers.Compile(); err != nil {
+			return nil, fmt.Errorf("alerting: inhibit rule %d target: %w", i+1, err)
 		}
 	}
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		r.withDefaults()
-		if !slices.Contains(receivers, r.Receiver) {
-			return fmt.Errorf("alerting: route %d: unknown receiver %q", i+1, r.Receiver)
+	return rules, nil
+}
+
+// compileRoutes returns a copy of routes with their matchers parsed,
+// checking each route (its receiver against receivers unless nil).
+func compileRoutes(routes []Route, receivers []string) ([]Route, error) {
+	routes = slices.Clone(routes)
+	for i := range routes {
+		r := &routes[i]
+		if receivers != nil && !slices.Contains(receivers, r.Receiver) {
+			return nil, fmt.Errorf("alerting: route %d: unknown receiver %q", i+1, r.Receiver)
 		}
 		r.matchers = nil
 		for _, s := range r.Matchers {
 			m, err := ParseMatcher(s)
 			if err != nil {
-				return fmt.Errorf("alerting: route %d: %w", i+1, err)
+				return nil, fmt.Errorf("alerting: route %d: %w", i+1, err)
 			}
 			r.matchers = append(r.matchers, m)
 		}
+		if r.GroupWait < 0 {
+			return nil, fmt.Errorf("alerting: route %d: group_wait must not be negative", i+1)
+		}
 		if r.GroupInterval < Duration(time.Second) || r.RepeatInterval < r.GroupInterval {
-			return fmt.Errorf("alerting: route %d: group_interval must be at least 1s and repeat_interval at least group_interval", i+1)
+			return nil, fmt.Errorf("alerting: route %d: group_interval must be at least 1s and repeat_interval at least group_interval", i+1)
 		}
 	}
-	return nil
+	return routes, nil
 }
 
 // Outbox accepts notifications for reliable delivery.
@@ -167,10 +220,21 @@ type Dispatcher struct {
 	groups map[string]*group
 }
 
-// NewDispatcher returns a dispatcher; cfg must be validated.
+// NewDispatcher returns a dispatcher for cfg with its defaults applied
+// (no routes: every alert goes to the log receiver). It refuses a config
+// that Validate refuses, except for the receiver names, which it does not
+// know; the routes' and inhibit rules' matchers are compiled for it.
 func NewDispatcher(cfg DispatchConfig, silences *Silences, outbox Outbox) (*Dispatcher, error) {
-	if len(cfg.Routes) == 0 {
-		return nil, errors.New("alerting: at least one route is needed")
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(nil); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.InhibitRules, err = compileInhibitRules(cfg.InhibitRules); err != nil {
+		return nil, err
+	}
+	if cfg.Routes, err = compileRoutes(cfg.Routes, nil); err != nil {
+		return nil, err
 	}
 	return &Dispatcher{cfg: cfg, silences: silences, outbox: outbox, groups: map[string]*group{}}, nil
 }

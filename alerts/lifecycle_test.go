@@ -209,7 +209,7 @@ func (o *memOutbox) Enqueue(_ context.Context, n *Notification) error {
 func newTestDispatcher(t *testing.T, ss *Silences, routes ...Route) (*Dispatcher, *memOutbox) {
 	t.Helper()
 	cfg := DispatchConfig{ExternalURL: "http://cockpit.test", Routes: routes}
-	if err := cfg.Validate([]string{"ops", "dingtalk"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops", "dingtalk"}); err != nil {
 		t.Fatal(err)
 	}
 	if ss == nil {
@@ -338,15 +338,33 @@ func TestDispatchConfigValidate(t *testing.T) {
 		{Lang: "fr", Routes: []Route{{Receiver: "ops"}}},
 		{ExternalURL: "ftp://x", Routes: []Route{{Receiver: "ops"}}},
 		{Routes: []Route{{Receiver: "ops", GroupInterval: Duration(time.Hour), RepeatInterval: Duration(time.Minute)}}},
+		{Routes: []Route{{Receiver: "ops", GroupWait: Duration(-time.Second)}}},
+		{Routes: []Route{{Receiver: "ops"}}, InhibitRules: []InhibitRule{{SourceMatchers: Matchers{{Name: "a", Op: "=~", Value: "("}}}}},
 	}
 	for i, c := range bad {
-		if err := c.Validate([]string{"ops"}); err == nil {
+		before := fmt.Sprintf("%+v", c)
+		if err := c.WithDefaults().Validate([]string{"ops"}); err == nil {
 			t.Errorf("config %d accepted", i)
 		}
+		// The dispatcher refuses it too, unless only the receiver is
+		// unknown (it does not know the receivers).
+		ss, _ := NewSilences(nil)
+		if _, err := NewDispatcher(c, ss, &memOutbox{}); (err == nil) != (i == 0) {
+			t.Errorf("config %d: NewDispatcher = %v", i, err)
+		}
+		if after := fmt.Sprintf("%+v", c); after != before {
+			t.Errorf("config %d changed: %s", i, after)
+		}
+	}
+	if err := (DispatchConfig{}).Validate(nil); err == nil {
+		t.Error("a config without its defaults validated")
+	}
+	if err := DefaultDispatchConfig().Validate([]string{LogReceiver}); err != nil {
+		t.Error(err)
 	}
 	ob := &memOutbox{err: errors.New("store down")}
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupWait: Duration(time.Second)}}}
-	_ = cfg.Validate([]string{"ops"})
+	_ = cfg.WithDefaults().Validate([]string{"ops"})
 	ss, _ := NewSilences(nil)
 	d, _ := NewDispatcher(cfg, ss, ob)
 	d.Update([]Change{firingChange("r", "x", t0)}, t0)

@@ -25,7 +25,7 @@ func TestSharedStateAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	st := NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupBy: []string{"rule", "queue"}}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -264,7 +264,7 @@ func TestReloadClosesStaleEpisodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
@@ -296,7 +296,7 @@ func TestSilencesReadOnChange(t *testing.T) {
 	ctx := context.Background()
 	st, other := NewStore(conn), NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))

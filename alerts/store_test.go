@@ -42,7 +42,7 @@ func TestManagerStoreRestartAndDelivery(t *testing.T) {
 	ctx := context.Background()
 	st := NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupWait: Duration(time.Second), GroupBy: []string{"rule", "queue"}}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -150,7 +150,7 @@ func TestSilencesPersist(t *testing.T) {
 	ctx := context.Background()
 	st := NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
-	_ = cfg.Validate([]string{"ops"})
+	_ = cfg.WithDefaults().Validate([]string{"ops"})
 	m, err := NewManager(ctx, st, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestRestartOwesNotices(t *testing.T) {
 	st := NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops", GroupBy: []string{"rule", "queue"},
 		GroupWait: Duration(time.Second), GroupInterval: Duration(time.Minute), RepeatInterval: Duration(time.Hour)}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -271,7 +271,7 @@ func TestReloadRepairsHistory(t *testing.T) {
 	ctx := context.Background()
 	st := NewStore(conn)
 	cfg := DispatchConfig{Routes: []Route{{Receiver: "ops"}}}
-	if err := cfg.Validate([]string{"ops"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"ops"}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Millisecond).UTC()

@@ -72,7 +72,7 @@ func TestWebhookDownDuringSpikeAndRestart(t *testing.T) {
 	}
 	cfg := alerts.DispatchConfig{Routes: []alerts.Route{{Receiver: "hook", GroupBy: []string{"rule", "region"},
 		GroupWait: alerts.Duration(time.Second), GroupInterval: alerts.Duration(time.Second), RepeatInterval: alerts.Duration(time.Hour)}}}
-	if err := cfg.Validate([]string{"hook"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"hook"}); err != nil {
 		t.Fatal(err)
 	}
 	st := alerts.NewStore(conn)
@@ -183,7 +183,7 @@ func BenchmarkFiringToNotification(b *testing.B) {
 	}
 	cfg := alerts.DispatchConfig{Routes: []alerts.Route{{Receiver: "hook", GroupBy: []string{"rule", "region"},
 		GroupWait: alerts.Duration(time.Millisecond), GroupInterval: alerts.Duration(time.Second), RepeatInterval: alerts.Duration(time.Hour)}}}
-	if err := cfg.Validate([]string{"hook"}); err != nil {
+	if err := cfg.WithDefaults().Validate([]string{"hook"}); err != nil {
 		b.Fatal(err)
 	}
 	st := alerts.NewStore(conn)

@@ -99,43 +99,63 @@ const DefaultMaxRange = 400 * 24 * time.Hour
 // maxEvents is the most events one POST /api/v1/events may carry.
 const maxEvents = 10_000
 
-func (c *Config) defaults() {
-	if c.MaxRange == 0 {
-		c.MaxRange = DefaultMaxRange
-	}
-	if c.MaxSteps == 0 {
-		c.MaxSteps = 10000
-	}
-	if c.MaxEventsBodyBytes == 0 {
-		c.MaxEventsBodyBytes = 32 << 20
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.MaxExportRows == 0 {
-		c.MaxExportRows = 100_000
-	}
-	if c.StreamTick == 0 {
-		c.StreamTick = time.Second
-	}
-	if c.StreamWindow == 0 {
-		c.StreamWindow = 15 * time.Minute
-	}
-	if c.StreamBuffer == 0 {
-		c.StreamBuffer = 16
-	}
-	if c.StreamKeepAlive == 0 {
-		c.StreamKeepAlive = 15 * time.Second
-	}
-	if c.StreamPanelEvery == 0 {
-		c.StreamPanelEvery = 15 * time.Second
+// DefaultConfig returns the defaults of Config: no tokens, no more
+// allowed hosts.
+func DefaultConfig() Config {
+	return Config{
+		MaxRange:           DefaultMaxRange,
+		MaxSteps:           10000,
+		MaxEventsBodyBytes: 32 << 20,
+		MaxBodyBytes:       1 << 20,
+		MaxExportRows:      100_000,
+		StreamTick:         time.Second,
+		StreamWindow:       15 * time.Minute,
+		StreamBuffer:       16,
+		StreamKeepAlive:    15 * time.Second,
+		StreamPanelEvery:   15 * time.Second,
 	}
 }
 
-// Validate checks the config; zero values are replaced by their defaults
-// first.
-func (c *Config) Validate() error {
-	c.defaults()
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxRange == 0 {
+		c.MaxRange = d.MaxRange
+	}
+	if c.MaxSteps == 0 {
+		c.MaxSteps = d.MaxSteps
+	}
+	if c.MaxEventsBodyBytes == 0 {
+		c.MaxEventsBodyBytes = d.MaxEventsBodyBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxExportRows == 0 {
+		c.MaxExportRows = d.MaxExportRows
+	}
+	if c.StreamTick == 0 {
+		c.StreamTick = d.StreamTick
+	}
+	if c.StreamWindow == 0 {
+		c.StreamWindow = d.StreamWindow
+	}
+	if c.StreamBuffer == 0 {
+		c.StreamBuffer = d.StreamBuffer
+	}
+	if c.StreamKeepAlive == 0 {
+		c.StreamKeepAlive = d.StreamKeepAlive
+	}
+	if c.StreamPanelEvery == 0 {
+		c.StreamPanelEvery = d.StreamPanelEvery
+	}
+	return c
+}
+
+// Validate reports every setting of c that cannot work. It does not fill
+// defaults: validate c.WithDefaults() for a partial config.
+func (c Config) Validate() error {
 	var errs []error
 	seen := map[string]bool{}
 	for i, t := range c.Tokens {

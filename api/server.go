@@ -80,7 +80,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 	if deps.Metrics == nil {
 		return nil, errors.New("api: a metrics handler is required")
 	}
-	cfg := deps.Config
+	cfg := deps.Config.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

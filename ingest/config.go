@@ -67,8 +67,9 @@ func Default() Config {
 	}
 }
 
-// withDefaults fills zero fields from Default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults (Default; an empty DeadLetterTopic is Topic + ".dlq").
+func (c Config) WithDefaults() Config {
 	d := Default()
 	if c.Topic == "" {
 		c.Topic = d.Topic
@@ -109,9 +110,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work.
+// Validate reports the first setting that cannot work. It does not fill
+// defaults: validate c.WithDefaults() for a partial config.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	switch {
 	case len(c.Brokers) == 0:
 		return errors.New("ingest: brokers: at least one Kafka broker is required")

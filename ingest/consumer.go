@@ -82,17 +82,17 @@ func (c *Consumer) reportProgress(stop <-chan struct{}) {
 	}
 }
 
-// New checks cfg and returns a consumer that writes through conn, a
-// clickhouse-go connection bound to the database holding the events table.
-// Its metrics are registered on reg.
+// New checks cfg with its defaults applied and returns a consumer that
+// writes through conn, a clickhouse-go connection bound to the database
+// holding the events table. Its metrics are registered on reg.
 func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.Logger) (*Consumer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if conn == nil {
 		return nil, errors.New("ingest: a ClickHouse connection is required")
 	}
-	cfg = cfg.withDefaults()
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)

@@ -404,7 +404,7 @@ func TestConfigValidate(t *testing.T) {
 	for name, mutate := range bad {
 		c := ok
 		mutate(&c)
-		if err := c.Validate(); err == nil {
+		if err := c.WithDefaults().Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 		if _, err := ingest.New(c, nil, prometheus.NewRegistry(), testLogger(t)); err == nil {

@@ -21,7 +21,7 @@ import (
 // an error the broker means (an invalid replication factor, a policy) is
 // returned at once.
 func EnsureTopics(ctx context.Context, cfg Config, partitions, replication int) error {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if partitions < 1 || replication < 1 {
 		return fmt.Errorf("ingest: topic partitions and replication must be positive (got %d, %d)", partitions, replication)
 	}

@@ -66,31 +66,35 @@ type LiveConfig struct {
 
 // DefaultLiveConfig returns the defaults of LiveConfig.
 func DefaultLiveConfig() LiveConfig {
-	var c LiveConfig
-	c.defaults()
+	return LiveConfig{Bucket: 10 * time.Second, Horizon: 65 * time.Minute, Overlap: 5 * time.Second,
+		Every: 500 * time.Millisecond, IdleProbe: 2 * time.Second}
+}
+
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults.
+func (c LiveConfig) WithDefaults() LiveConfig {
+	d := DefaultLiveConfig()
+	if c.Bucket == 0 {
+		c.Bucket = d.Bucket
+	}
+	if c.Horizon == 0 {
+		c.Horizon = d.Horizon
+	}
+	if c.Overlap == 0 {
+		c.Overlap = d.Overlap
+	}
+	if c.Every == 0 {
+		c.Every = d.Every
+	}
+	if c.IdleProbe == 0 {
+		c.IdleProbe = d.IdleProbe
+	}
 	return c
 }
 
-func (c *LiveConfig) defaults() {
-	if c.Bucket == 0 {
-		c.Bucket = 10 * time.Second
-	}
-	if c.Horizon == 0 {
-		c.Horizon = 65 * time.Minute
-	}
-	if c.Overlap == 0 {
-		c.Overlap = 5 * time.Second
-	}
-	if c.Every == 0 {
-		c.Every = 500 * time.Millisecond
-	}
-	if c.IdleProbe == 0 {
-		c.IdleProbe = 2 * time.Second
-	}
-}
-
-// Validate checks the config after defaults are applied.
-func (c *LiveConfig) Validate() error {
+// Validate reports the first problem with c. It does not fill defaults:
+// validate c.WithDefaults() for a partial config.
+func (c LiveConfig) Validate() error {
 	if c.Bucket < time.Second || time.Minute%c.Bucket != 0 {
 		return fmt.Errorf("bucket must be at least 1s and divide a minute, got %s", c.Bucket)
 	}

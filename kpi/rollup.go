@@ -73,28 +73,31 @@ type RollupConfig struct {
 
 // DefaultRollupConfig returns the defaults of RollupConfig.
 func DefaultRollupConfig() RollupConfig {
-	var c RollupConfig
-	c.defaults()
+	return RollupConfig{Settle: 3 * time.Minute, Interval: 10 * time.Second, Horizon: 92 * 24 * time.Hour, ChunkHours: 6}
+}
+
+// WithDefaults returns a copy of c with zero-valued fields set to their
+// defaults.
+func (c RollupConfig) WithDefaults() RollupConfig {
+	d := DefaultRollupConfig()
+	if c.Settle == 0 {
+		c.Settle = d.Settle
+	}
+	if c.Interval == 0 {
+		c.Interval = d.Interval
+	}
+	if c.Horizon == 0 {
+		c.Horizon = d.Horizon
+	}
+	if c.ChunkHours == 0 {
+		c.ChunkHours = d.ChunkHours
+	}
 	return c
 }
 
-func (c *RollupConfig) defaults() {
-	if c.Settle == 0 {
-		c.Settle = 3 * time.Minute
-	}
-	if c.Interval == 0 {
-		c.Interval = 10 * time.Second
-	}
-	if c.Horizon == 0 {
-		c.Horizon = 92 * 24 * time.Hour
-	}
-	if c.ChunkHours == 0 {
-		c.ChunkHours = 6
-	}
-}
-
-// Validate checks the config after defaults are applied.
-func (c *RollupConfig) Validate() error {
+// Validate reports the first problem with c. It does not fill defaults:
+// validate c.WithDefaults() for a partial config.
+func (c RollupConfig) Validate() error {
 	if c.Settle < time.Second {
 		return fmt.Errorf("settle must be at least 1s, got %s", c.Settle)
 	}
@@ -284,7 +287,7 @@ func NewRollupBuilder(conn driver.Conn, cfg KPIConfig, reg prometheus.Registerer
 	if conn == nil {
 		return nil, errors.New("rollup builder: conn must not be nil")
 	}
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kpi config: %w", err)
 	}

@@ -34,8 +34,15 @@ type KPIConfig struct {
 	Now func() time.Time `yaml:"-"`
 }
 
-// Validate checks the config after defaults are applied.
-func (c *KPIConfig) Validate() error {
+// DefaultKPIConfig returns the defaults of KPIConfig.
+func DefaultKPIConfig() KPIConfig {
+	return KPIConfig{ServiceLevelThreshold: 20 * time.Second, MaxSteps: 10000,
+		Rollup: DefaultRollupConfig(), Live: DefaultLiveConfig(), Now: time.Now}
+}
+
+// Validate reports the first problem with c. It does not fill defaults:
+// validate c.WithDefaults() for a partial config.
+func (c KPIConfig) Validate() error {
 	if c.ServiceLevelThreshold <= 0 {
 		return fmt.Errorf("service_level_threshold must be positive, got %s", c.ServiceLevelThreshold)
 	}
@@ -51,18 +58,22 @@ func (c *KPIConfig) Validate() error {
 	return nil
 }
 
-func (c *KPIConfig) defaults() {
+// WithDefaults returns a copy of c with zero-valued fields, and those of
+// Rollup and Live, set to their defaults.
+func (c KPIConfig) WithDefaults() KPIConfig {
+	d := DefaultKPIConfig()
 	if c.ServiceLevelThreshold == 0 {
-		c.ServiceLevelThreshold = 20 * time.Second
+		c.ServiceLevelThreshold = d.ServiceLevelThreshold
 	}
 	if c.MaxSteps == 0 {
-		c.MaxSteps = 10000
+		c.MaxSteps = d.MaxSteps
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
-	c.Rollup.defaults()
-	c.Live.defaults()
+	c.Rollup = c.Rollup.WithDefaults()
+	c.Live = c.Live.WithDefaults()
+	return c
 }
 
 // KPIStore computes the SPEC §5 metrics from ClickHouse: the events table,
@@ -84,7 +95,7 @@ func NewKPIStore(conn driver.Conn, cfg KPIConfig) (*KPIStore, error) {
 	if conn == nil {
 		return nil, errors.New("kpi store: conn must not be nil")
 	}
-	cfg.defaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kpi store config: %w", err)
 	}

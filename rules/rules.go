@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cockpit-cs/cockpit/internal/yamltime"
 	"github.com/cockpit-cs/cockpit/kpi"
 )
 
@@ -36,24 +37,7 @@ var RuleSeverities = []string{"info", "warning", "critical"}
 var RuleDimensions = []string{"region", "queue", "channel", "business_line", "agent"}
 
 // Duration is a time.Duration written as "30s", "2m" or "1h" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: a duration such as 30s, 5m or 1h is expected", n.Line)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 5m, 1h)", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration back as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+type Duration = yamltime.Duration
 
 // Rule is one rule of the rule set. Fields that do not apply to its kind
 // must be left out: validation refuses them, so a misplaced field is not

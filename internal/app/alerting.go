@@ -140,7 +140,7 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 	if err != nil {
 		return nil, err
 	}
-	deliverer := alerts.NewDeliverer(cfg.Alerting.Delivery, store, notifiers, logger)
+	deliverer := alerts.NewDeliverer(cfg.Alerting.Delivery.DeliveryConfig, store, notifiers, logger)
 	deliverer.Metrics = dm
 	host, _ := os.Hostname()
 	var id [4]byte

@@ -187,7 +187,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func cmdMigrate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}

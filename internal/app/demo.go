@@ -96,7 +96,7 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func cmdStore(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func cmdSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}

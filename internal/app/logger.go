@@ -7,14 +7,22 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/config"
 )
 
-func newLogger(cfg config.Log, w io.Writer) (*slog.Logger, error) {
-	level, err := config.ParseLevel(cfg.Level)
+// newLogger returns the logger cfg.Log asks for, and logs on it what
+// cfg.Notices has to say about the settings.
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := config.ParseLevel(cfg.Log.Level)
 	if err != nil {
 		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	var logger *slog.Logger
+	if cfg.Log.Format == "json" {
+		logger = slog.New(slog.NewJSONHandler(w, opts))
+	} else {
+		logger = slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	for _, n := range cfg.Notices() {
+		logger.Warn(n)
+	}
+	return logger, nil
 }

@@ -51,6 +51,7 @@ type product struct {
 }
 
 func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -159,81 +160,61 @@ func (p *product) kafkaReady(ctx context.Context) error {
 	return lastErr
 }
 
-// run serves until ctx ends, then stops in data order: ingest first (it
-// flushes and commits what it read), the HTTP server last.
+// run serves until ctx ends or a part fails, then stops in data order
+// under one deadline: ingest first (it flushes and commits what it read),
+// the HTTP server last.
 func (p *product) run(ctx context.Context) error {
 	defer p.conn.Close()
-	ingestCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopIngest()
-	errc := make(chan error, 2)
-	ingestDone := make(chan struct{})
-	go func() {
-		defer close(ingestDone)
-		if err := p.ingest.Run(ingestCtx); err != nil {
-			errc <- fmt.Errorf("ingest: %w", err)
-		}
-	}()
-	alertCtx, stopAlerting := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAlerting()
-	alertDone := make(chan struct{})
-	go func() {
-		defer close(alertDone)
-		p.alerting.run(alertCtx)
-	}()
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHub()
-	hubDone := make(chan struct{})
-	go func() {
-		defer close(hubDone)
-		p.hub.Run(hubCtx)
-	}()
-	go watchInserts(hubCtx, p.ingest.Stats(), func() {
-		p.alerting.kpi.Fresh()
-		p.alerting.rollup.Fresh()
-		p.hub.Fresh()
+	g := newRunGroup(ctx, p.logger)
+	g.start("ingest", p.ingest.Run)
+	g.start("alerting", func(ctx context.Context) error {
+		p.alerting.run(ctx)
+		return nil
 	})
-	httpDone := make(chan struct{})
-	go func() {
-		defer close(httpDone)
+	g.start("hub", func(ctx context.Context) error {
+		p.hub.Run(ctx)
+		return nil
+	})
+	g.start("insert watch", func(ctx context.Context) error {
+		watchInserts(ctx, p.ingest.Stats(), func() {
+			p.alerting.kpi.Fresh()
+			p.alerting.rollup.Fresh()
+			p.hub.Fresh()
+		})
+		return nil
+	})
+	g.add("http", func() error {
 		if err := p.http.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
+			return err
 		}
-	}()
+		return nil
+	}, func(ctx context.Context) {
+		if err := p.http.Shutdown(ctx); err != nil {
+			p.logger.Warn("http shutdown", "err", err)
+		}
+	})
 	p.logger.Info("cockpit is up", "http", "http://"+p.ln.Addr().String(), "brokers", p.cfg.Ingest.Brokers,
 		"clickhouse", config.RedactDSN(p.cfg.ClickHouse.DSN), "database", p.cfg.ClickHouse.Database)
 	var runErr error
 	select {
 	case <-ctx.Done():
 		p.logger.Info("stopping")
-	case runErr = <-errc:
+	case runErr = <-g.failed():
 		p.logger.Error("stopping after a failure", "err", runErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.Ingest.ShutdownTimeout+5*time.Second)
 	defer cancel()
 	// The HTTP server keeps answering /healthz while ingest drains.
-	stopIngest()
-	select {
-	case <-ingestDone:
-	case <-sctx.Done():
-		p.logger.Error("ingest did not stop in time")
-	}
+	g.stop(sctx, "ingest")
 	// Then alerting: the last evaluation's notifications are in the outbox.
-	stopAlerting()
-	select {
-	case <-alertDone:
-	case <-sctx.Done():
-		p.logger.Error("alerting did not stop in time")
-	}
+	g.stop(sctx, "alerting")
 	// The stream ends before the server, so its long-lived requests return.
-	stopHub()
-	<-hubDone
+	g.stop(sctx, "insert watch")
+	g.stop(sctx, "hub")
 	if err := p.events.Close(); err != nil {
 		p.logger.Warn("closing the event producer", "err", err)
 	}
-	if err := p.http.Shutdown(sctx); err != nil {
-		p.logger.Warn("http shutdown", "err", err)
-	}
-	<-httpDone
+	g.stop(sctx, "http")
 	return runErr
 }
 

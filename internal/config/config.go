@@ -77,8 +77,38 @@ type Alerting struct {
 	// Receivers are the destinations routes name. A receiver named "log"
 	// (write to the log) always exists; with no routes every alert goes to
 	// it.
-	Receivers []receiver.Config     `yaml:"receivers"`
-	Delivery  alerts.DeliveryConfig `yaml:"delivery"`
+	Receivers []receiver.Config `yaml:"receivers"`
+	Delivery  Delivery          `yaml:"delivery"`
+}
+
+// Delivery tunes retries (see alerts.DeliveryConfig).
+type Delivery struct {
+	alerts.DeliveryConfig `yaml:",inline"`
+	// Poll is retired: the leader reads the outbox when a notification is
+	// enqueued, when a retry falls due and every 5s. The key is still
+	// accepted, so that older files load, and has no effect.
+	Poll retired `yaml:"poll"`
+}
+
+// retired is a key that is accepted in any form and has no effect; Notices
+// names it when a file sets it. Environment variables do not reach it.
+type retired struct{ set bool }
+
+// UnmarshalYAML accepts any value.
+func (r *retired) UnmarshalYAML(*yaml.Node) error {
+	r.set = true
+	return nil
+}
+
+var retiredType = reflect.TypeFor[retired]()
+
+// Notices lists what the settings say that has no effect, for the log.
+func (c Config) Notices() []string {
+	var out []string
+	if c.Alerting.Delivery.Poll.set {
+		out = append(out, "alerting.delivery.poll has no effect and can be removed: the leader reads the outbox when a notification is enqueued, when a retry falls due and every 5s")
+	}
+	return out
 }
 
 // ReceiverNames lists the configured receivers and the built-in log one.
@@ -130,6 +160,7 @@ func Default() Config {
 	return Config{
 		Log:  Log{Level: "info", Format: "text"},
 		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		API:  api.DefaultConfig(),
 		ClickHouse: ClickHouse{
 			DSN:          "http://127.0.0.1:8123",
 			StoreConfig:  schemas.StoreConfig{Database: "cockpit"},
@@ -137,15 +168,27 @@ func Default() Config {
 			DialTimeout:  5 * time.Second,
 			QueryTimeout: 60 * time.Second,
 		},
-		Ingest: ingest.Default(),
-		Kafka:  Kafka{Partitions: 8, Replication: 1},
-		KPI:    KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
-		Rules:  Rules{Tick: time.Second},
+		Ingest:   ingest.Default(),
+		Kafka:    Kafka{Partitions: 8, Replication: 1},
+		KPI:      KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
+		Rules:    Rules{Tick: time.Second},
+		Alerting: Alerting{DispatchConfig: alerts.DefaultDispatchConfig()},
 	}
 }
 
-// Validate reports the first setting that cannot work.
-func (c *Config) Validate() error {
+// WithDefaults returns a copy of c with the zero values of the api and
+// alerting sections (no routes: one to the log receiver) set to their
+// defaults, as the process runs with them. Ingest, kpi and delivery
+// settings are completed by their constructors.
+func (c Config) WithDefaults() Config {
+	c.API = c.API.WithDefaults()
+	c.Alerting.DispatchConfig = c.Alerting.DispatchConfig.WithDefaults()
+	return c
+}
+
+// Validate reports the first setting that cannot work. It does not fill
+// defaults: validate c.WithDefaults().
+func (c Config) Validate() error {
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		return err
 	}
@@ -190,13 +233,12 @@ func (c *Config) Validate() error {
 		}
 		seen[r.Name] = true
 	}
-	if len(c.Alerting.Routes) == 0 {
-		c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver}}
-	}
 	if err := c.Alerting.DispatchConfig.Validate(c.Alerting.ReceiverNames()); err != nil {
 		return err
 	}
-	return c.Ingest.Validate()
+	// Zero ingest settings are left for the consumer to fill: check them
+	// as it will see them.
+	return c.Ingest.WithDefaults().Validate()
 }
 
 // ParseLevel maps a level name to slog's.
@@ -312,6 +354,9 @@ func walk(v reflect.Value, prefix string, leaf func(path string, v reflect.Value
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Type == retiredType {
 			continue
 		}
 		fv := v.Field(i)

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockpit-cs/cockpit/alerts"
 )
 
 func writeFile(t *testing.T, text string) string {
@@ -64,6 +67,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "unknown key", file: "ingest:\n  batch_rowz: 5\n", want: "batch_rowz"},
 		{name: "bad duration env", env: []string{"COCKPIT_INGEST_BATCH_INTERVAL=soon"}, want: "COCKPIT_INGEST_BATCH_INTERVAL"},
+		{name: "bad route duration", file: "alerting:\n  routes:\n    - receiver: log\n      group_wait: soon\n", want: `line 4: "soon" is not a duration`},
 		{name: "bad int env", env: []string{"COCKPIT_INGEST_BATCH_ROWS=many"}, want: "COCKPIT_INGEST_BATCH_ROWS"},
 	}
 	for _, tc := range cases {
@@ -96,6 +100,9 @@ func TestValidate(t *testing.T) {
 		"sql in db":    func(c *Config) { c.ClickHouse.Database = "x; DROP TABLE y" },
 		"tiny batches": func(c *Config) { c.Ingest.BatchBytes = 10 },
 		"tiny settle":  func(c *Config) { c.KPI.Rollup.Settle = time.Millisecond },
+		"negative group_wait": func(c *Config) {
+			c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver, GroupWait: alerts.Duration(-time.Second)}}
+		},
 	}
 	for name, mutate := range cases {
 		c := ok
@@ -104,6 +111,39 @@ func TestValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestDefaultsAndValidateArePure: the defaults are complete (only the
+// brokers are missing), WithDefaults adds the log route and the routes'
+// defaults without touching the config it is called on, and Validate
+// changes nothing.
+func TestDefaultsAndValidateArePure(t *testing.T) {
+	d := Default()
+	d.Ingest.Brokers = []string{"k:9092"}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	c.Alerting.Routes = []alerts.Route{{Receiver: alerts.LogReceiver, Matchers: []string{"severity=critical"}}}
+	before := fmt.Sprintf("%+v", c)
+	w := c.WithDefaults()
+	if w.Alerting.Routes[0].GroupInterval == 0 || w.API.MaxSteps == 0 || w.Alerting.Lang == "" {
+		t.Fatalf("defaults not filled: %+v", w)
+	}
+	if err := c.Validate(); err == nil {
+		t.Fatal("a config without its defaults validated")
+	}
+	if after := fmt.Sprintf("%+v", c); after != before {
+		t.Fatalf("config changed:\n%s\n%s", before, after)
+	}
+	w.Log, w.HTTP, w.ClickHouse, w.Rules = d.Log, d.HTTP, d.ClickHouse, d.Rules
+	w.Ingest, w.KPI = d.Ingest, d.KPI
+	if err := w.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(Default().WithDefaults().Alerting.Routes) != 1 {
+		t.Fatal("no default route")
 	}
 }
 
@@ -157,6 +197,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +225,30 @@ func TestTokensFromEnvironment(t *testing.T) {
 	}
 	if _, err := Load("", []string{"COCKPIT_API_TOKENS=broken"}); err == nil || strings.Contains(err.Error(), "broken:") {
 		t.Fatalf("bad entry: %v", err)
+	}
+}
+
+// TestRetiredDeliveryPoll loads a file written when alerting.delivery.poll
+// still meant something: it loads, the other delivery keys apply, and the
+// key is named among the notices.
+func TestRetiredDeliveryPoll(t *testing.T) {
+	cfg, err := Load(writeFile(t, "alerting:\n  delivery: {poll: 200ms, retry_min: 2s}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Alerting.Delivery.RetryMin != 2*time.Second {
+		t.Fatalf("retry_min not applied: %+v", cfg.Alerting.Delivery)
+	}
+	if n := cfg.Notices(); len(n) != 1 || !strings.Contains(n[0], "alerting.delivery.poll") {
+		t.Fatalf("notices: %q", n)
+	}
+	if n := Default().Notices(); len(n) != 0 {
+		t.Fatalf("defaults have notices: %q", n)
+	}
+	if slices.Contains(Keys(), "alerting.delivery.poll") {
+		t.Fatal("Keys() lists the retired key")
+	}
+	if _, err := Load(writeFile(t, "alerting:\n  delivery: {pol: 200ms}\n"), nil); err == nil {
+		t.Fatal("an unknown delivery key was accepted")
 	}
 }

@@ -120,8 +120,8 @@ const DemoBackfill = 2 * time.Hour
 // with a day to spare for a slow catch-up.
 const maxBackfill = 29 * 24 * time.Hour
 
-// Validate reports the first invalid field.
-func (c *Config) Validate() error {
+// Validate reports the first invalid field; it does not change c.
+func (c Config) Validate() error {
 	share := func(name string, v float64) error {
 		if !(v >= 0 && v <= 1) {
 			return fmt.Errorf("%s must be in [0,1], got %v", name, v)
