@@ -49,7 +49,7 @@ bench:
 ## bench-large: KPI queries and endpoints over 30 days of >= 50M generated events, raw and via the hourly rollup (about an hour)
 bench-large:
 	COCKPIT_CHDB_LIB=$$(bash scripts/fetch-chdb.sh | tail -n 1) COCKPIT_BENCH_LARGE=1 \
-		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./kpi ./api
+		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./pipeline/kpi ./api
 
 ## lint: formatting, vet and golangci-lint (.golangci.yml; the linter's version is pinned in tools/lint.mod, apart from the product's modules)
 lint:
@@ -67,7 +67,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzTranscode$$' -fuzztime $(FUZZTIME) ./internal/chstore
 	$(GO) test -run '^$$' -fuzz '^FuzzSafeNext$$' -fuzztime $(FUZZTIME) ./dashboard
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMatcher$$' -fuzztime $(FUZZTIME) ./alerts
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime $(FUZZTIME) ./rules
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime $(FUZZTIME) ./pipeline/rules
 
 ## screenshots: /wall, /quality and /alerts of the real product at 1920x1080 into screenshots/
 screenshots:

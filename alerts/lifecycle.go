@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // State is where an alert is in its lifecycle.

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // Manager runs the alert lifecycle over rule evaluations: it tracks

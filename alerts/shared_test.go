@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // TestSharedStateAcrossInstances runs two managers over one store, as two

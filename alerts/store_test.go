@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }

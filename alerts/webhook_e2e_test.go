@@ -20,7 +20,7 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts/notify"
 	"github.com/cockpit-cs/cockpit/alerts/notify/webhook"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // receiver is a webhook endpoint that can be taken down; it records what

@@ -19,7 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // fakeAlerts stands in for *alerts.Manager and *alerts.Store.

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

@@ -7,8 +7,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/cockpit-cs/cockpit/alerts"
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

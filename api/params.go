@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

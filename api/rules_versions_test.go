@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // fakeVersions stands in for the wiring's rule book.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // The stream's frames as a page reads them.

@@ -5,7 +5,7 @@ import (
 	"github.com/go-echarts/go-echarts/v2/opts"
 
 	"github.com/cockpit-cs/cockpit/api"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // assetsPath is where the embedded assets are served. go-echarts' own

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // Threshold colours a tile: the value is red past Red and amber past

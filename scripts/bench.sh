@@ -109,9 +109,9 @@ run() {
 	# The regional spike rule: recall and false alarms on simulated worlds
 	# and the real sets (pure, no store), and a 7-day backtest at a
 	# 1-minute step over the store.
-	run go test -run '^$' -bench 'BenchmarkSpikeOperatingPoint$|BenchmarkSpikeRuleBacktestWeek$' -benchtime 1x -timeout 30m -p 1 ./spike ./rules
+	run go test -run '^$' -bench 'BenchmarkSpikeOperatingPoint$|BenchmarkSpikeRuleBacktestWeek$' -benchtime 1x -timeout 30m -p 1 ./pipeline/spike ./pipeline/rules
 	if [[ ${BENCH_PIPELINE:-} == 1 ]]; then
-		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m -p 1 ./kpi ./rules
+		run go test -run '^$' -bench 'BenchmarkKPIs|BenchmarkRuleTick' -benchtime 20x -timeout 30m -p 1 ./pipeline/kpi ./pipeline/rules
 	fi
 	if [[ ${BENCH_LARGE:-} == 1 ]]; then
 		run env COCKPIT_BENCH_LARGE=1 go test -run '^$' -bench 'BenchmarkKPIEndpointsLarge$' -benchtime 100x -timeout 2h ./api

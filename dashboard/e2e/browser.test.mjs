@@ -77,7 +77,7 @@ try {
   // The built-in rules plus one that fires on the seeded complaints from the
   // hostile region, so the banner, the alerts page and the drill-down link
   // have an alert whose labels are markup.
-  const rules = readFileSync(join(repo, 'rules', 'rules.default.yaml'), 'utf8') + `
+  const rules = readFileSync(join(repo, 'pipeline', 'rules', 'rules.default.yaml'), 'utf8') + `
   - name: e2e_region_complaints
     kind: threshold
     metric: complaints

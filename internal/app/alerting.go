@@ -19,8 +19,8 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/internal/config"
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // alerting is the rules-to-notifications chain: rule evaluation on a tick,

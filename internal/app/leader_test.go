@@ -13,7 +13,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/config"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // TestLeaderFencedOff runs the alerting of three members over one store

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // TestRuleBookSharedAndPersistent puts a rule set through one instance's

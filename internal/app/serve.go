@@ -19,7 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/dashboard"
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/config"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

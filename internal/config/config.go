@@ -19,7 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/alerts/notify/receiver"
 	"github.com/cockpit-cs/cockpit/api"
 	"github.com/cockpit-cs/cockpit/ingest"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -65,7 +65,7 @@ type KPI struct {
 type Rules struct {
 	// File is a YAML rule set, reloaded when it changes; a file with an
 	// error is refused and the previous rules stay. Empty: the built-in
-	// rules (rules/rules.default.yaml).
+	// rules (pipeline/rules/rules.default.yaml).
 	File string `yaml:"file"`
 	// Tick is the evaluation interval. Default 1s.
 	Tick time.Duration `yaml:"tick"`

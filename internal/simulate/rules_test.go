@@ -18,8 +18,8 @@ import (
 	"github.com/cockpit-cs/cockpit/ingest"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

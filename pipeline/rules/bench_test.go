@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
 
 // fiftyRules is a rule set of 50 rules as a large centre might run: every

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // KPIRuleSource gives rule evaluation its numbers from the KPI store, so a

@@ -12,7 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/cockpit-cs/cockpit/spike"
+	"github.com/cockpit-cs/cockpit/pipeline/spike"
 )
 
 // SpikeRules evaluates the spike rules of a rule set with the spike

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cockpit-cs/cockpit/internal/yamltime"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // RuleKind is what a rule watches.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockpit-cs/cockpit/rules"
-	"github.com/cockpit-cs/cockpit/spike"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/spike"
 )
 
 // The rules package imports this one, so the tests that need a rule live

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
-	"github.com/cockpit-cs/cockpit/kpi"
-	"github.com/cockpit-cs/cockpit/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
+	"github.com/cockpit-cs/cockpit/pipeline/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/spike"
 	"github.com/cockpit-cs/cockpit/schemas"
-	"github.com/cockpit-cs/cockpit/spike"
 )
 
 // TestClickHouseSpikeHistoryAgrees checks the store-backed complaint
