@@ -46,7 +46,7 @@ var decodeCases = []decodeCase{
 	{name: "duplicate key", json: `{` + base + `,"type":"complaint.filed","region":"北京","region":"广州"}`, reason: ReasonMalformedJSON, field: "region"},
 	{name: "duplicate actor key", json: `{` + base + `,"type":"message.sent","actor":{"role":"bot","role":"agent","id":"a"}}`, reason: ReasonMalformedJSON, field: "actor.role"},
 	{name: "escaped key", json: `{"event\u005fid":"e1","schema_version":1,"occurred_at":"2026-11-22T09:59:58Z","conversation_id":"c1","type":"conversation.abandoned","text":"a\"}{,"}`},
-	{name: "unknown field", json: `{` + base + `,"type":"conversation.abandoned","business_line":"x"}`, reason: ReasonUnknownField, field: "business_line"},
+	{name: "unknown field", json: `{` + base + `,"type":"conversation.abandoned","bussiness_line":"x"}`, reason: ReasonUnknownField, field: "bussiness_line"}, //nolint:misspell // a misspelt key is the unknown field
 	{name: "wrong type version", json: `{"event_id":"e1","schema_version":"1","occurred_at":"2026-11-22T09:59:58Z","conversation_id":"c1","type":"conversation.abandoned"}`, reason: ReasonWrongType, field: "schema_version"},
 	{name: "wrong type score", json: `{` + base + `,"type":"csat.submitted","score":4.5}`, reason: ReasonWrongType, field: "score"},
 	{name: "wrong type actor", json: `{` + base + `,"type":"message.sent","actor":"bot"}`, reason: ReasonWrongType, field: "actor"},
