@@ -77,9 +77,13 @@ func TestFaultServeKill9(t *testing.T) {
 	kills := pick(4, 20)
 	prod := produce(t, d.brokers, d.topic, w.msgs, pickDuration(40*time.Second, 4*time.Minute))
 
+	// The serves to be killed reach the store through a proxy that holds
+	// each insert of events for half a second; the last one goes direct.
+	slow := *d
+	slow.store = slowInserts(t, d.store, 500*time.Millisecond)
 	replays := 0
-	for k := 0; k < kills || (replays == 0 && k < kills+12); k++ {
-		s := d.startServeNoWait("serve")
+	for k := 0; k < kills || (replays == 0 && k < kills+12 && !prod.finished()); k++ {
+		s := slow.startServeNoWait("serve")
 		waitUntil(t, 2*time.Minute, s.name+" gets partitions", func() bool {
 			if s.exited() {
 				t.Fatalf("%s exited: %v\n%s", s.name, s.err, s.tail(30))

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -420,4 +423,27 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 // uniqueName is a short name for databases and groups of one test run.
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+}
+
+// slowInserts is a proxy in front of the store that holds every insert
+// into the events table for delay before passing it on, so that a batch
+// spends that long between its intent and its commit: a kill at a random
+// moment then lands inside a batch most of the time, not by luck.
+func slowInserts(t *testing.T, storeURL string, delay time.Duration) string {
+	t.Helper()
+	target, err := url.Parse(storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(strings.TrimSpace(r.URL.Query().Get("query")), "INSERT INTO events") {
+			time.Sleep(delay)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	u := *target
+	u.Host = strings.TrimPrefix(srv.URL, "http://")
+	return u.String()
 }

@@ -190,7 +190,9 @@ func newWriter(brokers, topic string) *kafka.Writer {
 // produce sends msgs in chunks spread evenly over d, in the background.
 func produce(t *testing.T, brokers, topic string, msgs []kafka.Message, d time.Duration) *producer {
 	p := &producer{w: newWriter(brokers, topic), done: make(chan struct{})}
-	const chunk = 100
+	// Chunks of at most 100 records, one at least every quarter second, so
+	// that records flow steadily rather than in bursts seconds apart.
+	chunk := min(100, max(1, len(msgs)*int(250*time.Millisecond)/int(max(d, time.Millisecond))))
 	chunks := (len(msgs) + chunk - 1) / chunk
 	pause := d / time.Duration(max(chunks, 1))
 	go func() {
@@ -227,6 +229,16 @@ func sendRetrying(w *kafka.Writer, msgs []kafka.Message, deadline time.Time) err
 			return fmt.Errorf("produce %d records: %w", len(msgs), err)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// finished reports whether the producer has sent everything (or failed).
+func (p *producer) finished() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
 
