@@ -23,3 +23,35 @@ var paramEscaper = strings.NewReplacer(
 func StringParam(s string) string {
 	return paramEscaper.Replace(s)
 }
+
+// StringsParam is ss as the text of a {name:Array(String)} query
+// parameter: each element single-quoted, with the quote, the backslash
+// and every control byte escaped, so any bytes reach the engine as they
+// are.
+func StringsParam(ss []string) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		for j := 0; j < len(s); j++ {
+			switch c := s[j]; {
+			case c == '\'' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c < 0x20 || c == 0x7f:
+				const hex = "0123456789abcdef"
+				b.WriteString(`\x`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('\'')
+	}
+	b.WriteByte(']')
+	return b.String()
+}

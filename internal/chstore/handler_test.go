@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/cockpit-cs/cockpit/schemas"
 )
 
 func TestPing(t *testing.T) {
@@ -289,6 +292,33 @@ func TestHostileParams(t *testing.T) {
 	for _, s := range hostile {
 		if !stored[s] {
 			t.Errorf("%q not stored byte-exact", s)
+		}
+	}
+}
+
+// TestStringsParam: an Array(String) parameter written by
+// schemas.StringsParam reaches the engine byte for byte, element by
+// element, and IN matches each element.
+func TestStringsParam(t *testing.T) {
+	conn := open(t, nil)
+	ids := schemas.StringsParam(append(slices.Clone(hostile), "\x01\\u", "del\x7f"))
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithParameters(clickhouse.Parameters{"ids": ids}))
+	var got []string
+	if err := conn.QueryRow(ctx, "SELECT {ids:Array(String)}").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := append(slices.Clone(hostile), "\x01\\u", "del\x7f"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("came back as %q, want %q", got, want)
+	}
+	for _, s := range hostile {
+		var in uint8
+		ctx := clickhouse.Context(context.Background(), clickhouse.WithParameters(clickhouse.Parameters{
+			"ids": ids, "s": schemas.StringParam(s)}))
+		if err := conn.QueryRow(ctx, "SELECT {s:String} IN {ids:Array(String)} SETTINGS enable_analyzer = 0").Scan(&in); err != nil {
+			t.Fatal(err)
+		}
+		if in != 1 {
+			t.Errorf("%q not IN the array", s)
 		}
 	}
 }

@@ -74,7 +74,7 @@ func TestSQLPlaceholdersFilled(t *testing.T) {
 	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupBuildSQL} {
 		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
 			for _, agents := range []bool{false, true} {
-				if s := withAgents(withKey(q, dim), agents); strings.Contains(s, "{{") {
+				if s := render(q, dim, agents, agents); strings.Contains(s, "{{") {
 					t.Fatalf("placeholder left in %.200s", s[strings.Index(s, "{{"):])
 				}
 			}

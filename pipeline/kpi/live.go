@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/cockpit-cs/cockpit/schemas"
 )
 
 // The live view answers the windows that end now (the wall's tiles and
@@ -19,22 +22,18 @@ import (
 //
 // It keeps the sums and histograms of windowSQL (the same formulas as
 // every other path) per bucket of event time (10 s) and full grain of the
-// four filter attributes, for the last Horizon. A refresh asks the store
-// which conversations got events since the previous one (by ingested_at),
-// works out from their events which buckets those events can change, and
-// recomputes only those buckets with windowSQL. A window is then a sum of
-// buckets in memory: any length within the horizon, any filter or
-// breakdown but the agent, for every consumer, with no store query.
-//
-// Which buckets an event changes (the items of windowItemsSQL):
-//   - its own bucket (a counted event, a customer message, a transfer);
-//   - a reply: the customer messages of its conversation since the reply
-//     before it (their response pair); an assignment or abandon: the
-//     transfers since the one before it;
-//   - the buckets of its conversation's start and end (first response,
-//     transfer, containment are items at those times);
-//   - a conversation.started: every bucket of its conversation (the
-//     attributes of all its items come from the start).
+// four filter attributes, for the last Horizon, and for each conversation
+// what it adds to them (its pieces). Every item of windowSQL belongs to
+// one conversation and is computed from that conversation's events and
+// attributes alone, so a bucket is the sum of its conversations' pieces.
+// A refresh asks the store which conversations got rows since the
+// previous one (by ingested_at), computes their pieces anew with
+// windowByConversationSQL restricted to them, and swaps each one's old
+// pieces for the new: a reply hours late, a conversation.started after
+// its messages, a repeated delivery all come out right without the view
+// knowing which buckets they touch. A window is then a sum of buckets in
+// memory: any length within the horizon, any filter or breakdown but the
+// agent, for every consumer, with no store query.
 //
 // Windows are aligned to buckets: a window's start is rounded down to a
 // bucket and its end is the end of the newest bucket, so a 15-minute
@@ -152,6 +151,9 @@ type liveView struct {
 	running   chan struct{} // closed when the refresh under way ends
 	loaded    bool
 	buckets   map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
+	convs     map[string][]piece          // conversation → what it adds to the buckets
+	keys      map[string]*liveKey         // the full-grain keys met so far, by their SQL form
+	pruned    int64                       // the horizon's start when convs was last pruned
 	open      map[string]openConv
 	scannedTo time.Time // store clock: rows stored before it are in the buckets
 	asOf      time.Time // when the last refresh ended, by the store's clock
@@ -160,19 +162,20 @@ type liveView struct {
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
-	seen map[string]int64
+	seen map[storedRow]int64
 	err  error // the last refresh's error, until one succeeds
 
 	local chan struct{} // this process stored events (Fresh)
 
-	// rebuilt counts the buckets recomputed, lastRebuilt those of the
-	// newest refresh.
-	rebuilt, lastRebuilt int64
+	// recomputed counts the conversations whose pieces were computed,
+	// lastRecomputed those of the newest refresh.
+	recomputed, lastRecomputed int64
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
-	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, open: map[string]openConv{},
-		seen: map[string]int64{}, local: make(chan struct{}, 1)}
+	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, convs: map[string][]piece{},
+		keys: map[string]*liveKey{}, open: map[string]openConv{},
+		seen: map[storedRow]int64{}, local: make(chan struct{}, 1)}
 }
 
 // fresh tells the view that this process stored events.
@@ -276,29 +279,12 @@ func (l *liveView) due() bool {
 	}
 }
 
-// liveChangedSQL returns, for every conversation with rows stored since
-// {since} whose event time is within the last day, its events of the
-// horizon (time, type, role, stored since {since}, event id), and the
-// store's clock.
-// Only the rows stored since {since} are looked for by ingested_at (its
-// skip index makes that a read of the newest granules).
-const liveChangedSQL = `SELECT now64(3) AS server_now,
-    groupArray((conversation_id, ms, e_type, role, is_new, event_id)) AS evs
-FROM (
-    SELECT conversation_id, toUnixTimestamp64Milli(occurred_at) AS ms, toString(type) AS e_type,
-        toString(actor_role) AS role, toUInt8(ingested_at >= {since:DateTime64(3, 'UTC')}) AS is_new, event_id
+// liveChangedSQL returns the rows stored since {since} whose event time is
+// within the last day (conversation and event id), and the store's clock.
+// Only those rows are looked for, by ingested_at: its skip index makes
+// that a read of the newest granules, and of nothing when none is new.
+const liveChangedSQL = `SELECT now64(3) AS server_now, groupArray((conversation_id, event_id)) AS rows
     FROM events
-    WHERE occurred_at >= {day:DateTime64(3, 'UTC')}
-        AND (occurred_at >= {horizon:DateTime64(3, 'UTC')} OR ingested_at >= {since:DateTime64(3, 'UTC')})
-        AND conversation_id IN (
-            SELECT conversation_id FROM events
-            WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')})
-)
-SETTINGS enable_analyzer = 0`
-
-// liveIdleSQL counts the rows liveChangedSQL would look at (those of its
-// subquery), with the store's clock.
-const liveIdleSQL = `SELECT now64(3), count() FROM events
     WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}
 SETTINGS enable_analyzer = 0`
 
@@ -321,129 +307,77 @@ const liveOpenSQL = `SELECT conversation_id,
 const liveOpenDaySQL = `SELECT conversation_id FROM events
     WHERE occurred_at > {day:DateTime64(3, 'UTC')} AND type IN ('conversation.started', 'transfer.requested')`
 
-// liveOpenChangedSQL: a refresh looks at the conversations it found
-// changed (the subquery of liveChangedSQL).
-const liveOpenChangedSQL = `SELECT conversation_id FROM events
-    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}`
+// liveOpenChangedSQL: a refresh looks at the conversations it recomputes.
+const liveOpenChangedSQL = `SELECT arrayJoin({ids:Array(String)})`
 
-// liveEvent is one event of a changed conversation.
-type liveEvent struct {
-	ms        int64
-	typ, role string
-	stored    bool // stored since the previous refresh
-}
+// liveAhead is how far past the present the view keeps buckets: events
+// timed a little ahead of the store's clock (ingest allows some skew) wait
+// in them until their time comes.
+const liveAhead = time.Hour
 
-// update brings the view up to date with the store.
+// liveIDsPerQuery is the most conversations one recomputing query names.
+const liveIDsPerQuery = 2000
+
+// update brings the view up to date with the store: it finds the
+// conversations with rows stored since the previous refresh and
+// recomputes their pieces, and only theirs.
 func (l *liveView) update(ctx context.Context) error {
 	if !l.loaded {
 		return l.load(ctx)
 	}
 	since := l.scannedTo.Add(-l.cfg.Overlap)
-	horizon := l.asOf.Add(-l.cfg.Horizon)
-	p := clickhouse.Parameters{
-		"since":   since.UTC().Format(chTime),
-		"horizon": time.UnixMilli(l.floor(horizon.UnixMilli())).UTC().Format(chTime),
-		"day":     l.asOf.Add(-24 * time.Hour).UTC().Format(chTime),
+	serverNow, stored, err := l.changed(ctx, since)
+	if err != nil {
+		return err
 	}
-	var (
-		serverNow time.Time
-		evs       [][]any
-	)
-	if l.idle {
-		// An idle view first asks whether anything was stored at all: a
-		// count on the skip index costs a fraction of liveChangedSQL.
-		var n uint64
-		row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveIdleSQL)
-		if err := row.Scan(&serverNow, &n); err != nil {
-			return fmt.Errorf("cannot look for stored rows: %w", err)
-		}
-		if n == 0 {
-			serverNow = serverNow.UTC()
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.expireOpen(serverNow)
-			clear(l.seen) // none was stored since since
-			l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
-			l.lastRebuilt = 0
-			return nil
-		}
-	}
-	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
-	if err := row.Scan(&serverNow, &evs); err != nil {
-		return fmt.Errorf("cannot find changed conversations: %w", err)
-	}
-	serverNow = serverNow.UTC()
 	// A row stored since {since} is new unless an earlier refresh took it
 	// in: the overlap finds each row again for several refreshes, and
-	// marking its buckets every time would multiply the work.
-	byConv := map[string][]liveEvent{}
-	var taken []string
-	for _, e := range evs {
-		if len(e) != 6 {
-			return fmt.Errorf("cannot read changed conversations: a row of %d fields", len(e))
-		}
-		id, _ := e[0].(string)
-		ms, _ := e[1].(int64)
-		typ, _ := e[2].(string)
-		role, _ := e[3].(string)
-		isNew, _ := e[4].(uint8)
-		eventID, _ := e[5].(string)
-		stored := false
-		if isNew == 1 {
-			k := id + "\x00" + eventID
-			if _, ok := l.seen[k]; !ok {
-				stored = true
-				taken = append(taken, k)
-			}
-		}
-		byConv[id] = append(byConv[id], liveEvent{ms: ms, typ: typ, role: role, stored: stored})
-	}
-	for id, evs := range byConv {
-		if !slices.ContainsFunc(evs, func(e liveEvent) bool { return e.stored }) {
-			delete(byConv, id)
+	// recomputing its conversation every time would multiply the work.
+	var taken []storedRow
+	changed := map[string]bool{}
+	for _, k := range stored {
+		if _, ok := l.seen[k]; !ok {
+			taken = append(taken, k)
+			changed[k.conv] = true
 		}
 	}
-	dirty := l.dirtyBuckets(byConv)
-	nowBucket := l.floor(serverNow.UnixMilli())
+	ids := slices.Sorted(maps.Keys(changed))
 	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
-	// The bucket of now is always recomputed while events arrive in it;
-	// buckets past it (events timed ahead of the store's clock) wait.
-	dirty = slices.DeleteFunc(dirty, func(b int64) bool { return b < horizonMs || b > nowBucket })
-	// read gives every bucket of a stretch an entry, so fresh replaces
-	// the dirty buckets whole.
-	fresh := map[int64]map[liveKey]*cell{}
-	for _, r := range l.stretches(dirty) {
-		if err := l.read(ctx, r[0], r[1], fresh); err != nil {
+	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
+	fresh := map[string][]piece{}
+	var open map[string]openConv
+	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
+		if err := l.read(ctx, horizonMs, toMs, chunk, fresh); err != nil {
 			return err
 		}
-	}
-	var changed []string
-	for id := range byConv {
-		changed = append(changed, id)
-	}
-	var open map[string]openConv
-	if len(changed) > 0 {
-		var err error
-		if open, err = l.readOpen(ctx, liveOpenChangedSQL, p); err != nil {
+		p := clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}
+		o, err := l.readOpen(ctx, liveOpenChangedSQL, p)
+		if err != nil {
 			return err
+		}
+		if open == nil {
+			open = o
+		} else {
+			maps.Copy(open, o)
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for b, m := range fresh {
-		l.buckets[b] = m
-	}
 	for b := range l.buckets {
 		if b < horizonMs {
 			delete(l.buckets, b)
 		}
 	}
-	for _, id := range changed {
+	for _, id := range ids {
+		l.replace(id, fresh[id])
 		if c, ok := open[id]; ok {
 			l.open[id] = c
 		} else {
 			delete(l.open, id)
 		}
+	}
+	if horizonMs >= l.pruned+time.Minute.Milliseconds() {
+		l.prune(horizonMs)
 	}
 	l.expireOpen(serverNow)
 	for _, k := range taken {
@@ -457,25 +391,69 @@ func (l *liveView) update(ctx context.Context) error {
 		}
 	}
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
-	l.idle = len(byConv) == 0
-	l.rebuilt += int64(len(dirty))
-	l.lastRebuilt = int64(len(dirty))
+	l.idle = len(ids) == 0
+	l.recomputed += int64(len(ids))
+	l.lastRecomputed = int64(len(ids))
 	return nil
 }
 
-// load fills the view from the store: every bucket of the horizon and the
-// open conversations of the last day.
-func (l *liveView) load(ctx context.Context) error {
-	var serverNow time.Time
-	if err := l.s.conn.QueryRow(ctx, "SELECT now64(3)").Scan(&serverNow); err != nil {
-		return fmt.Errorf("cannot read the store's clock: %w", err)
+// storedRow is a row of events by its conversation and event id.
+type storedRow struct{ conv, event string }
+
+// changed returns the store's clock and the rows stored since since
+// (the overlap before this process's clock when since is zero).
+func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []storedRow, error) {
+	day := l.asOf.Add(-24 * time.Hour)
+	if since.IsZero() {
+		// The first look: the store's clock is not known yet; a day
+		// and the overlap before this process's clock are near enough.
+		since, day = time.Now().Add(-l.cfg.Overlap), time.Now().Add(-24*time.Hour)
 	}
-	serverNow = serverNow.UTC()
-	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
-	to := l.floor(serverNow.UnixMilli()) + l.bucketMs()
-	fresh := map[int64]map[liveKey]*cell{}
-	if err := l.read(ctx, from, to, fresh); err != nil {
+	p := clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
+	var (
+		serverNow time.Time
+		rows      [][]any
+	)
+	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
+	if err := row.Scan(&serverNow, &rows); err != nil {
+		return time.Time{}, nil, fmt.Errorf("cannot find changed conversations: %w", err)
+	}
+	out := make([]storedRow, 0, len(rows))
+	for _, r := range rows {
+		if len(r) != 2 {
+			return time.Time{}, nil, fmt.Errorf("cannot read changed conversations: a row of %d fields", len(r))
+		}
+		id, _ := r[0].(string)
+		eventID, _ := r[1].(string)
+		out = append(out, storedRow{id, eventID})
+	}
+	return serverNow.UTC(), out, nil
+}
+
+// load fills the view from the store: the pieces of every conversation
+// in the horizon and the open conversations of the last day.
+func (l *liveView) load(ctx context.Context) error {
+	// The rows of the overlap already visible now are read below: they
+	// are taken in, so that the first refresh does not find them new (a
+	// backfill that has just ended would be recomputed whole).
+	serverNow, seen, err := l.changed(ctx, time.Time{})
+	if err != nil {
 		return err
+	}
+	taken := make(map[storedRow]int64, len(seen))
+	for _, k := range seen {
+		taken[k] = serverNow.UnixMilli()
+	}
+	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
+	to := l.floor(serverNow.Add(liveAhead).UnixMilli())
+	fresh := map[string][]piece{}
+	// A long range is read in pieces: each query holds a few minutes of
+	// events in memory. A conversation's items fall in exactly one range
+	// each, so its pieces from several ranges add up.
+	for f := from; f < to; f += liveChunk.Milliseconds() {
+		if err := l.read(ctx, f, min(f+liveChunk.Milliseconds(), to), nil, fresh); err != nil {
+			return err
+		}
 	}
 	open, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
 	if err != nil {
@@ -483,13 +461,20 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.open, l.seen = fresh, open, map[string]int64{}
+	l.buckets, l.convs, l.open, l.seen = map[int64]map[liveKey]*cell{}, map[string][]piece{}, open, taken
+	for id, ps := range fresh {
+		l.replace(id, ps)
+	}
+	l.pruned = from
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.loaded, l.idle = true, false
-	l.rebuilt += (to - from) / l.bucketMs()
+	l.recomputed += int64(len(fresh))
 	return nil
 }
+
+// liveChunk is the longest range one loading query reads.
+const liveChunk = 5 * time.Minute
 
 // expireOpen forgets conversations that no gauge can count any more.
 func (l *liveView) expireOpen(now time.Time) {
@@ -501,231 +486,171 @@ func (l *liveView) expireOpen(now time.Time) {
 	}
 }
 
-// dirtyBuckets is the sorted set of buckets the events stored since the
-// previous refresh can change (see the list at the top of this file).
-func (l *liveView) dirtyBuckets(byConv map[string][]liveEvent) []int64 {
-	set := map[int64]bool{}
-	add := func(ms int64) { set[l.floor(ms)] = true }
-	isReply := func(e liveEvent) bool { return e.typ == "message.sent" && (e.role == "bot" || e.role == "agent") }
-	for _, evs := range byConv {
-		slices.SortFunc(evs, func(a, b liveEvent) int {
-			switch {
-			case a.ms < b.ms:
-				return -1
-			case a.ms > b.ms:
-				return 1
-			}
-			return 0
-		})
-		newMin := int64(-1)
-		started := false
-		for _, e := range evs {
-			if !e.stored {
-				continue
-			}
-			add(e.ms)
-			if newMin < 0 {
-				newMin = e.ms
-			}
-			if e.typ == "conversation.started" {
-				started = true
+// piece is what one conversation adds to one bucket and key: the sums it
+// adds that are not zero, and its histogram counts (keys of the combined
+// histogram, see cell.addHist).
+type piece struct {
+	bucket int64
+	key    *liveKey
+	sums   []pieceSum
+	hist   []pieceHist
+}
+
+type pieceSum struct {
+	i int
+	v int64
+}
+
+type pieceHist struct {
+	k int32
+	n uint64
+}
+
+// replace takes the conversation's pieces out of the buckets and puts ps
+// in instead; l.mu is held. A piece of a bucket that has left the horizon
+// has nothing to take out of.
+func (l *liveView) replace(id string, ps []piece) {
+	for _, p := range l.convs[id] {
+		m := l.buckets[p.bucket]
+		if c := m[*p.key]; c != nil {
+			p.apply(c, -1)
+			c.pieces--
+			// A key no item falls in any more is not a row of a
+			// breakdown, as it is not in the store's answer (an item
+			// that adds nothing, a message without a reply yet, is).
+			if c.pieces <= 0 {
+				delete(m, *p.key)
 			}
 		}
-		if newMin < 0 {
+	}
+	for _, p := range ps {
+		m := l.buckets[p.bucket]
+		if m == nil {
+			m = map[liveKey]*cell{}
+			l.buckets[p.bucket] = m
+		}
+		c := m[*p.key]
+		if c == nil {
+			c = &cell{}
+			m[*p.key] = c
+		}
+		p.apply(c, 1)
+		c.pieces++
+	}
+	if len(ps) == 0 {
+		delete(l.convs, id)
+	} else {
+		l.convs[id] = ps
+	}
+}
+
+// apply adds the piece to c (sign 1) or takes it out (sign -1).
+func (p piece) apply(c *cell, sign int64) {
+	for _, s := range p.sums {
+		c.sums[s.i] += sign * s.v
+	}
+	for _, h := range p.hist {
+		d := (int64(h.k) + histDistStride/2) / histDistStride
+		if d < 1 || d > distCount {
 			continue
 		}
-		// The last follower of each kind before the first new event: the
-		// pairs that start before it are settled.
-		lastReply, lastAssign, lastAbandon := int64(-1<<62), int64(-1<<62), int64(-1<<62)
-		// The first old reply and agent message, the end if the
-		// conversation has one.
-		firstOldReply, firstOldAgent, end := int64(1<<62), int64(1<<62), int64(-1)
-		for _, e := range evs {
-			if e.typ == "conversation.closed" || e.typ == "conversation.abandoned" {
-				if end < 0 || e.ms < end {
-					end = e.ms
-				}
-			}
-			if e.stored {
-				continue
-			}
-			if isReply(e) {
-				firstOldReply = min(firstOldReply, e.ms)
-				if e.role == "agent" {
-					firstOldAgent = min(firstOldAgent, e.ms)
-				}
-			}
-			if e.ms >= newMin {
-				continue
-			}
-			switch {
-			case isReply(e):
-				lastReply = max(lastReply, e.ms)
-			case e.typ == "agent.assigned":
-				lastAssign = max(lastAssign, e.ms)
-			case e.typ == "conversation.abandoned":
-				lastAbandon = max(lastAbandon, e.ms)
-			}
+		m := c.dists[d-1]
+		if m == nil {
+			m = hist{}
+			c.dists[d-1] = m
 		}
-		// Whether the new events change the conversation's facts kept at
-		// its start (first response) and its end (transfer, containment),
-		// and which pairs they can complete.
-		startChanged, endChanged := false, false
-		newReply, newAssign, newAbandon := false, false, false
-		for _, e := range evs {
-			if !e.stored {
-				continue
-			}
-			switch {
-			case isReply(e):
-				newReply = true
-				if e.ms < firstOldReply || (e.role == "agent" && e.ms < firstOldAgent) {
-					startChanged = true
-				}
-			case e.typ == "agent.assigned":
-				newAssign = true
-			case e.typ == "conversation.abandoned":
-				newAbandon = true
-			}
-			if e.typ != "message.sent" || e.role != "customer" {
-				// A transfer, assignment, agent message or close can
-				// change the facts an ended conversation is counted with.
-				endChanged = true
-			}
-		}
-		// A customer message's pair changes only with a new reply after
-		// the last one before it; a transfer's only with a new assignment
-		// or abandon, likewise.
-		transferFrom := int64(1 << 62)
-		if newAssign {
-			transferFrom = min(transferFrom, lastAssign)
-		}
-		if newAbandon {
-			transferFrom = min(transferFrom, lastAbandon)
-		}
-		for _, e := range evs {
-			switch {
-			case started:
-				add(e.ms)
-			case e.typ == "conversation.started" && startChanged:
-				add(e.ms)
-			case end >= 0 && e.ms == end && endChanged:
-				add(e.ms)
-			case e.typ == "message.sent" && e.role == "customer" && newReply && e.ms >= lastReply:
-				add(e.ms)
-			case e.typ == "transfer.requested" && e.ms >= transferFrom:
-				add(e.ms)
-			}
+		k := int32(int64(h.k) - d*histDistStride)
+		if sign > 0 {
+			m[k] += h.n
+		} else if m[k] <= h.n {
+			delete(m, k)
+		} else {
+			m[k] -= h.n
 		}
 	}
-	out := make([]int64, 0, len(set))
-	for b := range set {
-		out = append(out, b)
-	}
-	slices.Sort(out)
-	return out
 }
 
-// maxLiveStretches is the most windowSQL queries one refresh runs.
-const maxLiveStretches = 3
-
-// stretches covers the sorted buckets with ranges [from, to) of bucket
-// starts, as few as it can: planning, not reading, dominates a short
-// window on this engine, so gaps are read rather than split off while the
-// joined range stays within liveChunk (one query); past that, at most
-// maxLiveStretches ranges, joined across the smallest gaps.
-func (l *liveView) stretches(buckets []int64) [][2]int64 {
-	var out [][2]int64
-	for _, b := range buckets {
-		if n := len(out); n > 0 && out[n-1][1] == b {
-			out[n-1][1] = b + l.bucketMs()
-			continue
+// prune drops the pieces of buckets that have left the horizon, and the
+// conversations left with none; l.mu is held.
+func (l *liveView) prune(horizonMs int64) {
+	for id, ps := range l.convs {
+		ps = slices.DeleteFunc(ps, func(p piece) bool { return p.bucket < horizonMs })
+		if len(ps) == 0 {
+			delete(l.convs, id)
+		} else {
+			l.convs[id] = ps
 		}
-		out = append(out, [2]int64{b, b + l.bucketMs()})
 	}
-	chunk := liveChunk.Milliseconds()
-	for len(out) > 1 {
-		best := 0
-		for i := 1; i < len(out)-1; i++ {
-			if out[i+1][0]-out[i][1] < out[best+1][0]-out[best][1] {
-				best = i
-			}
-		}
-		if len(out) <= maxLiveStretches && out[best+1][1]-out[best][0] > chunk {
-			break
-		}
-		out[best][1] = out[best+1][1]
-		out = slices.Delete(out, best+1, best+2)
-	}
-	return out
+	l.pruned = horizonMs
 }
 
-// read computes the buckets of [from, to) (unix ms, whole buckets) at
-// full grain with windowSQL into m; every bucket of the range gets an
-// entry, empty ones too, so that it replaces what the view had.
-func (l *liveView) read(ctx context.Context, from, to int64, m map[int64]map[liveKey]*cell) error {
-	// A long range (the first load, a burst of late events) is read in
-	// pieces: each query holds a few minutes of events in memory.
-	for chunk := liveChunk.Milliseconds(); to-from > chunk; from += chunk {
-		if err := l.readRange(ctx, from, from+chunk, m); err != nil {
-			return err
-		}
-	}
-	return l.readRange(ctx, from, to, m)
-}
-
-// liveChunk is the longest range one query of the view reads.
-const liveChunk = 5 * time.Minute
-
-func (l *liveView) readRange(ctx context.Context, from, to int64, m map[int64]map[liveKey]*cell) error {
+// read computes the pieces of the conversations ids (all with ids nil)
+// in [from, to) (unix ms, whole buckets) with windowByConversationSQL and
+// appends them to m.
+func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map[string][]piece) error {
 	f, t := time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
 	p := windowParams(f, f, t, Filters{}, l.cfg.Bucket, l.s.cfg.ServiceLevelThreshold)
-	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), withAgents(withKey(windowSQL, dimFullGrain), false))
+	if ids != nil {
+		p["ids"] = schemas.StringsParam(ids)
+	}
+	q := render(windowByConversationSQL, dimFullGrain, false, ids != nil)
+	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), q)
 	if err != nil {
 		return fmt.Errorf("cannot compute live buckets: %w", err)
 	}
 	defer rows.Close()
-	for b := from; b < to; b += l.bucketMs() {
-		if m[b] == nil {
-			m[b] = map[liveKey]*cell{}
-		}
-	}
 	for rows.Next() {
 		var (
-			bucket int64
-			key    string
-			sums   []int64
-			hist   []any
+			id, key string
+			bucket  int64
+			sums    []int64
+			hist    []any
 		)
-		if err := rows.Scan(&bucket, &key, &sums, &hist); err != nil {
+		if err := rows.Scan(&id, &bucket, &key, &sums, &hist); err != nil {
 			return fmt.Errorf("cannot read live buckets: %w", err)
 		}
-		k, err := parseFullGrainKey(key)
+		k, err := l.internKey(key)
 		if err != nil {
 			return err
 		}
-		start := from + bucket*l.bucketMs()
-		if start < from || start >= to || len(sums) > len(windowSums) {
+		pc := piece{bucket: from + bucket*l.bucketMs(), key: k}
+		if pc.bucket < from || pc.bucket >= to || len(sums) > len(windowSums) {
 			continue
 		}
-		c := m[start][k]
-		if c == nil {
-			c = &cell{}
-			m[start][k] = c
-		}
 		for i, v := range sums {
-			c.sums[i] += v
+			if v != 0 {
+				pc.sums = append(pc.sums, pieceSum{i, v})
+			}
 		}
 		if len(hist) == 2 {
 			keys, _ := hist[0].([]int32)
 			counts, _ := hist[1].([]uint64)
-			c.addHist(keys, counts)
+			for i := range min(len(keys), len(counts)) {
+				if counts[i] > 0 {
+					pc.hist = append(pc.hist, pieceHist{keys[i], counts[i]})
+				}
+			}
 		}
+		m[id] = append(m[id], pc)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read live buckets: %w", err)
 	}
 	return nil
+}
+
+// internKey returns the one copy of a full-grain key the view holds
+// (only the refresh under way calls it).
+func (l *liveView) internKey(s string) (*liveKey, error) {
+	if k, ok := l.keys[s]; ok {
+		return k, nil
+	}
+	k, err := parseFullGrainKey(s)
+	if err != nil {
+		return nil, err
+	}
+	l.keys[s] = &k
+	return &k, nil
 }
 
 // readOpen reads the open conversations among those of the ids
@@ -824,10 +749,8 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		to = from + l.bucketMs()
 	}
 	out := map[cellKey]*cell{}
-	for b, keys := range l.buckets {
-		if b < from || b >= to {
-			continue
-		}
+	for b := from; b < to; b += l.bucketMs() {
+		keys := l.buckets[b]
 		var idx int64
 		if step > 0 {
 			idx = (b - from) / step.Milliseconds()

@@ -3,7 +3,6 @@ package kpi
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"testing"
 	"time"
 
@@ -156,16 +155,16 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	}
 	compare("loaded")
 
-	before := st.live.rebuilt
+	before := st.live.recomputed
 	insertChunks(t, conn, late, 400)
 	insertChunks(t, conn, late[:50], 50)
 	compare("late")
-	if st.live.rebuilt == before {
-		t.Fatal("late events rebuilt no bucket")
+	if st.live.recomputed == before {
+		t.Fatal("late events recomputed no conversation")
 	}
 
-	// One new reply to a message of a minute ago changes that message's
-	// bucket and the reply's, not the hour.
+	// One new reply to a message of a minute ago recomputes its own
+	// conversation, no other.
 	var conv string
 	for _, e := range early {
 		if e.Type == schemas.ConversationStarted && e.OccurredAt.After(now.Add(-20*time.Minute)) {
@@ -189,11 +188,8 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
 		t.Fatal(err)
 	}
-	// The reply's own bucket, its message's, the conversation's end if it
-	// has one, older customer messages still without a reply: a handful
-	// of buckets, never the horizon's 390.
-	if n := st.live.lastRebuilt; n == 0 || n > 10 {
-		t.Errorf("a reply rebuilt %d buckets", n)
+	if n := st.live.lastRecomputed; n != 1 {
+		t.Errorf("a reply recomputed %d conversations, want its own", n)
 	}
 	compare("its reply")
 
@@ -206,18 +202,18 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
 		t.Fatal(err)
 	}
-	if st.live.lastRebuilt == 0 {
-		t.Fatal("a new customer message rebuilt no bucket")
+	if st.live.lastRecomputed == 0 {
+		t.Fatal("a new customer message recomputed no conversation")
 	}
-	before = st.live.rebuilt
+	before = st.live.recomputed
 	for range 3 {
 		time.Sleep(2 * time.Millisecond)
 		if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := st.live.rebuilt - before; n != 0 {
-		t.Errorf("with nothing new, refreshes rebuilt %d buckets", n)
+	if n := st.live.recomputed - before; n != 0 {
+		t.Errorf("with nothing new, refreshes recomputed %d conversations", n)
 	}
 
 	// Idle past the overlap, a refresh only counts what was stored since;
@@ -238,8 +234,8 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
 		t.Fatal(err)
 	}
-	if st.live.lastRebuilt == 0 {
-		t.Error("a reply stored after an idle spell rebuilt no bucket")
+	if st.live.lastRecomputed == 0 {
+		t.Error("a reply stored after an idle spell recomputed no conversation")
 	}
 	compare("after an idle spell")
 }
@@ -247,78 +243,4 @@ func TestLiveAgreesWithStore(t *testing.T) {
 func jsonOf(v any) string {
 	j, _ := json.Marshal(v)
 	return string(j)
-}
-
-// TestLiveDirtyBuckets checks which buckets new events mark: only those
-// whose items they can change.
-func TestLiveDirtyBuckets(t *testing.T) {
-	l := newLiveView(nil, DefaultLiveConfig())
-	ms := func(m int) int64 { return int64(m) * 60_000 }
-	ev := func(m int, typ, role string, stored bool) liveEvent {
-		return liveEvent{ms: ms(m), typ: typ, role: role, stored: stored}
-	}
-	old := []liveEvent{
-		ev(0, "conversation.started", "", false),
-		ev(1, "message.sent", "customer", false),
-		ev(2, "message.sent", "bot", false),
-		ev(3, "transfer.requested", "", false),
-		ev(4, "agent.assigned", "agent", false),
-		ev(5, "message.sent", "customer", false),
-		ev(6, "message.sent", "agent", false),
-		ev(8, "message.sent", "customer", false),
-	}
-	for _, tt := range []struct {
-		name  string
-		fresh []liveEvent
-		want  []int64
-	}{
-		{"a customer message", []liveEvent{ev(9, "message.sent", "customer", true)}, []int64{ms(9)}},
-		{"a reply", []liveEvent{ev(9, "message.sent", "agent", true)}, []int64{ms(8), ms(9)}},
-		{"a close", []liveEvent{ev(9, "conversation.closed", "", true)}, []int64{ms(9)}},
-		{"a second transfer and its assignment", []liveEvent{ev(9, "transfer.requested", "", true), ev(10, "agent.assigned", "agent", true)},
-			[]int64{ms(9), ms(10)}},
-		{"a late start", []liveEvent{ev(0, "conversation.started", "", true)},
-			[]int64{ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(8)}},
-	} {
-		evs := append(slices.Clone(old), tt.fresh...)
-		got := l.dirtyBuckets(map[string][]liveEvent{"c": evs})
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("%s: dirty %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	// A conversation that ended: a csat after the close marks the close's
-	// bucket (containment) besides its own.
-	ended := append(slices.Clone(old), ev(9, "conversation.closed", "", false), ev(11, "csat.submitted", "", true))
-	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": ended}), []int64{ms(9), ms(11)}; !slices.Equal(got, want) {
-		t.Errorf("csat after close: dirty %v, want %v", got, want)
-	}
-	// A first reply changes the first response kept at the start.
-	first := []liveEvent{ev(0, "conversation.started", "", false), ev(1, "message.sent", "customer", false), ev(2, "message.sent", "bot", true)}
-	if got, want := l.dirtyBuckets(map[string][]liveEvent{"c": first}), []int64{ms(0), ms(1), ms(2)}; !slices.Equal(got, want) {
-		t.Errorf("first reply: dirty %v, want %v", got, want)
-	}
-}
-
-// TestLiveStretches: dirty buckets within five minutes of each other are
-// read by one query, gaps included; farther apart they are read as at
-// most maxLiveStretches ranges, each covering its buckets.
-func TestLiveStretches(t *testing.T) {
-	l := newLiveView(nil, DefaultLiveConfig())
-	b := func(i int64) int64 { return i * 10_000 } // 10 s buckets
-	for _, tt := range []struct {
-		name    string
-		buckets []int64
-		want    [][2]int64
-	}{
-		{"none", nil, nil},
-		{"adjacent", []int64{b(3), b(4), b(5)}, [][2]int64{{b(3), b(6)}}},
-		{"within five minutes", []int64{b(0), b(1), b(7), b(20), b(29)}, [][2]int64{{b(0), b(30)}}},
-		{"two far apart", []int64{b(0), b(1), b(100), b(101)}, [][2]int64{{b(0), b(2)}, {b(100), b(102)}}},
-		{"five far apart", []int64{b(0), b(100), b(101), b(200), b(300), b(302)},
-			[][2]int64{{b(0), b(1)}, {b(100), b(201)}, {b(300), b(303)}}},
-	} {
-		if got := l.stretches(tt.buckets); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: stretches %v, want %v", tt.name, got, tt.want)
-		}
-	}
 }

@@ -607,7 +607,7 @@ func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
 	}
 	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
 	t0 := time.Now()
-	if err := b.conn.Exec(qctx, withAgents(rollupBuildSQL, false)); err != nil {
+	if err := b.conn.Exec(qctx, render(rollupBuildSQL, DimNone, false, false)); err != nil {
 		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	if err := b.conn.Exec(qctx, rollupCubeSQL); err != nil {

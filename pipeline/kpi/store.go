@@ -408,6 +408,7 @@ type cell struct {
 	sums            [len(windowSums)]int64
 	dists           [distCount]hist
 	active, waiting uint64
+	pieces          int // the live view's pieces in it (live.go)
 }
 
 // The positions of windowSums.
@@ -648,12 +649,12 @@ func (s *KPIStore) computeStored(ctx context.Context, w Window, f Filters, dim D
 		p["mask"] = strconv.Itoa(rollupMask(f, dim))
 		p["hours"] = hoursParam(hours)
 		p["days"] = hoursParam(days)
-		queries = append(queries, query{sql: withKey(rollupSQL, dim), params: p, cacheKey: cacheKey})
+		queries = append(queries, query{sql: render(rollupSQL, dim, false, false), params: p, cacheKey: cacheKey})
 	}
 	needAgents := dim == DimAgent || f.Agent != ""
 	for _, r := range raw {
 		p := windowParams(w.From, r.From, r.To, f, step, s.cfg.ServiceLevelThreshold)
-		sql := func(q string) string { return withAgents(withKey(q, dim), needAgents) }
+		sql := func(q string) string { return render(q, dim, needAgents, false) }
 		// A short stretch is dominated by planning, so it runs one
 		// combined query; a long one by reading, so it runs the three
 		// narrower queries, which read less.
@@ -756,7 +757,7 @@ func (s *KPIStore) gauges(ctx context.Context, f Filters, dim Dimension, m map[c
 	p := windowParams(time.Time{}, time.Time{}, time.Time{}, f, 0, s.cfg.ServiceLevelThreshold)
 	p["now"] = s.cfg.Now().UTC().Format(chTime)
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
-	rows, err := s.conn.Query(qctx, withAgents(withKey(gaugesSQL, dim), dim == DimAgent || f.Agent != ""))
+	rows, err := s.conn.Query(qctx, render(gaugesSQL, dim, dim == DimAgent || f.Agent != "", false))
 	if err != nil {
 		return fmt.Errorf("cannot query gauges: %w", err)
 	}

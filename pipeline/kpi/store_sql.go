@@ -81,7 +81,7 @@ const followUntilSQL = `greatest({to:DateTime64(3, 'UTC')}, (
         WHERE conversation_id IN (
             SELECT conversation_id FROM events
             WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
-                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'))))`
+                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'){{convs}})))`
 
 // windowSums names the sums of a window query's sums array, in order.
 var windowSums = [...]string{
@@ -308,7 +308,7 @@ GROUP BY bucket, key`
 // lambdas and many aggregate columns are what make planning slow. Kinds 3
 // and 4 of conversations whose start (end) is not in W are still items
 // here; windowInSQL keeps the items of W.
-var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_ms, p.alt_ms AS alt_ms,
+var windowItemsSQL = `SELECT p.conversation_id AS conversation_id, p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_ms, p.alt_ms AS alt_ms,
         p.type AS type, p.sentiment AS sentiment, p.score AS score, p.resolution AS resolution,
         if(p.kind = 3, a.start_ms, if(p.kind = 4, a.end_ms, toNullable(p.t_ms))) AS t_ms,
         a.fr_ms AS fr_ms, a.hfr_ms AS hfr_ms, a.has_fr AS has_fr, a.has_hfr AS has_hfr,
@@ -341,7 +341,7 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
                 FROM events
                 WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
                     AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
-                        'message.sent', 'transfer.requested', 'agent.assigned')
+                        'message.sent', 'transfer.requested', 'agent.assigned'){{convs}}
                     -- After W only the followers of W's pairs are needed.
                     AND (occurred_at < {to:DateTime64(3, 'UTC')} OR conversation_id IN (
                         SELECT conversation_id FROM events
@@ -377,8 +377,8 @@ var windowItemsSQL = `SELECT p.kind AS kind, p.t_ms AS p_ms, p.next_ms AS next_m
             SELECT conversation_id FROM events
             WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
                 AND (type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted', 'transfer.requested')
-                    OR (type = 'message.sent' AND actor_role = 'customer'))
-        )
+                    OR (type = 'message.sent' AND actor_role = 'customer')){{convs}}
+        ){{convs}}
         GROUP BY conversation_id
     ) AS a ON p.conversation_id = a.conversation_id`
 
@@ -433,6 +433,18 @@ WHERE ` + windowInSQL + `
 GROUP BY bucket, key
 SETTINGS enable_analyzer = 0`
 
+// windowByConversationSQL is windowSQL per conversation, at full grain:
+// the live view keeps what each conversation adds to each bucket, so that
+// a conversation that changes is taken out and put back without touching
+// the others. The sums of a window are additive over its conversations,
+// the histograms too.
+var windowByConversationSQL = `SELECT conversation_id, ` + bucketSQL + ` AS bucket, {{key}} AS key,
+    ` + windowAggSQL + `
+FROM (` + windowItemsSQL + `)
+WHERE ` + windowInSQL + `
+GROUP BY conversation_id, bucket, key
+SETTINGS enable_analyzer = 0`
+
 // gaugesSQL: the "now" gauges, over conversations with a start or a
 // transfer in the 24 hours before {now}:
 //
@@ -472,6 +484,24 @@ FROM c
 WHERE ` + filterSQL + `
 GROUP BY key
 SETTINGS enable_analyzer = 0`
+
+// render fills every placeholder of a query: the breakdown key of dim,
+// the agents when agents is set, and the restriction to the conversations
+// of {ids} when convs is set. Every query goes through it.
+func render(query string, dim Dimension, agents, convs bool) string {
+	return withConversations(withAgents(withKey(query, dim), agents), convs)
+}
+
+// withConversations keeps a query to the conversations of the {ids}
+// parameter (an Array(String), see schemas.StringsParam) when restrict is
+// set, else to every conversation: the live view recomputes the items of
+// the conversations that changed, and nothing else.
+func withConversations(query string, restrict bool) string {
+	if restrict {
+		return strings.ReplaceAll(query, "{{convs}}", " AND conversation_id IN {ids:Array(String)}")
+	}
+	return strings.ReplaceAll(query, "{{convs}}", "")
+}
 
 // withKey puts the breakdown key expression into a query.
 func withKey(query string, dim Dimension) string {
