@@ -201,9 +201,10 @@ func (l *liveView) floor(ms int64) int64 {
 // caller that gives up (ctx) leaves it to finish for the next caller;
 // callers that come while one runs wait for it.
 func (l *liveView) ensure(ctx context.Context) error {
+	tolerated, _ := ctx.Value(stalenessKey{}).(time.Duration)
 	l.mu.Lock()
 	done := l.running
-	if done == nil && l.due() {
+	if done == nil && l.due(tolerated) {
 		done = make(chan struct{})
 		l.running = done
 		go func() {
@@ -252,6 +253,16 @@ func (l *liveView) ensure(ctx context.Context) error {
 	return nil
 }
 
+type stalenessKey struct{}
+
+// WithStaleness returns a context under which a window that ends now may
+// be answered from a live view refreshed up to age ago, without a refresh
+// of its own. The rules, judged once a tick, take the view the stream's
+// last refresh left rather than each running one more.
+func WithStaleness(ctx context.Context, age time.Duration) context.Context {
+	return context.WithValue(ctx, stalenessKey{}, age)
+}
+
 // liveWait is how long a caller waits for a refresh under way before it
 // answers from the view as it was.
 const liveWait = time.Second
@@ -262,13 +273,15 @@ const liveMaxLag = 15 * time.Second
 // liveRefreshTimeout bounds one refresh.
 const liveRefreshTimeout = 2 * time.Minute
 
-// due says whether a refresh should run now; l.mu is held.
-func (l *liveView) due() bool {
+// due says whether a refresh should run now for a caller that tolerates
+// a view that old; l.mu is held.
+func (l *liveView) due(tolerated time.Duration) bool {
 	since := time.Since(l.refreshed)
-	if !l.loaded || since >= l.cfg.IdleProbe || (since >= l.cfg.Every && !l.idle) {
+	every := max(l.cfg.Every, tolerated)
+	if !l.loaded || since >= max(l.cfg.IdleProbe, tolerated) || (since >= every && !l.idle) {
 		return true
 	}
-	if since < l.cfg.Every {
+	if since < every {
 		return false
 	}
 	select {

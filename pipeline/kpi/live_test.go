@@ -244,3 +244,25 @@ func jsonOf(v any) string {
 	j, _ := json.Marshal(v)
 	return string(j)
 }
+
+// TestLiveStaleness: a caller that tolerates an older view (the rules,
+// once a tick) does not start a refresh the stream's last one covers; one
+// that does not, does.
+func TestLiveStaleness(t *testing.T) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	l.loaded, l.refreshed = true, time.Now().Add(-600*time.Millisecond)
+	if !l.due(0) {
+		t.Error("a view 600 ms old is not due for a caller that tolerates none (every 500 ms)")
+	}
+	if l.due(time.Second) {
+		t.Error("a view 600 ms old is due for a caller that tolerates a second")
+	}
+	l.refreshed = time.Now().Add(-1100 * time.Millisecond)
+	if !l.due(time.Second) {
+		t.Error("a view 1.1 s old is not due for a caller that tolerates a second")
+	}
+	ctx := WithStaleness(context.Background(), time.Second)
+	if got, _ := ctx.Value(stalenessKey{}).(time.Duration); got != time.Second {
+		t.Errorf("the context carries %v", got)
+	}
+}

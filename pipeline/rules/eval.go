@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // Candidate is a rule condition that holds at evaluation time for one
@@ -285,7 +287,8 @@ func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *Rul
 		case <-wait.C:
 		}
 		began := time.Now()
-		tctx, cancel := context.WithTimeout(ctx, timeout)
+		// A live view refreshed within the tick is recent enough.
+		tctx, cancel := context.WithTimeout(kpi.WithStaleness(ctx, tick), timeout)
 		ev := e.evaluate(tctx, next, m)
 		err := tctx.Err()
 		if err == nil {
