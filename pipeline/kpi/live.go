@@ -323,9 +323,10 @@ const liveOpenDaySQL = `SELECT conversation_id FROM events
 // liveOpenChangedSQL: a refresh looks at the conversations it recomputes.
 const liveOpenChangedSQL = `SELECT arrayJoin({ids:Array(String)})`
 
-// liveAhead is how far past the present the view keeps buckets: events
-// timed a little ahead of the store's clock (ingest allows some skew) wait
-// in them until their time comes.
+// liveAhead is how far past the present the view reads and keeps buckets:
+// events timed a little ahead of the store's clock (ingest allows some
+// skew, max_future) wait in them until their time comes. A recomputed
+// conversation is read up to it and no further (withConversations).
 const liveAhead = time.Hour
 
 // liveIDsPerQuery is the most conversations one recomputing query names.

@@ -81,7 +81,7 @@ const followUntilSQL = `greatest({to:DateTime64(3, 'UTC')}, (
         WHERE conversation_id IN (
             SELECT conversation_id FROM events
             WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
-                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'){{convs}})))`
+                AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested'))))`
 
 // windowSums names the sums of a window query's sums array, in order.
 var windowSums = [...]string{
@@ -339,14 +339,10 @@ var windowItemsSQL = `SELECT p.conversation_id AS conversation_id, p.kind AS kin
                     any(sentiment) AS e_sentiment, any(score) AS e_score, toString(any(resolution)) AS e_resolution,
                     toString(any(region)) AS e_region, toString(any(queue)) AS e_queue, toString(any(business_line)) AS e_business_line
                 FROM events
-                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < ` + followUntilSQL + `
+                WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {{followUntil}}
                     AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
                         'message.sent', 'transfer.requested', 'agent.assigned'){{convs}}
-                    -- After W only the followers of W's pairs are needed.
-                    AND (occurred_at < {to:DateTime64(3, 'UTC')} OR conversation_id IN (
-                        SELECT conversation_id FROM events
-                        WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
-                            AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested')))
+                    {{afterW}}
                 GROUP BY conversation_id, event_id
             )
             WINDOW w AS (PARTITION BY conversation_id ORDER BY ms RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
@@ -373,12 +369,7 @@ var windowItemsSQL = `SELECT p.conversation_id AS conversation_id, p.kind AS kin
             min(first_transfer_at) IS NOT NULL AS has_transfer,
             min(closed_at) IS NOT NULL AND max(resolved) = 1 AND min(first_transfer_at) IS NULL AND max(agent_seen) = 0 AS contained
         FROM conversations
-        WHERE conversation_id IN (
-            SELECT conversation_id FROM events
-            WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
-                AND (type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted', 'transfer.requested')
-                    OR (type = 'message.sent' AND actor_role = 'customer')){{convs}}
-        ){{convs}}
+        {{inW}}
         GROUP BY conversation_id
     ) AS a ON p.conversation_id = a.conversation_id`
 
@@ -492,16 +483,48 @@ func render(query string, dim Dimension, agents, convs bool) string {
 	return withConversations(withAgents(withKey(query, dim), agents), convs)
 }
 
-// withConversations keeps a query to the conversations of the {ids}
-// parameter (an Array(String), see schemas.StringsParam) when restrict is
-// set, else to every conversation: the live view recomputes the items of
-// the conversations that changed, and nothing else.
+// withConversations fills the placeholders of windowItemsSQL. For every
+// conversation (restrict unset), the items are those of W's conversations:
+// events up to followUntilSQL, after W only those of conversations with a
+// pair in W (afterWSQL), attributes of the conversations with an item in W
+// (inWSQL). Restricted to the conversations of the {ids} parameter (an
+// Array(String), see schemas.StringsParam), they are read whole instead,
+// and up to {to}: the caller's {to} must lie past every stored event of
+// those conversations. The live view recomputes the conversations that
+// changed with it, its {to} an hour past the store's clock, beyond what
+// ingest accepts (max_future, 5 minutes by default); three subqueries
+// fewer halve the cost of its refresh, planning being most of it.
 func withConversations(query string, restrict bool) string {
 	if restrict {
-		return strings.ReplaceAll(query, "{{convs}}", " AND conversation_id IN {ids:Array(String)}")
+		return strings.NewReplacer(
+			"{{followUntil}}", "{to:DateTime64(3, 'UTC')}",
+			"{{afterW}}", "",
+			"{{inW}}", "WHERE conversation_id IN {ids:Array(String)}",
+			"{{convs}}", " AND conversation_id IN {ids:Array(String)}",
+		).Replace(query)
 	}
-	return strings.ReplaceAll(query, "{{convs}}", "")
+	return strings.NewReplacer(
+		"{{followUntil}}", followUntilSQL,
+		"{{afterW}}", afterWSQL,
+		"{{inW}}", inWSQL,
+		"{{convs}}", "",
+	).Replace(query)
 }
+
+// afterWSQL: after W, only the events of conversations with a pair in W
+// (their followers) are read.
+const afterWSQL = `AND (occurred_at < {to:DateTime64(3, 'UTC')} OR conversation_id IN (
+                        SELECT conversation_id FROM events
+                        WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+                            AND ((type = 'message.sent' AND actor_role = 'customer') OR type = 'transfer.requested')))`
+
+// inWSQL: the attributes of the conversations with an item in W.
+const inWSQL = `WHERE conversation_id IN (
+            SELECT conversation_id FROM events
+            WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {to:DateTime64(3, 'UTC')}
+                AND (type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted', 'transfer.requested')
+                    OR (type = 'message.sent' AND actor_role = 'customer'))
+        )`
 
 // withKey puts the breakdown key expression into a query.
 func withKey(query string, dim Dimension) string {
