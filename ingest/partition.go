@@ -123,6 +123,10 @@ func (p *partition) start(ctx context.Context, committed int64) error {
 	return nil
 }
 
+// idleFetchWait is the longest a fetch waits for records when the
+// partition holds none; a generation that ends is noticed within it.
+const idleFetchWait = time.Second
+
 func (p *partition) closeConn() {
 	if p.conn != nil {
 		_ = p.conn.Close()
@@ -187,11 +191,14 @@ func (p *partition) fetch(ctx, flushCtx context.Context) (int64, error) {
 			return -1, err
 		}
 	}
-	wait := c.cfg.BatchInterval
+	// With nothing held, the fetch waits up to idleFetchWait for the
+	// first record (the broker answers as soon as one arrives): an idle
+	// partition asks once a second, not five times. With a batch under
+	// way, it waits no longer than the batch has left.
+	wait := idleFetchWait
 	if p.count() > 0 {
-		wait = max(c.cfg.BatchInterval-time.Since(p.started), time.Millisecond)
+		wait = min(max(c.cfg.BatchInterval-time.Since(p.started), time.Millisecond), 250*time.Millisecond)
 	}
-	wait = min(wait, 250*time.Millisecond)
 	if err := p.conn.SetReadDeadline(time.Now().Add(wait + 15*time.Second)); err != nil {
 		return -1, err
 	}
