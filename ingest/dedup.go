@@ -247,7 +247,7 @@ func (s store) storedVersions(ctx context.Context, ids []string) (map[string]sou
 			if n > 0 {
 				b.WriteByte(',')
 			}
-			quoteString(&b, ids[n])
+			schemas.WriteQuoted(&b, ids[n])
 			n++
 		}
 		b.WriteString("])) GROUP BY event_id")
@@ -271,28 +271,6 @@ func (s store) storedVersions(ctx context.Context, ids []string) (map[string]sou
 		}
 	}
 	return out, nil
-}
-
-// quoteString writes s as a ClickHouse string literal. Quote and backslash
-// are escaped, and so is every control byte, so the literal is one line of
-// printable text whatever the event_id holds.
-func quoteString(b *strings.Builder, s string) {
-	const hex = "0123456789abcdef"
-	b.WriteByte('\'')
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case ch == '\'' || ch == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(ch)
-		case ch < 0x20 || ch == 0x7f:
-			b.WriteString(`\x`)
-			b.WriteByte(hex[ch>>4])
-			b.WriteByte(hex[ch&15])
-		default:
-			b.WriteByte(ch)
-		}
-	}
-	b.WriteByte('\'')
 }
 
 // duplicatesSummary is a short log value naming the first repeats of a

@@ -25,9 +25,8 @@ func StringParam(s string) string {
 }
 
 // StringsParam is ss as the text of a {name:Array(String)} query
-// parameter: each element single-quoted, with the quote, the backslash
-// and every control byte escaped, so any bytes reach the engine as they
-// are.
+// parameter: each element a literal of WriteQuoted, so any bytes reach the
+// engine as they are.
 func StringsParam(ss []string) string {
 	var b strings.Builder
 	b.WriteByte('[')
@@ -35,23 +34,30 @@ func StringsParam(ss []string) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteByte('\'')
-		for j := 0; j < len(s); j++ {
-			switch c := s[j]; {
-			case c == '\'' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c < 0x20 || c == 0x7f:
-				const hex = "0123456789abcdef"
-				b.WriteString(`\x`)
-				b.WriteByte(hex[c>>4])
-				b.WriteByte(hex[c&0xf])
-			default:
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('\'')
+		WriteQuoted(&b, s)
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// WriteQuoted writes s as a ClickHouse string literal. Quote and backslash
+// are escaped, and so is every control byte, so the literal is one line of
+// printable text whatever s holds.
+func WriteQuoted(b *strings.Builder, s string) {
+	const hex = "0123456789abcdef"
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			b.WriteString(`\x`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
 }
