@@ -359,7 +359,7 @@ func (l *liveView) update(ctx context.Context) error {
 	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
 	fresh := map[string][]piece{}
-	var open map[string]openConv
+	open := map[string]openConv{}
 	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
 		if err := l.read(ctx, horizonMs, toMs, chunk, fresh); err != nil {
 			return err
@@ -369,11 +369,7 @@ func (l *liveView) update(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if open == nil {
-			open = o
-		} else {
-			maps.Copy(open, o)
-		}
+		maps.Copy(open, o)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -459,15 +455,22 @@ func (l *liveView) load(ctx context.Context) error {
 		taken[k] = serverNow.UnixMilli()
 	}
 	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
+	now := l.floor(serverNow.UnixMilli()) + l.bucketMs()
 	to := l.floor(serverNow.Add(liveAhead).UnixMilli())
 	fresh := map[string][]piece{}
-	// A long range is read in pieces: each query holds a few minutes of
-	// events in memory. A conversation's items fall in exactly one range
-	// each, so its pieces from several ranges add up.
-	for f := from; f < to; f += liveChunk.Milliseconds() {
-		if err := l.read(ctx, f, min(f+liveChunk.Milliseconds(), to), nil, fresh); err != nil {
+	// The horizon is read in pieces: each query holds a few minutes of
+	// events in memory. The last piece reaches on to the view's end, past
+	// the present, where few events are. A conversation's items fall in
+	// exactly one piece each, so its pieces from several add up.
+	for f := from; f < to; {
+		end := min(f+liveChunk.Milliseconds(), to)
+		if end >= now {
+			end = to
+		}
+		if err := l.read(ctx, f, end, nil, fresh); err != nil {
 			return err
 		}
+		f = end
 	}
 	open, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
 	if err != nil {
