@@ -233,14 +233,7 @@ func sendRetrying(w *kafka.Writer, msgs []kafka.Message, deadline time.Time) err
 }
 
 // finished reports whether the producer has sent everything (or failed).
-func (p *producer) finished() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *producer) finished() bool { return closed(p.done) }
 
 // wait waits for the producer to finish sending.
 func (p *producer) wait(t *testing.T) {
