@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -64,7 +65,7 @@ func BenchmarkFreshness(b *testing.B) {
 	_, _ = rand.Read(rnd[:])
 	cfg := config.Default()
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.ClickHouse.DSN = ch.URL
+	cfg.ClickHouse.DSN = ch.DSN("")
 	cfg.ClickHouse.Database = "fresh_" + hex.EncodeToString(rnd[:])
 	cfg.Ingest.Brokers, cfg.Ingest.Topic, cfg.Ingest.GroupID = []string{brokers}, topic, "fresh-"+topic
 	admin := ch.Conn(b, "")
@@ -137,6 +138,17 @@ func BenchmarkFreshness(b *testing.B) {
 			time.Sleep(freshPoll)
 		}
 	}()
+	// One wall viewer, recording when each frame arrives; and the rule
+	// ticks' histogram before and after.
+	base := "http://" + p.ln.Addr().String()
+	cadence := &streamCadence{}
+	streamCtx, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- cadence.watch(streamCtx, base+"/api/v1/stream") }()
+	ticks0, err := scrapeTicks(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	loaded0, inserted0, statements0, t0 := loaded.Load(), p.ingest.Stats().Inserted.Load(), ch.Statements(), time.Now()
 	tick := time.NewTicker(freshMarkerEvery)
@@ -152,6 +164,14 @@ func BenchmarkFreshness(b *testing.B) {
 	}
 	tick.Stop()
 	measured := time.Since(t0).Seconds()
+	stopStream()
+	if err := <-streamDone; err != nil {
+		b.Fatalf("stream viewer: %v", err)
+	}
+	ticks1, err := scrapeTicks(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
 	loadRate := float64(loaded.Load()-loaded0) / measured
 	ingestRate := float64(p.ingest.Stats().Inserted.Load()-inserted0) / measured
 	// Everything the product asked of the store: inserts, intents, rule
@@ -194,6 +214,118 @@ func BenchmarkFreshness(b *testing.B) {
 	b.ReportMetric(ingestRate, "ingested-events/s")
 	b.ReportMetric(statementRate, "store-statements/s")
 	b.ReportMetric(float64(p.ingest.Stats().Rejected.Load()), "rejected")
+	kpiP99, kpiMax := cadence.intervals("kpi")
+	_, wallMax := cadence.intervals("wall")
+	b.ReportMetric(float64(kpiP99.Microseconds())/1000, "kpi-interval-p99-ms")
+	b.ReportMetric(float64(kpiMax.Microseconds())/1000, "kpi-interval-max-ms")
+	b.ReportMetric(float64(wallMax.Microseconds())/1000, "wall-interval-max-ms")
+	n := ticks1.count - ticks0.count
+	b.ReportMetric(n, "rule-ticks")
+	if n > 0 {
+		b.ReportMetric(100*(ticks1.within100ms-ticks0.within100ms)/n, "rule-ticks-within-100ms-%")
+	}
+	b.ReportMetric(ticks1.skipped-ticks0.skipped, "rule-ticks-skipped")
+}
+
+// streamCadence records when each frame of the wall's stream arrived, by
+// event name.
+type streamCadence struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+// watch reads the stream at u until ctx ends.
+func (c *streamCadence) watch(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if e, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			c.mu.Lock()
+			if c.at == nil {
+				c.at = map[string][]time.Time{}
+			}
+			c.at[e] = append(c.at[e], time.Now())
+			c.mu.Unlock()
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("stream ended: %v", sc.Err())
+}
+
+// intervals are the p99 and the largest gap between two frames of event
+// e; the first frame (the one sent on connecting) is left out. No two
+// frames make both the whole span watched, as nothing came in it.
+func (c *streamCadence) intervals(e string) (p99, largest time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := c.at[e]
+	if len(at) < 3 {
+		return freshMeasure, freshMeasure
+	}
+	gaps := make([]time.Duration, 0, len(at)-2)
+	for i := 2; i < len(at); i++ {
+		gaps = append(gaps, at[i].Sub(at[i-1]))
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)*99/100], gaps[len(gaps)-1]
+}
+
+// tickCounts are the rule-tick counters of the product's /metrics.
+type tickCounts struct{ count, within100ms, skipped float64 }
+
+func scrapeTicks(ctx context.Context, base string) (tickCounts, error) {
+	var t tickCounts
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return t, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return t, err
+	}
+	defer resp.Body.Close()
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "cockpit_rule_tick_duration_seconds_count":
+			dst = &t.count
+		case `cockpit_rule_tick_duration_seconds_bucket{le="0.1"}`:
+			dst = &t.within100ms
+		case "cockpit_rule_ticks_skipped_total":
+			dst = &t.skipped
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(v, 64); err != nil {
+			return t, fmt.Errorf("/metrics: %s: %w", name, err)
+		}
+		found++
+	}
+	if found != 3 {
+		return t, fmt.Errorf("/metrics: %d of the 3 rule-tick series", found)
+	}
+	return t, sc.Err()
 }
 
 // startedCount reads conversations_started from one /api/v1/kpis answer.

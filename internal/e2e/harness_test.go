@@ -40,7 +40,7 @@ var (
 )
 
 // cockpitBinary builds ./cmd/cockpit once and returns its path.
-func cockpitBinary(t *testing.T) string {
+func cockpitBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		root, err := moduleRoot()
@@ -93,7 +93,7 @@ func moduleRoot() (string, error) {
 
 // proc is one run of the cockpit binary; its output goes to a log file.
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	logPath string
 	cmd     *exec.Cmd
@@ -104,7 +104,7 @@ type proc struct {
 // runs numbers the log files of a test's processes.
 var runs sync.Map // test name -> *int
 
-func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
 	bin := cockpitBinary(t)
 	n, _ := runs.LoadOrStore(t.Name()+"/"+name, new(int))
@@ -242,7 +242,7 @@ func (s *storeProc) url() string {
 
 // deployment is what every cockpit serve of one test shares.
 type deployment struct {
-	t       *testing.T
+	t       testing.TB
 	brokers string
 	store   string // ClickHouse HTTP URL
 	db      string
@@ -412,7 +412,7 @@ func execCH(t *testing.T, conn driver.Conn, query string) {
 }
 
 // waitUntil polls cond every 100 ms until it holds, failing after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {

@@ -1,0 +1,246 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The spans of BenchmarkDemo. SPEC §9 judges the demo over ten minutes
+// after start-up; shorter spans are for trying the benchmark out.
+var (
+	demoMeasure = flag.Duration("demo-measure", 10*time.Minute, "BenchmarkDemo: how long the running demo's CPU is measured, after its start-up")
+	idleSettle  = flag.Duration("idle-settle", time.Minute, "BenchmarkDemo: pause after the idle restart before its CPU is measured")
+	idleMeasure = flag.Duration("idle-measure", 2*time.Minute, "BenchmarkDemo: how long the idle process's CPU is measured")
+)
+
+// clockTicks is the kernel's USER_HZ, the unit of the CPU times in
+// /proc/<pid>/stat: 100 on every Linux the product runs on.
+const clockTicks = 100
+
+// BenchmarkDemo measures the product as `make run` starts it, the cockpit
+// binary's `demo` command on a fresh data directory (embedded broker and
+// engine, simulator at its default rate, the default backfill), as a
+// child process whose CPU and memory are read from /proc:
+//
+//   - startup-s: from the start to the first `kpi` frame of the wall's
+//     stream, /api/v1/stream, with its tiles filled (a snapshot that
+//     counts conversations);
+//   - backfill-s: from the start to the simulator's "backfill done";
+//   - demo-cores: CPU time over wall time for -demo-measure after both,
+//     with one viewer reading the stream throughout;
+//   - idle-cores: the same data directory restarted with no simulator
+//     and no viewer, measured for -idle-measure after -idle-settle;
+//   - peak-RSS-MiB: the larger of the two processes' VmHWM, the first's
+//     covering its start-up and backfill.
+//
+// Each run lasts the spans above whatever b.N.
+func BenchmarkDemo(b *testing.B) {
+	dir := b.TempDir()
+	httpAddr, kafkaAddr, chAddr := freeAddr(b), freeAddr(b), freeAddr(b)
+	args := []string{"demo", "--data-dir", dir, "--http", httpAddr, "--kafka-listen", kafkaAddr, "--clickhouse-listen", chAddr}
+	cockpitBinary(b) // built before the clock starts
+	base := "http://" + httpAddr
+
+	b.ResetTimer()
+	t0 := time.Now()
+	demo := startProc(b, "demo", nil, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var filled atomic.Int64 // nanoseconds since t0 of the first filled kpi frame
+	var frames atomic.Int64
+	viewer := make(chan error, 1)
+	go func() { viewer <- watchStream(ctx, base, t0, &filled, &frames) }()
+
+	waitUntil(b, 5*time.Minute, "the demo's tiles are filled", func() bool {
+		if demo.exited() {
+			b.Fatalf("demo exited: %v\n%s", demo.err, demo.tail(30))
+		}
+		return filled.Load() > 0
+	})
+	startup := time.Duration(filled.Load())
+	waitUntil(b, 10*time.Minute, "the demo's backfill is done", func() bool {
+		if demo.exited() {
+			b.Fatalf("demo exited: %v\n%s", demo.err, demo.tail(30))
+		}
+		return demo.countLog("simulator backfill done") > 0
+	})
+	backfill := time.Since(t0)
+	demoCores, err := measureCPU(demo, *demoMeasure)
+	if err != nil {
+		b.Fatal(err)
+	}
+	framesSeen := frames.Load()
+	demoPeak, err := peakRSS(demo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cancel()
+	if err := <-viewer; err != nil {
+		b.Fatalf("stream viewer: %v", err)
+	}
+	if err := demo.stop(time.Minute); err != nil {
+		b.Fatal(err)
+	}
+
+	idle := startProc(b, "idle", nil, append(args, "--simulate=false")...)
+	waitUntil(b, 2*time.Minute, "the idle demo answers", func() bool {
+		if idle.exited() {
+			b.Fatalf("idle demo exited: %v\n%s", idle.err, idle.tail(30))
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	time.Sleep(*idleSettle)
+	idleCores, err := measureCPU(idle, *idleMeasure)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idlePeak, err := peakRSS(idle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := idle.stop(time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+
+	b.ReportMetric(startup.Seconds(), "startup-s")
+	b.ReportMetric(backfill.Seconds(), "backfill-s")
+	b.ReportMetric(demoCores, "demo-cores")
+	b.ReportMetric(demoMeasure.Seconds(), "demo-measured-s")
+	b.ReportMetric(float64(framesSeen), "viewer-frames")
+	b.ReportMetric(idleCores, "idle-cores")
+	b.ReportMetric(idleMeasure.Seconds(), "idle-measured-s")
+	b.ReportMetric(float64(max(demoPeak, idlePeak))/(1<<20), "peak-RSS-MiB")
+}
+
+// watchStream reads the wall's stream as one viewer does until ctx ends,
+// counting frames and noting when the first kpi frame with filled tiles
+// arrived (nanoseconds since t0). It reconnects while the server is not
+// up yet or drops the stream.
+func watchStream(ctx context.Context, base string, t0 time.Time, filled, frames *atomic.Int64) error {
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/stream", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if e, ok := strings.CutPrefix(line, "event: "); ok {
+				event = e
+				continue
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			frames.Add(1)
+			if event != "kpi" || filled.Load() > 0 {
+				continue
+			}
+			var f struct {
+				OK      bool    `json:"ok"`
+				Started *uint64 `json:"conversations_started"`
+			}
+			if err := json.Unmarshal([]byte(data), &f); err != nil {
+				resp.Body.Close()
+				return fmt.Errorf("kpi frame: %w", err)
+			}
+			if f.OK && f.Started != nil && *f.Started > 0 {
+				filled.CompareAndSwap(0, int64(time.Since(t0)))
+			}
+		}
+		resp.Body.Close()
+	}
+	return nil
+}
+
+// measureCPU is p's CPU time (user and system, every thread) over span,
+// in cores.
+func measureCPU(p *proc, span time.Duration) (float64, error) {
+	c0, err := cpuTicks(p)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-p.done:
+		return 0, fmt.Errorf("%s exited while measured: %v\n%s", p.name, p.err, p.tail(30))
+	case <-time.After(span):
+	}
+	c1, err := cpuTicks(p)
+	if err != nil {
+		return 0, err
+	}
+	return float64(c1-c0) / clockTicks / time.Since(t0).Seconds(), nil
+}
+
+// cpuTicks reads utime + stime of p from /proc/<pid>/stat.
+func cpuTicks(p *proc) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted are those after its closing parenthesis, starting with
+	// field 3 (state); utime and stime are fields 14 and 15.
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", p.cmd.Process.Pid, len(fields))
+	}
+	var sum int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", p.cmd.Process.Pid, err)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// peakRSS is p's VmHWM in bytes.
+func peakRSS(p *proc) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM: %w", err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", p.cmd.Process.Pid)
+}
