@@ -151,6 +151,7 @@ type liveView struct {
 	running   chan struct{} // closed when the refresh under way ends
 	loaded    bool
 	buckets   map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
+	rolls     map[int64]*rolled           // bucket start → its cells added up by one attribute or all
 	convs     map[string][]piece          // conversation → what it adds to the buckets
 	keys      map[string]*liveKey         // the full-grain keys met so far, by their SQL form
 	pruned    int64                       // the horizon's start when convs was last pruned
@@ -173,8 +174,9 @@ type liveView struct {
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
-	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, convs: map[string][]piece{},
-		keys: map[string]*liveKey{}, open: map[string]openConv{},
+	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, rolls: map[int64]*rolled{},
+		convs: map[string][]piece{},
+		keys:  map[string]*liveKey{}, open: map[string]openConv{},
 		seen: map[storedRow]int64{}, local: make(chan struct{}, 1)}
 }
 
@@ -376,6 +378,7 @@ func (l *liveView) update(ctx context.Context) error {
 	for b := range l.buckets {
 		if b < horizonMs {
 			delete(l.buckets, b)
+			delete(l.rolls, b)
 		}
 	}
 	for _, id := range ids {
@@ -478,7 +481,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.convs, l.open, l.seen = map[int64]map[liveKey]*cell{}, map[string][]piece{}, open, taken
+	l.buckets, l.rolls, l.convs, l.open, l.seen = map[int64]map[liveKey]*cell{}, map[int64]*rolled{}, map[string][]piece{}, open, taken
 	for id, ps := range fresh {
 		l.replace(id, ps)
 	}
@@ -530,13 +533,21 @@ func (l *liveView) replace(id string, ps []piece) {
 	for _, p := range l.convs[id] {
 		m := l.buckets[p.bucket]
 		if c := m[*p.key]; c != nil {
-			p.apply(c, -1)
-			c.pieces--
 			// A key no item falls in any more is not a row of a
 			// breakdown, as it is not in the store's answer (an item
 			// that adds nothing, a message without a reply yet, is).
-			if c.pieces <= 0 {
+			if p.takeOut(c) {
 				delete(m, *p.key)
+			}
+			r := l.rolls[p.bucket]
+			if p.takeOut(r.total) {
+				r.total = nil
+			}
+			for i, by := range r.by {
+				v := p.key.of(rollDims[i])
+				if p.takeOut(by[v]) {
+					delete(by, v)
+				}
 			}
 		}
 	}
@@ -545,20 +556,69 @@ func (l *liveView) replace(id string, ps []piece) {
 		if m == nil {
 			m = map[liveKey]*cell{}
 			l.buckets[p.bucket] = m
+			l.rolls[p.bucket] = newRolled()
 		}
 		c := m[*p.key]
 		if c == nil {
 			c = &cell{}
 			m[*p.key] = c
 		}
-		p.apply(c, 1)
-		c.pieces++
+		p.putIn(c)
+		r := l.rolls[p.bucket]
+		if r.total == nil {
+			r.total = &cell{}
+		}
+		p.putIn(r.total)
+		for i, by := range r.by {
+			v := p.key.of(rollDims[i])
+			c := by[v]
+			if c == nil {
+				c = &cell{}
+				by[v] = c
+			}
+			p.putIn(c)
+		}
 	}
 	if len(ps) == 0 {
 		delete(l.convs, id)
 	} else {
 		l.convs[id] = ps
 	}
+}
+
+// rolled are a bucket's cells added up over every key (total) and by
+// each attribute of rollDims: the windows asked most (no filter, no
+// breakdown or one by an attribute, as the wall and the rules ask) add
+// these up instead of every full-grain key of the bucket. They change
+// with the full-grain cells, piece by piece, so they always agree.
+type rolled struct {
+	total *cell
+	by    [len(rollDims)]map[string]*cell
+}
+
+// rollDims are the breakdowns rolled keeps.
+var rollDims = [...]Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
+
+func newRolled() *rolled {
+	r := &rolled{}
+	for i := range r.by {
+		r.by[i] = map[string]*cell{}
+	}
+	return r
+}
+
+// putIn adds the piece to c.
+func (p piece) putIn(c *cell) {
+	p.apply(c, 1)
+	c.pieces++
+}
+
+// takeOut takes the piece out of c and reports whether c holds no piece
+// any more.
+func (p piece) takeOut(c *cell) bool {
+	p.apply(c, -1)
+	c.pieces--
+	return c.pieces <= 0
 }
 
 // apply adds the piece to c (sign 1) or takes it out (sign -1).
@@ -766,13 +826,30 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		to = from + l.bucketMs()
 	}
 	out := map[cellKey]*cell{}
+	roll := -1 // the rolled cells that answer, if any: 0 total, 1+i by rollDims[i]
+	if f == (Filters{}) {
+		roll = slices.Index(rollDims[:], dim) + 1
+	}
 	for b := from; b < to; b += l.bucketMs() {
-		keys := l.buckets[b]
 		var idx int64
 		if step > 0 {
 			idx = (b - from) / step.Milliseconds()
 		}
-		for k, c := range keys {
+		if roll >= 0 {
+			switch r := l.rolls[b]; {
+			case r == nil:
+			case roll == 0:
+				if r.total != nil {
+					at(out, idx, "").merge(r.total)
+				}
+			default:
+				for v, c := range r.by[roll-1] {
+					at(out, idx, v).merge(c)
+				}
+			}
+			continue
+		}
+		for k, c := range l.buckets[b] {
 			if !k.matches(f) {
 				continue
 			}

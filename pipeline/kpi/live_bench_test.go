@@ -94,6 +94,67 @@ func BenchmarkLiveRefresh(b *testing.B) {
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
+// BenchmarkLiveCompute measures the live view's answer to the windows its
+// consumers ask most, over the last hour of the demo's peak traffic
+// (BenchmarkLiveRefresh's): the wall's tiles (15 minutes, every filter,
+// with the "now" gauges, asked every second), a rule's breakdown by region
+// over 15 minutes, and the wall's hour of trends by minute.
+func BenchmarkLiveCompute(b *testing.B) {
+	_, conn := chtest.Start(b).Database(b)
+	ctx := context.Background()
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		b.Fatal(err)
+	}
+	now = now.UTC()
+	cfg := simulate.DefaultConfig()
+	cfg.Anchor, cfg.PeakRate, cfg.Floor, cfg.LogEvery = now.Add(-2*time.Hour), 20, 1, 0
+	sim, err := simulate.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var past []schemas.Event
+	if err := sim.Generate(now.Add(-66*time.Minute), now, func(e schemas.Event) error {
+		past = append(past, e)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	insertChunks(b, conn, past, 100_000)
+	st, err := NewKPIStore(conn, KPIConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := st.live
+	if err := l.update(ctx); err != nil {
+		b.Fatal(err)
+	}
+	quarter := Window{From: now.Add(-15 * time.Minute), To: now}
+	hour := Window{From: time.UnixMilli(l.floor(now.Add(-time.Hour).UnixMilli())).UTC(), To: now}
+	for _, c := range []struct {
+		name       string
+		w          Window
+		dim        Dimension
+		step       time.Duration
+		withGauges bool
+	}{
+		{"tiles_15m", quarter, "", 0, true},
+		{"by_region_15m", quarter, DimRegion, 0, false},
+		{"trends_1h_by_minute", hour, "", time.Minute, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			if !l.covers(c.w, Filters{}, c.dim, c.step) {
+				b.Fatal("the live view does not cover the window")
+			}
+			for b.Loop() {
+				if cells, _ := l.compute(c.w, Filters{}, c.dim, c.step, c.withGauges); len(cells) == 0 {
+					b.Fatal("no cells")
+				}
+			}
+		})
+	}
+}
+
 // processCPU is the CPU time (user and system) this process has used.
 func processCPU(tb testing.TB) time.Duration {
 	var ru syscall.Rusage

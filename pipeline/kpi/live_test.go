@@ -113,6 +113,24 @@ func TestLiveAgreesWithStore(t *testing.T) {
 				t.Errorf("%s: last %s %+v by %s:\nlive  %s\nstore %s", stage, d, f, dim, gj, wj)
 			}
 		}
+		// Every breakdown the view keeps added up (rolled), unfiltered.
+		for _, dim := range dims {
+			w := Window{From: to.Add(-20 * time.Minute).Truncate(time.Millisecond), To: to.Truncate(time.Millisecond)}
+			got, err := live.KPIsBy(ctx, w, Filters{}, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < 2 {
+				t.Fatalf("%s: %d rows by %s", stage, len(got), dim)
+			}
+			want, err := raw.KPIsBy(ctx, Window{From: got[0].From, To: got[0].To}, Filters{}, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+				t.Errorf("%s: last 20m by %s:\nlive  %s\nstore %s", stage, dim, gj, wj)
+			}
+		}
 		// The trend rule's consecutive windows, the older ones not reaching
 		// the present: still whole buckets, and they still partition time.
 		var prevTo time.Time
