@@ -1,6 +1,9 @@
 package ingest
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestClaimsRace plays two partitions that look the same event_id up at
 // the same time: whichever decides second sees the other's version, held
@@ -53,5 +56,31 @@ func TestClaimsRace(t *testing.T) {
 	sb = c.begin()
 	if _, dup := decide(sb, b); dup {
 		t.Error("a release older than the look-up counted (the look-up itself sees stored rows)")
+	}
+}
+
+// A small batch waits smallBatchGap after the previous flush began; a lone
+// record after a quiet spell, and a large batch, are cut after
+// batch_interval as ever.
+func TestBatchDue(t *testing.T) {
+	now := time.Now()
+	p := &partition{c: &Consumer{cfg: Config{BatchRows: 50000, BatchBytes: 1 << 30, BatchInterval: 200 * time.Millisecond}}}
+	for _, c := range []struct {
+		name             string
+		rows             int
+		started, flushed time.Duration // before now
+		due              bool
+	}{
+		{"lone record after a quiet spell", 1, 250 * time.Millisecond, time.Minute, true},
+		{"lone record, interval not over", 1, 100 * time.Millisecond, time.Minute, false},
+		{"trickle just after a flush", 40, 250 * time.Millisecond, 300 * time.Millisecond, false},
+		{"trickle past the gap", 40, 250 * time.Millisecond, 500 * time.Millisecond, true},
+		{"large batch just after a flush", smallBatchRows, 250 * time.Millisecond, 300 * time.Millisecond, true},
+	} {
+		p.rejects = make([]rejected, c.rows)
+		p.started, p.flushed = now.Add(-c.started), now.Add(-c.flushed)
+		if got := p.due(); got != c.due {
+			t.Errorf("%s: due %v, want %v", c.name, got, c.due)
+		}
 	}
 }

@@ -28,7 +28,9 @@ type Config struct {
 	// Default 32 MiB.
 	BatchBytes int `yaml:"batch_bytes"`
 	// BatchInterval cuts a batch this long after its first record, so
-	// that quiet traffic still reaches the store quickly. Default 200ms.
+	// that quiet traffic still reaches the store quickly; a batch of
+	// fewer than 1,000 records also waits until 500ms after the previous
+	// flush began (partition.go, small batches). Default 200ms.
 	BatchInterval time.Duration `yaml:"batch_interval"`
 	// FetchMaxBytes bounds one fetch from a partition. Default 8 MiB.
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
