@@ -147,14 +147,20 @@ type liveView struct {
 	// answers from the view as it was (liveWait; tests wait for it).
 	wait time.Duration
 
-	mu        sync.RWMutex
-	running   chan struct{} // closed when the refresh under way ends
-	loaded    bool
-	buckets   map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
-	rolls     map[int64]*rolled           // bucket start → its cells added up by one attribute or all
-	convs     map[string][]piece          // conversation → what it adds to the buckets
-	keys      map[string]*liveKey         // the full-grain keys met so far, by their SQL form
-	pruned    int64                       // the horizon's start when convs was last pruned
+	mu      sync.RWMutex
+	running chan struct{} // closed when the refresh under way ends
+	loaded  bool
+	buckets map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
+	rolls   map[int64]*rolled           // bucket start → its cells added up by one attribute or all
+	// version counts the changes to the buckets: answers computed at one
+	// version are kept in answers until the next (computeCached).
+	version   uint64
+	answersMu sync.Mutex
+	answers   map[answerKey]map[cellKey]*cell
+	answersAt uint64              // the version answers were computed at
+	convs     map[string][]piece  // conversation → what it adds to the buckets
+	keys      map[string]*liveKey // the full-grain keys met so far, by their SQL form
+	pruned    int64               // the horizon's start when convs was last pruned
 	open      map[string]openConv
 	scannedTo time.Time // store clock: rows stored before it are in the buckets
 	asOf      time.Time // when the last refresh ended, by the store's clock
@@ -379,6 +385,7 @@ func (l *liveView) update(ctx context.Context) error {
 		if b < horizonMs {
 			delete(l.buckets, b)
 			delete(l.rolls, b)
+			l.version++
 		}
 	}
 	for _, id := range ids {
@@ -482,6 +489,7 @@ func (l *liveView) load(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buckets, l.rolls, l.convs, l.open, l.seen = map[int64]map[liveKey]*cell{}, map[int64]*rolled{}, map[string][]piece{}, open, taken
+	l.version++
 	for id, ps := range fresh {
 		l.replace(id, ps)
 	}
@@ -530,6 +538,7 @@ type pieceHist struct {
 // in instead; l.mu is held. A piece of a bucket that has left the horizon
 // has nothing to take out of.
 func (l *liveView) replace(id string, ps []piece) {
+	l.version++
 	for _, p := range l.convs[id] {
 		m := l.buckets[p.bucket]
 		if c := m[*p.key]; c != nil {
@@ -814,6 +823,11 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // bucket; To the end of the newest bucket if w reaches the present (ends
 // at most two buckets before the view's time), else rounded down too, so
 // that consecutive windows still partition time.
+//
+// The answer is kept until the buckets change: the rules ask the same
+// windows every tick, and while nothing new arrives (or until their
+// window moves on by a bucket) the answer is the one before. Callers
+// only read the cells.
 func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -825,6 +839,45 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 	if to <= from {
 		to = from + l.bucketMs()
 	}
+	a := answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
+	key := answerKey{from: from, to: to, f: f, dim: dim, step: step}
+	if withGauges {
+		// The gauges count at the view's time.
+		key.gaugesAt = l.asOf.UnixMilli()
+	}
+	l.answersMu.Lock()
+	if l.answersAt != l.version || len(l.answers) >= maxAnswers {
+		l.answers, l.answersAt = map[answerKey]map[cellKey]*cell{}, l.version
+	}
+	out, ok := l.answers[key]
+	l.answersMu.Unlock()
+	if ok {
+		return out, a
+	}
+	out = l.computeLocked(from, to, f, dim, step, withGauges)
+	l.answersMu.Lock()
+	if l.answersAt == l.version {
+		l.answers[key] = out
+	}
+	l.answersMu.Unlock()
+	return out, a
+}
+
+// answerKey names a computed window: its bucket range, filters, breakdown
+// and steps, and for an answer with gauges the view's time.
+type answerKey struct {
+	from, to int64
+	f        Filters
+	dim      Dimension
+	step     time.Duration
+	gaugesAt int64 // 0: no gauges
+}
+
+// maxAnswers bounds the answers kept for one version of the view.
+const maxAnswers = 256
+
+// computeLocked adds up the buckets of [from, to); l.mu is held.
+func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step time.Duration, withGauges bool) map[cellKey]*cell {
 	out := map[cellKey]*cell{}
 	roll := -1 // the rolled cells that answer, if any: 0 total, 1+i by rollDims[i]
 	if f == (Filters{}) {
@@ -877,5 +930,5 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 			}
 		}
 	}
-	return out, answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
+	return out
 }
