@@ -22,11 +22,29 @@ type SpikeRules struct {
 
 	mu        sync.Mutex
 	detectors map[string]*spike.Detector // by rule name and settings
+	// judged is each detector's last findings, by the same key.
+	judged map[string]judgement
 }
+
+// judgement is what a detector found at one point of the SpikeStep grid.
+type judgement struct {
+	at       time.Time
+	findings []spike.Finding
+}
+
+// SpikeStep is the grid spike rules are judged on: a spike rule evaluated
+// at t judges the windows that end at t truncated to the step, once, and
+// every tick until the next point of the grid repeats that judgement. Its
+// windows are minutes long and its evidence builds over minutes, so ten
+// seconds of delay change nothing a supervisor would see, while each
+// judgement reads weeks of complaints from the store: once a step rather
+// than once a tick (a second) is a tenth of the reads, idle or under load.
+// A backtest step at T sees exactly what a live tick in [T, T+step) saw.
+const SpikeStep = 10 * time.Second
 
 // NewSpikeRules returns the spike evaluator over h.
 func NewSpikeRules(h spike.History) *SpikeRules {
-	return &SpikeRules{history: h, detectors: map[string]*spike.Detector{}}
+	return &SpikeRules{history: h, detectors: map[string]*spike.Detector{}, judged: map[string]judgement{}}
 }
 
 // SpikeConfigOf maps a spike rule's settings over the detector defaults.
@@ -56,31 +74,50 @@ func SpikeConfigOf(r Rule) spike.Config {
 	return cfg
 }
 
-func (s *SpikeRules) detector(r Rule) (*spike.Detector, error) {
+func (s *SpikeRules) detector(r Rule) (*spike.Detector, string, error) {
 	cfg := SpikeConfigOf(r)
 	key := fmt.Sprintf("%s|%v|%d|%g|%g|%s", r.Name, cfg.Windows, cfg.MinCount, cfg.MinRatio, cfg.Alpha, cfg.BaselineSpan)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d, ok := s.detectors[key]; ok {
-		return d, nil
+		return d, key, nil
 	}
 	d, err := spike.NewDetector(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	s.detectors[key] = d
-	return d, nil
+	return d, key, nil
 }
 
-// EvaluateSpikeRule runs the detector for r at now. Each finding becomes a
-// candidate labelled scope=region (with region) or scope=national, so
-// that a national spike can inhibit the regional ones.
-func (s *SpikeRules) EvaluateSpikeRule(ctx context.Context, now time.Time, r Rule) ([]Candidate, error) {
-	d, err := s.detector(r)
+// judge returns the findings of d at at, judged once per grid point.
+func (s *SpikeRules) judge(ctx context.Context, d *spike.Detector, key string, at time.Time) ([]spike.Finding, error) {
+	s.mu.Lock()
+	j, ok := s.judged[key]
+	s.mu.Unlock()
+	if ok && j.at.Equal(at) {
+		return j.findings, nil
+	}
+	findings, err := d.Evaluate(ctx, at, s.history)
 	if err != nil {
 		return nil, err
 	}
-	findings, err := d.Evaluate(ctx, now, s.history)
+	s.mu.Lock()
+	s.judged[key] = judgement{at: at, findings: findings}
+	s.mu.Unlock()
+	return findings, nil
+}
+
+// EvaluateSpikeRule runs the detector for r at now truncated to
+// SpikeStep. Each finding becomes a candidate labelled scope=region (with
+// region) or scope=national, so that a national spike can inhibit the
+// regional ones.
+func (s *SpikeRules) EvaluateSpikeRule(ctx context.Context, now time.Time, r Rule) ([]Candidate, error) {
+	d, key, err := s.detector(r)
+	if err != nil {
+		return nil, err
+	}
+	findings, err := s.judge(ctx, d, key, now.Truncate(SpikeStep))
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +268,7 @@ func (s *SpikeRules) ForBacktest(ctx context.Context, rules []Rule, from, to tim
 		if r.Kind != KindSpike {
 			continue
 		}
-		d, err := s.detector(r)
+		d, _, err := s.detector(r)
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +278,8 @@ func (s *SpikeRules) ForBacktest(ctx context.Context, rules []Rule, from, to tim
 	if !found {
 		return s, nil
 	}
-	h, err := spike.Preload(ctx, src, reach, from, to)
+	// Its steps judge at times truncated to SpikeStep.
+	h, err := spike.Preload(ctx, src, reach, from.Truncate(SpikeStep), to)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/pipeline/rules"
+	"github.com/cockpit-cs/cockpit/pipeline/spike"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -179,4 +180,115 @@ func BenchmarkSpikeRuleBacktestWeek(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/7d-backtest")
 	b.ReportMetric(float64(len(eps)), "episodes")
+}
+
+// countingHistory counts the reads of a history.
+type countingHistory struct {
+	*spike.MemoryHistory
+	reads int
+}
+
+func (h *countingHistory) SpikeCounts(ctx context.Context, ranges []spike.Range) ([]map[string]float64, error) {
+	h.reads++
+	return h.MemoryHistory.SpikeCounts(ctx, ranges)
+}
+
+// TestSpikeStep: a spike rule is judged once per point of the SpikeStep
+// grid, at that point: the ticks until the next point repeat the
+// judgement without reading the history again, and a complaint timed
+// after the point waits for the next one.
+func TestSpikeStep(t *testing.T) {
+	end := time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(3, 9))
+	var recs []spike.Record
+	for at := end.Add(-21 * 24 * time.Hour); at.Before(end.Add(-11 * time.Minute)); at = at.Add(time.Duration(rng.ExpFloat64() * float64(5*time.Minute))) {
+		recs = append(recs, spike.Record{Region: fmt.Sprintf("r%d", rng.IntN(4)), At: at})
+	}
+	// A burst in r0 in the last ten minutes, and one more complaint
+	// three seconds past the grid point the ticks below share.
+	for i := range 30 {
+		recs = append(recs, spike.Record{Region: "r0", At: end.Add(-9*time.Minute + time.Duration(i)*18*time.Second)})
+	}
+	recs = append(recs, spike.Record{Region: "r0", At: end.Add(3 * time.Second)})
+	h := &countingHistory{MemoryHistory: spike.NewMemoryHistory(recs, end.Add(-21*24*time.Hour))}
+	def, err := rules.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule rules.Rule
+	for _, r := range def.Rules {
+		if r.Kind == rules.KindSpike {
+			rule = r
+		}
+	}
+	s := rules.NewSpikeRules(h)
+	ctx := context.Background()
+	var first []rules.Candidate
+	for _, d := range []time.Duration{0, 4 * time.Second, 9*time.Second + 999*time.Millisecond} {
+		cs, err := s.EvaluateSpikeRule(ctx, end.Add(d), rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) == 0 {
+			t.Fatalf("+%s: no finding for 30 complaints in ten minutes", d)
+		}
+		for i := range cs {
+			if !cs[i].At.Equal(end.Add(d)) {
+				t.Errorf("+%s: candidate at %s, want the tick's time", d, cs[i].At)
+			}
+			cs[i].At = time.Time{}
+		}
+		if first == nil {
+			first = cs
+		} else if !reflect.DeepEqual(cs, first) {
+			t.Errorf("+%s: %+v, want the judgement at the grid point %+v", d, cs, first)
+		}
+	}
+	if h.reads != 1 {
+		t.Errorf("three ticks within one step read the history %d times, want once", h.reads)
+	}
+	cs, err := s.EvaluateSpikeRule(ctx, end.Add(10*time.Second), rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.reads != 2 {
+		t.Errorf("the next grid point read the history %d times in all, want twice", h.reads)
+	}
+	// What the detector itself finds for r0 at each time: the grid point
+	// misses the complaint 3 s past it, a judgement at the tick would not.
+	d, err := spike.NewDetector(rules.SpikeConfigOf(rule))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := func(at time.Time) float64 {
+		fs, err := d.Evaluate(ctx, at, h.MemoryHistory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			if f.Region == "r0" {
+				return f.Count
+			}
+		}
+		t.Fatalf("%s: no finding for r0", at)
+		return 0
+	}
+	value := func(cs []rules.Candidate) float64 {
+		for _, c := range cs {
+			if c.Labels["region"] == "r0" {
+				return c.Value
+			}
+		}
+		t.Fatal("no candidate for r0")
+		return 0
+	}
+	if at, tick := r0(end), r0(end.Add(9*time.Second)); at == tick {
+		t.Fatalf("r0 counts %v at the grid point and at the tick: the test cannot tell them apart", at)
+	}
+	if got, want := value(first), r0(end); got != want {
+		t.Errorf("within the step: r0 %v, want %v (the grid point's)", got, want)
+	}
+	if got, want := value(cs), r0(end.Add(10*time.Second)); got != want {
+		t.Errorf("next grid point: r0 %v, want %v", got, want)
+	}
 }
