@@ -142,8 +142,8 @@ var targets = []target{
 	queriesPerTick(),
 	span(metric("CPU idle (no events, no viewers)", "≤ 0.02 core",
 		demoBench, "idle-cores", "<=", 0.02, cores), "idle-measured-s", 0),
-	span(metric("CPU, `cockpit demo` at its default rate with one wall open, over 10 min after start-up", "≤ 0.25 core",
-		demoBench, "demo-cores", "<=", 0.25, cores), "demo-measured-s", 600),
+	carried(span(metric("CPU, `cockpit demo` at its default rate with one wall open, over 10 min after start-up", "≤ 0.25 core",
+		demoBench, "demo-cores", "<=", 0.25, cores), "demo-measured-s", 600)),
 	metric("cockpit process peak RSS (VmHWM) at peak ingest, engine included", "≤ 1 GiB",
 		ingestBench, "peak-RSS-MiB", "<=", 1024, mib),
 	metric("cockpit process peak RSS (VmHWM), `cockpit demo` from start-up and backfill on", "≤ 1 GiB",
@@ -173,6 +173,40 @@ func span(t target, unit string, least float64) target {
 		m += fmt.Sprintf(" over %s s", fmtInt(s))
 		if s < least && v == Pass {
 			m += fmt.Sprintf(", shorter than the target's %s s", fmtInt(least))
+			v = Fail
+		}
+		return m, v
+	}
+	return t
+}
+
+// busyDemo is the least event rate a demo CPU figure must have carried
+// to pass: the simulator follows the time of day in Shanghai, about
+// 200 events/s at the busiest hours and a tenth of that at night, and a
+// figure from a quiet hour says little of the default rate.
+const busyDemo = 100
+
+// carried adds to the demo CPU row the event rate the demo stored while
+// measured and the simulator's hour; a pass below busyDemo events/s is
+// not one.
+func carried(t target) target {
+	eval := t.eval
+	t.eval = func(r *Raw) (string, Verdict) {
+		m, v := eval(r)
+		res, ok := r.Find(demoBench)
+		if !ok || v == NotMeasured {
+			return m, v
+		}
+		rate, ok := res.Metrics[normUnit("demo-events/s")]
+		if !ok {
+			return m + ", event rate not reported", v
+		}
+		m += ", " + fmtInt(rate) + " events/s"
+		if h, ok := res.Metrics[normUnit("demo-shanghai-hour")]; ok {
+			m += fmt.Sprintf(" (simulator at %02d:00 Shanghai time)", int(h))
+		}
+		if rate < busyDemo && v == Pass {
+			m += fmt.Sprintf(", a quiet hour: under the %d events/s of the busy hours", busyDemo)
 			v = Fail
 		}
 		return m, v

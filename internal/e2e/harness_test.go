@@ -327,8 +327,12 @@ func (s *serveProc) waitReady() {
 func (s *serveProc) assigned() bool { return s.countLog("partitions assigned") > 0 }
 
 // metric returns the value of an unlabelled series of /metrics, or -1.
-func (s *serveProc) metric(name string) float64 {
-	resp, err := http.Get(s.base + "/metrics")
+func (s *serveProc) metric(name string) float64 { return metricAt(s.base, name) }
+
+// metricAt returns the value of an unlabelled series of base's /metrics,
+// or -1.
+func metricAt(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return -1
 	}
