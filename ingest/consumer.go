@@ -12,6 +12,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/cockpit-cs/cockpit/internal/chclient"
 )
 
 // Consumer is one member of the ingest consumer group. Several processes
@@ -99,7 +101,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 	}
 	c := &Consumer{
 		cfg:    cfg,
-		store:  store{conn: conn, cols: &columnCache{}},
+		store:  store{conn: chclient.Wrap(conn)},
 		claims: newClaims(),
 		dlq:    newDeadLetter(cfg),
 		m:      m,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -30,52 +29,6 @@ func (in intent) token(topic string, partition int32) string {
 // store is the consumer's access to ClickHouse.
 type store struct {
 	conn driver.Conn
-	cols *columnCache
-}
-
-// columnCache holds the events table's insert columns and their types, so
-// that an insert over HTTP does not ask the server to describe the table
-// every time (a third of ingest's statements at a low rate). A failed
-// look-up is tried again at the next insert.
-type columnCache struct {
-	mu   sync.Mutex
-	cols []clickhouse.ColumnNameAndType
-}
-
-// get returns the insert columns of the events table, in eventColumns
-// order.
-func (c *columnCache) get(ctx context.Context, conn driver.Conn) ([]clickhouse.ColumnNameAndType, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cols != nil {
-		return c.cols, nil
-	}
-	rows, err := conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events'")
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the columns of the events table: %w", err)
-	}
-	defer rows.Close()
-	types := map[string]string{}
-	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
-			return nil, fmt.Errorf("cannot read the columns of the events table: %w", err)
-		}
-		types[name] = typ
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the columns of the events table: %w", err)
-	}
-	cols := make([]clickhouse.ColumnNameAndType, 0, len(eventColumns))
-	for _, name := range eventColumns {
-		typ, ok := types[name]
-		if !ok {
-			return nil, fmt.Errorf("the events table has no column %s: is the schema migrated?", name)
-		}
-		cols = append(cols, clickhouse.ColumnNameAndType{Name: name, Type: typ})
-	}
-	c.cols = cols
-	return cols, nil
 }
 
 // lastIntent returns the newest intent recorded for the partition.
@@ -113,20 +66,12 @@ func (s store) writeIntent(ctx context.Context, topic string, partition int32, i
 
 // insert stores a batch's rows under the batch's deduplication token.
 func (s store) insert(ctx context.Context, r *rows, token string) error {
-	opts := []clickhouse.QueryOption{}
-	if s.cols != nil {
-		cols, err := s.cols.get(ctx, s.conn)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, clickhouse.WithColumnNamesAndTypes(cols))
-	}
-	ctx = clickhouse.Context(ctx, append(opts, clickhouse.WithSettings(clickhouse.Settings{
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 		"insert_deduplicate":         1,
 		"insert_deduplication_token": token,
 		// Rollups fed by materialized views must drop a replayed block too.
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
-	}))...)
+	}))
 	batch, err := s.conn.PrepareBatch(ctx, insertEvents)
 	if err != nil {
 		return fmt.Errorf("cannot prepare the insert of %d rows: %w", r.len(), err)

@@ -7,6 +7,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/cockpit-cs/cockpit/internal/chclient"
 	"github.com/cockpit-cs/cockpit/internal/config"
 )
 
@@ -32,5 +33,5 @@ func openClickHouse(ctx context.Context, cfg config.ClickHouse, database string)
 		_ = conn.Close()
 		return nil, fmt.Errorf("cannot reach ClickHouse at %s: %w", config.RedactDSN(cfg.DSN), err)
 	}
-	return conn, nil
+	return chclient.Wrap(conn), nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/cockpit-cs/cockpit/internal/chclient"
 	"github.com/cockpit-cs/cockpit/internal/chdb"
 	"github.com/cockpit-cs/cockpit/internal/chstore"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -164,7 +165,8 @@ func (s *Store) Conn(t testing.TB, database string) driver.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	// The product's client, as the product opens it.
+	return chclient.Wrap(conn)
 }
 
 // DSN is the clickhouse-go DSN of database on this store, with the
