@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -223,35 +224,45 @@ func (p *partition) dedup(ctx context.Context) ([]string, error) {
 	return claimed, nil
 }
 
-// maxLookupQuery bounds the text of one look-up query: the server parses
-// at most max_query_size (256 KiB by default) of a SELECT.
-const maxLookupQuery = 200 << 10
+// maxLookupQuery bounds the text of one look-up query, and
+// lookupQuerySize is the max_query_size the query asks for: the default
+// (256 KiB) would split a batch of 50,000 ids into a dozen queries, and
+// each reads most of the key column of event_ids (random ids touch most
+// granules), so one query a batch is several times cheaper than many.
+const (
+	maxLookupQuery   = 8 << 20
+	lookupQuerySize  = maxLookupQuery + 64<<10
+	lookupSeparator  = "\x00"
+	lookupSplitQuery = "splitByChar('\\x00', "
+)
 
 // storedVersions returns, for each of ids that is stored, where its first
 // stored version came from. It asks one query per maxLookupQuery of ids
-// (one for a batch of ordinary ids up to several thousand). The ids go in
-// as an array literal: the engine reads one several times faster than the
-// same ids as an IN list, and the set built from it still selects granules
-// by the table's key.
+// (one for any batch of ordinary ids). The ids go in as one string
+// literal, split by the engine at a zero byte: the engine parses one long
+// literal several times faster than as many short ones (5,000 ids: 9 ms
+// against 17-21 ms). A query whose ids contain a zero byte lists them as
+// an array of literals instead. The set built from either still selects
+// granules by the table's key.
 func (s store) storedVersions(ctx context.Context, ids []string) (map[string]source, error) {
 	out := make(map[string]source)
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_query_size": lookupQuerySize}))
 	var b strings.Builder
 	for len(ids) > 0 {
+		n, size := 0, 0
+		for n < len(ids) && (n == 0 || size+4*len(ids[n])+8 < maxLookupQuery) {
+			size += 4*len(ids[n]) + 8
+			n++
+		}
+		chunk := ids[:n]
+		ids = ids[n:]
 		b.Reset()
 		b.WriteString(`SELECT event_id,
 			argMin(source_partition, (ingested_at, source_partition, source_offset)),
 			argMin(source_offset, (ingested_at, source_partition, source_offset))
-		FROM event_ids WHERE event_id IN (SELECT arrayJoin([`)
-		n := 0
-		for n < len(ids) && (n == 0 || b.Len()+4*len(ids[n]) < maxLookupQuery) {
-			if n > 0 {
-				b.WriteByte(',')
-			}
-			schemas.WriteQuoted(&b, ids[n])
-			n++
-		}
-		b.WriteString("])) GROUP BY event_id")
-		ids = ids[n:]
+		FROM event_ids WHERE event_id IN (SELECT arrayJoin(`)
+		writeLookupIDs(&b, chunk)
+		b.WriteString(")) GROUP BY event_id")
 		rows, err := s.conn.Query(ctx, b.String())
 		if err != nil {
 			return nil, fmt.Errorf("cannot look up stored event_ids: %w", err)
@@ -271,6 +282,27 @@ func (s store) storedVersions(ctx context.Context, ids []string) (map[string]sou
 		}
 	}
 	return out, nil
+}
+
+// writeLookupIDs writes ids as an Array(String) expression: one literal
+// split at zero bytes, or, when an id holds one, an array of literals.
+func writeLookupIDs(b *strings.Builder, ids []string) {
+	for _, id := range ids {
+		if strings.Contains(id, lookupSeparator) {
+			b.WriteByte('[')
+			for i, id := range ids {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				schemas.WriteQuoted(b, id)
+			}
+			b.WriteByte(']')
+			return
+		}
+	}
+	b.WriteString(lookupSplitQuery)
+	schemas.WriteQuoted(b, strings.Join(ids, lookupSeparator))
+	b.WriteByte(')')
 }
 
 // duplicatesSummary is a short log value naming the first repeats of a

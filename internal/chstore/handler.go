@@ -65,7 +65,7 @@ var settingsAllowed = map[string]bool{
 	"date_time_input_format": true, "output_format_json_quote_64bit_integers": true,
 	"join_use_nulls": true, "enable_analyzer": true, "distributed_foreground_insert": true,
 	"send_progress_in_http_headers": true, "mutations_sync": true, "alter_sync": true,
-	"select_sequential_consistency": true,
+	"select_sequential_consistency": true, "max_query_size": true,
 }
 
 // readOnlySettings are the URL settings the read-only account may set.
