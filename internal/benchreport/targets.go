@@ -159,14 +159,8 @@ func seconds(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + " s
 // same benchmark, in seconds); one measured for less than least seconds
 // cannot pass.
 func span(t target, unit string, least float64) target {
-	eval := t.eval
-	t.eval = func(r *Raw) (string, Verdict) {
-		m, v := eval(r)
-		res, ok := r.Find(demoBench)
-		if !ok || v == NotMeasured {
-			return m, v
-		}
-		s, ok := res.Metrics[unit]
+	return onDemo(t, func(metrics map[string]float64, m string, v Verdict) (string, Verdict) {
+		s, ok := metrics[unit]
 		if !ok {
 			return m + " (span not reported)", v
 		}
@@ -176,6 +170,20 @@ func span(t target, unit string, least float64) target {
 			v = Fail
 		}
 		return m, v
+	})
+}
+
+// onDemo runs more after t's judgement of a demo row, with BenchmarkDemo's
+// metrics, when the row was measured.
+func onDemo(t target, more func(metrics map[string]float64, m string, v Verdict) (string, Verdict)) target {
+	eval := t.eval
+	t.eval = func(r *Raw) (string, Verdict) {
+		m, v := eval(r)
+		res, ok := r.Find(demoBench)
+		if !ok || v == NotMeasured {
+			return m, v
+		}
+		return more(res.Metrics, m, v)
 	}
 	return t
 }
@@ -190,19 +198,13 @@ const busyDemo = 100
 // measured and the simulator's hour; a pass below busyDemo events/s is
 // not one.
 func carried(t target) target {
-	eval := t.eval
-	t.eval = func(r *Raw) (string, Verdict) {
-		m, v := eval(r)
-		res, ok := r.Find(demoBench)
-		if !ok || v == NotMeasured {
-			return m, v
-		}
-		rate, ok := res.Metrics[normUnit("demo-events/s")]
+	return onDemo(t, func(metrics map[string]float64, m string, v Verdict) (string, Verdict) {
+		rate, ok := metrics[normUnit("demo-events/s")]
 		if !ok {
 			return m + ", event rate not reported", v
 		}
 		m += ", " + fmtInt(rate) + " events/s"
-		if h, ok := res.Metrics[normUnit("demo-shanghai-hour")]; ok {
+		if h, ok := metrics[normUnit("demo-shanghai-hour")]; ok {
 			m += fmt.Sprintf(" (simulator at %02d:00 Shanghai time)", int(h))
 		}
 		if rate < busyDemo && v == Pass {
@@ -210,8 +212,7 @@ func carried(t target) target {
 			v = Fail
 		}
 		return m, v
-	}
-	return t
+	})
 }
 
 // ticksUnderLoad judges the product's own rule ticks while
