@@ -2,10 +2,11 @@ package simulate
 
 import "time"
 
-// shanghai is Asia/Shanghai without the tz database: China has kept UTC+8
-// without daylight saving since 1991, and a fixed zone cannot fail to load
-// on a minimal container.
-var shanghai = time.FixedZone("CST", 8*3600)
+// Zone is the simulated centre's zone, which its daily curve and event
+// times follow: Asia/Shanghai without the tz database (China has kept
+// UTC+8 without daylight saving since 1991, and a fixed zone cannot fail
+// to load on a minimal container).
+var Zone = time.FixedZone("CST", 8*3600)
 
 const (
 	shanghaiOffsetMs = 8 * 3600 * 1000

@@ -477,7 +477,7 @@ func (e *engine) event(c *conv, typ schemas.EventType, t int64) schemas.Event {
 		EventID:        c.id + "-" + strconv.Itoa(c.n),
 		SchemaVersion:  schemas.Version,
 		Type:           typ,
-		OccurredAt:     time.UnixMilli(t).In(shanghai),
+		OccurredAt:     time.UnixMilli(t).In(Zone),
 		ConversationID: c.id,
 	}
 	c.n++

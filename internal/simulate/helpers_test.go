@@ -9,7 +9,7 @@ import (
 )
 
 // monday10 is a weekday at 10:00 Shanghai time, when traffic is high.
-var monday10 = time.Date(2026, 3, 2, 10, 0, 0, 0, shanghai)
+var monday10 = time.Date(2026, 3, 2, 10, 0, 0, 0, Zone)
 
 // testConfig is the default config with a fixed anchor, so tests do not
 // depend on the wall clock.

@@ -20,7 +20,7 @@ type Incident struct {
 
 func (i Incident) String() string {
 	return fmt.Sprintf("%s %s %s–%s ×%g", i.Kind, i.Target,
-		i.Start.In(shanghai).Format("2006-01-02 15:04"), i.End.In(shanghai).Format("15:04"), i.Factor)
+		i.Start.In(Zone).Format("2006-01-02 15:04"), i.End.In(Zone).Format("15:04"), i.Factor)
 }
 
 // schedule is the compiled form of the incident specs: integer
@@ -124,7 +124,7 @@ func (s *schedule) list(from, to time.Time) []Incident {
 			if end := start + c.duration; end > f {
 				out = append(out, Incident{
 					Kind: c.kind, Target: c.names[k%int64(len(c.names))],
-					Start: time.UnixMilli(start).In(shanghai), End: time.UnixMilli(end).In(shanghai),
+					Start: time.UnixMilli(start).In(Zone), End: time.UnixMilli(end).In(Zone),
 					Factor: c.factor,
 				})
 			}

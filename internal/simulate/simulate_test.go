@@ -18,7 +18,7 @@ import (
 // dayEvents is one simulated weekday at a low rate, shared by the tests
 // that measure shares over a day (generating it once keeps -race fast).
 var dayEvents = sync.OnceValue(func() []schemas.Event {
-	from := time.Date(2026, 3, 2, 0, 0, 0, 0, shanghai) // a Monday
+	from := time.Date(2026, 3, 2, 0, 0, 0, 0, Zone) // a Monday
 	cfg := testConfig(from.Add(13*time.Hour), 2)
 	cfg.Incidents = []IncidentSpec{} // shares without incidents
 	s, err := New(cfg, nil)
@@ -255,7 +255,7 @@ func TestDiurnalShape(t *testing.T) {
 	var perHour [24]float64
 	for _, e := range dayEvents() {
 		if e.Type == schemas.ConversationStarted {
-			perHour[e.OccurredAt.In(shanghai).Hour()]++
+			perHour[e.OccurredAt.In(Zone).Hour()]++
 		}
 	}
 	t.Logf("conversations per Shanghai hour: %v", perHour)
@@ -275,12 +275,12 @@ func TestDiurnalShape(t *testing.T) {
 		t.Errorf("11:00 hour has %.0f conversations, want about %.0f", perHour[11], want)
 	}
 	// The curve itself: weekend and floor.
-	sat := time.Date(2026, 3, 7, 11, 30, 0, 0, shanghai).UnixMilli()
-	mon := time.Date(2026, 3, 2, 11, 30, 0, 0, shanghai).UnixMilli()
+	sat := time.Date(2026, 3, 7, 11, 30, 0, 0, Zone).UnixMilli()
+	mon := time.Date(2026, 3, 2, 11, 30, 0, 0, Zone).UnixMilli()
 	if got := level(sat, 0.85, 0); math.Abs(got-0.85*level(mon, 0.85, 0)) > 1e-9 {
 		t.Errorf("Saturday level %v, want 0.85 × Monday's %v", got, level(mon, 0.85, 0))
 	}
-	night4 := time.Date(2026, 3, 2, 4, 30, 0, 0, shanghai).UnixMilli()
+	night4 := time.Date(2026, 3, 2, 4, 30, 0, 0, Zone).UnixMilli()
 	if got := level(night4, 0.85, 0.5); got != 0.5 {
 		t.Errorf("level at 04:30 with floor 0.5 = %v", got)
 	}
