@@ -21,13 +21,15 @@ type SpikeRules struct {
 	history spike.History
 
 	mu        sync.Mutex
-	detectors map[string]*spike.Detector // by rule name and settings
-	// judged is each detector's last findings, by the same key.
-	judged map[string]judgement
+	detectors map[string]*spikeDetector // by rule name and settings
 }
 
-// judgement is what a detector found at one point of the SpikeStep grid.
-type judgement struct {
+// spikeDetector is a detector and what it found at the last point of the
+// SpikeStep grid it judged.
+type spikeDetector struct {
+	*spike.Detector
+
+	mu       sync.Mutex
 	at       time.Time
 	findings []spike.Finding
 }
@@ -44,7 +46,7 @@ const SpikeStep = 10 * time.Second
 
 // NewSpikeRules returns the spike evaluator over h.
 func NewSpikeRules(h spike.History) *SpikeRules {
-	return &SpikeRules{history: h, detectors: map[string]*spike.Detector{}, judged: map[string]judgement{}}
+	return &SpikeRules{history: h, detectors: map[string]*spikeDetector{}}
 }
 
 // SpikeConfigOf maps a spike rule's settings over the detector defaults.
@@ -74,37 +76,37 @@ func SpikeConfigOf(r Rule) spike.Config {
 	return cfg
 }
 
-func (s *SpikeRules) detector(r Rule) (*spike.Detector, string, error) {
+func (s *SpikeRules) detector(r Rule) (*spikeDetector, error) {
 	cfg := SpikeConfigOf(r)
 	key := fmt.Sprintf("%s|%v|%d|%g|%g|%s", r.Name, cfg.Windows, cfg.MinCount, cfg.MinRatio, cfg.Alpha, cfg.BaselineSpan)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d, ok := s.detectors[key]; ok {
-		return d, key, nil
+		return d, nil
 	}
 	d, err := spike.NewDetector(cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	s.detectors[key] = d
-	return d, key, nil
+	s.detectors[key] = &spikeDetector{Detector: d}
+	return s.detectors[key], nil
 }
 
-// judge returns the findings of d at at, judged once per grid point.
-func (s *SpikeRules) judge(ctx context.Context, d *spike.Detector, key string, at time.Time) ([]spike.Finding, error) {
-	s.mu.Lock()
-	j, ok := s.judged[key]
-	s.mu.Unlock()
-	if ok && j.at.Equal(at) {
-		return j.findings, nil
+// judge returns what d finds over h at at, judged once per grid point.
+func (d *spikeDetector) judge(ctx context.Context, at time.Time, h spike.History) ([]spike.Finding, error) {
+	d.mu.Lock()
+	if d.at.Equal(at) {
+		defer d.mu.Unlock()
+		return d.findings, nil
 	}
-	findings, err := d.Evaluate(ctx, at, s.history)
+	d.mu.Unlock()
+	findings, err := d.Evaluate(ctx, at, h)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.judged[key] = judgement{at: at, findings: findings}
-	s.mu.Unlock()
+	d.mu.Lock()
+	d.at, d.findings = at, findings
+	d.mu.Unlock()
 	return findings, nil
 }
 
@@ -113,11 +115,11 @@ func (s *SpikeRules) judge(ctx context.Context, d *spike.Detector, key string, a
 // region) or scope=national, so that a national spike can inhibit the
 // regional ones.
 func (s *SpikeRules) EvaluateSpikeRule(ctx context.Context, now time.Time, r Rule) ([]Candidate, error) {
-	d, key, err := s.detector(r)
+	d, err := s.detector(r)
 	if err != nil {
 		return nil, err
 	}
-	findings, err := s.judge(ctx, d, key, now.Truncate(SpikeStep))
+	findings, err := d.judge(ctx, now.Truncate(SpikeStep), s.history)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +270,7 @@ func (s *SpikeRules) ForBacktest(ctx context.Context, rules []Rule, from, to tim
 		if r.Kind != KindSpike {
 			continue
 		}
-		d, _, err := s.detector(r)
+		d, err := s.detector(r)
 		if err != nil {
 			return nil, err
 		}
@@ -284,10 +286,11 @@ func (s *SpikeRules) ForBacktest(ctx context.Context, rules []Rule, from, to tim
 		return nil, err
 	}
 	b := NewSpikeRules(h)
-	// Share the detectors (same settings, same code).
+	// Share the detectors (same settings, same code), not what they
+	// found live.
 	s.mu.Lock()
 	for k, d := range s.detectors {
-		b.detectors[k] = d
+		b.detectors[k] = &spikeDetector{Detector: d.Detector}
 	}
 	s.mu.Unlock()
 	return b, nil
