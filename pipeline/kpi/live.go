@@ -150,17 +150,17 @@ type liveView struct {
 	mu      sync.RWMutex
 	running chan struct{} // closed when the refresh under way ends
 	loaded  bool
-	buckets map[int64]map[liveKey]*cell // bucket start (unix ms) → key → sums
-	rolls   map[int64]*rolled           // bucket start → its cells added up by one attribute or all
+	buckets map[int64]*lbucket // bucket start (unix ms) → its cells (live_cells.go)
 	// version counts the changes to the buckets: answers computed at one
 	// version are kept in answers until the next (computeCached).
 	version   uint64
 	answersMu sync.Mutex
 	answers   map[answerKey]map[cellKey]*cell
-	answersAt uint64              // the version answers were computed at
-	convs     map[string][]piece  // conversation → what it adds to the buckets
-	keys      map[string]*liveKey // the full-grain keys met so far, by their SQL form
-	pruned    int64               // the horizon's start when convs was last pruned
+	answersAt uint64             // the version answers were computed at
+	convs     map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
+	keyIDs    map[string]uint32  // the full-grain keys met so far, by their SQL form …
+	keyList   []liveKey          // … and by id
+	pruned    int64              // the horizon's start when convs was last pruned
 	open      map[string]openConv
 	scannedTo time.Time // store clock: rows stored before it are in the buckets
 	asOf      time.Time // when the last refresh ended, by the store's clock
@@ -180,9 +180,9 @@ type liveView struct {
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
-	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]map[liveKey]*cell{}, rolls: map[int64]*rolled{},
-		convs: map[string][]piece{},
-		keys:  map[string]*liveKey{}, open: map[string]openConv{},
+	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]*lbucket{},
+		convs:  map[string][]int64{},
+		keyIDs: map[string]uint32{}, open: map[string]openConv{},
 		seen: map[storedRow]int64{}, local: make(chan struct{}, 1)}
 }
 
@@ -366,7 +366,7 @@ func (l *liveView) update(ctx context.Context) error {
 	ids := slices.Sorted(maps.Keys(changed))
 	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
-	fresh := map[string][]piece{}
+	fresh := map[string][]int64{}
 	open := map[string]openConv{}
 	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
 		if err := l.read(ctx, horizonMs, toMs, chunk, fresh); err != nil {
@@ -384,7 +384,6 @@ func (l *liveView) update(ctx context.Context) error {
 	for b := range l.buckets {
 		if b < horizonMs {
 			delete(l.buckets, b)
-			delete(l.rolls, b)
 			l.version++
 		}
 	}
@@ -404,10 +403,28 @@ func (l *liveView) update(ctx context.Context) error {
 		l.seen[k] = serverNow.UnixMilli()
 	}
 	// A row taken in before since was stored before it too: no later
-	// refresh finds it new.
-	for k, at := range l.seen {
-		if at < since.UnixMilli() {
-			delete(l.seen, k)
+	// refresh finds it new. A map keeps the room it once grew to, and a
+	// backfill grows this one to every row it stored: it is built anew
+	// when most of it goes.
+	kept := 0
+	for _, at := range l.seen {
+		if at >= since.UnixMilli() {
+			kept++
+		}
+	}
+	if kept < len(l.seen)/2 {
+		seen := make(map[storedRow]int64, kept)
+		for k, at := range l.seen {
+			if at >= since.UnixMilli() {
+				seen[k] = at
+			}
+		}
+		l.seen = seen
+	} else {
+		for k, at := range l.seen {
+			if at < since.UnixMilli() {
+				delete(l.seen, k)
+			}
 		}
 	}
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
@@ -467,7 +484,7 @@ func (l *liveView) load(ctx context.Context) error {
 	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	now := l.floor(serverNow.UnixMilli()) + l.bucketMs()
 	to := l.floor(serverNow.Add(liveAhead).UnixMilli())
-	fresh := map[string][]piece{}
+	fresh := map[string][]int64{}
 	// The horizon is read in pieces: each query holds a few minutes of
 	// events in memory. The last piece reaches on to the view's end, past
 	// the present, where few events are. A conversation's items fall in
@@ -488,7 +505,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.rolls, l.convs, l.open, l.seen = map[int64]map[liveKey]*cell{}, map[int64]*rolled{}, map[string][]piece{}, open, taken
+	l.buckets, l.convs, l.open, l.seen = map[int64]*lbucket{}, map[string][]int64{}, open, taken
 	l.version++
 	for id, ps := range fresh {
 		l.replace(id, ps)
@@ -514,78 +531,52 @@ func (l *liveView) expireOpen(now time.Time) {
 	}
 }
 
-// piece is what one conversation adds to one bucket and key: the sums it
-// adds that are not zero, and its histogram counts (keys of the combined
-// histogram, see cell.addHist).
-type piece struct {
-	bucket int64
-	key    *liveKey
-	sums   []pieceSum
-	hist   []pieceHist
-}
-
-type pieceSum struct {
-	i int
-	v int64
-}
-
-type pieceHist struct {
-	k int32
-	n uint64
-}
-
 // replace takes the conversation's pieces out of the buckets and puts ps
 // in instead; l.mu is held. A piece of a bucket that has left the horizon
 // has nothing to take out of.
-func (l *liveView) replace(id string, ps []piece) {
+func (l *liveView) replace(id string, ps []int64) {
 	l.version++
-	for _, p := range l.convs[id] {
-		m := l.buckets[p.bucket]
-		if c := m[*p.key]; c != nil {
-			// A key no item falls in any more is not a row of a
-			// breakdown, as it is not in the store's answer (an item
-			// that adds nothing, a message without a reply yet, is).
-			if p.takeOut(c) {
-				delete(m, *p.key)
-			}
-			r := l.rolls[p.bucket]
-			if p.takeOut(r.total) {
-				r.total = nil
-			}
-			for i, by := range r.by {
-				v := p.key.of(rollDims[i])
-				if p.takeOut(by[v]) {
-					delete(by, v)
-				}
+	for rest := l.convs[id]; len(rest) > 0; {
+		var p livePiece
+		p, rest = nextPiece(rest)
+		b := l.buckets[p.bucket]
+		if b == nil {
+			continue
+		}
+		c := b.full.find(p.key)
+		if c == nil {
+			continue
+		}
+		// A key no item falls in any more is not a row of a breakdown,
+		// as it is not in the store's answer (an item that adds nothing,
+		// a message without a reply yet, is).
+		if p.apply(c, -1) {
+			b.full.drop(p.key)
+		}
+		if p.apply(&b.total, -1) {
+			b.total = lcell{}
+		}
+		k := &l.keyList[p.key]
+		for i := range b.by {
+			v := k.of(rollDims[i])
+			if c := b.by[i].find(v); c != nil && p.apply(c, -1) {
+				b.by[i].drop(v)
 			}
 		}
 	}
-	for _, p := range ps {
-		m := l.buckets[p.bucket]
-		if m == nil {
-			m = map[liveKey]*cell{}
-			l.buckets[p.bucket] = m
-			l.rolls[p.bucket] = newRolled()
+	for rest := ps; len(rest) > 0; {
+		var p livePiece
+		p, rest = nextPiece(rest)
+		b := l.buckets[p.bucket]
+		if b == nil {
+			b = &lbucket{}
+			l.buckets[p.bucket] = b
 		}
-		c := m[*p.key]
-		if c == nil {
-			c = &cell{}
-			m[*p.key] = c
-		}
-		p.putIn(c)
-		r := l.rolls[p.bucket]
-		if r.total == nil {
-			r.total = &cell{}
-		}
-		p.putIn(r.total)
-		for i, by := range r.by {
-			v := p.key.of(rollDims[i])
-			c := by[v]
-			if c == nil {
-				c = &cell{}
-				by[v] = c
-			}
-			p.putIn(c)
+		p.apply(b.full.get(p.key), 1)
+		p.apply(&b.total, 1)
+		k := &l.keyList[p.key]
+		for i := range b.by {
+			p.apply(b.by[i].get(k.of(rollDims[i])), 1)
 		}
 	}
 	if len(ps) == 0 {
@@ -595,72 +586,11 @@ func (l *liveView) replace(id string, ps []piece) {
 	}
 }
 
-// rolled are a bucket's cells added up over every key (total) and by
-// each attribute of rollDims: the windows asked most (no filter, no
-// breakdown or one by an attribute, as the wall and the rules ask) add
-// these up instead of every full-grain key of the bucket. They change
-// with the full-grain cells, piece by piece, so they always agree.
-type rolled struct {
-	total *cell
-	by    [len(rollDims)]map[string]*cell
-}
-
-// rollDims are the breakdowns rolled keeps.
-var rollDims = [...]Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
-
-func newRolled() *rolled {
-	r := &rolled{}
-	for i := range r.by {
-		r.by[i] = map[string]*cell{}
-	}
-	return r
-}
-
-// putIn adds the piece to c.
-func (p piece) putIn(c *cell) {
-	p.apply(c, 1)
-	c.pieces++
-}
-
-// takeOut takes the piece out of c and reports whether c holds no piece
-// any more.
-func (p piece) takeOut(c *cell) bool {
-	p.apply(c, -1)
-	c.pieces--
-	return c.pieces <= 0
-}
-
-// apply adds the piece to c (sign 1) or takes it out (sign -1).
-func (p piece) apply(c *cell, sign int64) {
-	for _, s := range p.sums {
-		c.sums[s.i] += sign * s.v
-	}
-	for _, h := range p.hist {
-		d := (int64(h.k) + histDistStride/2) / histDistStride
-		if d < 1 || d > distCount {
-			continue
-		}
-		m := c.dists[d-1]
-		if m == nil {
-			m = hist{}
-			c.dists[d-1] = m
-		}
-		k := int32(int64(h.k) - d*histDistStride)
-		if sign > 0 {
-			m[k] += h.n
-		} else if m[k] <= h.n {
-			delete(m, k)
-		} else {
-			m[k] -= h.n
-		}
-	}
-}
-
 // prune drops the pieces of buckets that have left the horizon, and the
 // conversations left with none; l.mu is held.
 func (l *liveView) prune(horizonMs int64) {
 	for id, ps := range l.convs {
-		ps = slices.DeleteFunc(ps, func(p piece) bool { return p.bucket < horizonMs })
+		ps = prunePieces(ps, horizonMs)
 		if len(ps) == 0 {
 			delete(l.convs, id)
 		} else {
@@ -673,7 +603,7 @@ func (l *liveView) prune(horizonMs int64) {
 // read computes the pieces of the conversations ids (all with ids nil)
 // in [from, to) (unix ms, whole buckets) with windowByConversationSQL and
 // appends them to m.
-func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map[string][]piece) error {
+func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map[string][]int64) error {
 	f, t := time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC()
 	p := windowParams(f, f, t, Filters{}, l.cfg.Bucket, l.s.cfg.ServiceLevelThreshold)
 	if ids != nil {
@@ -699,25 +629,19 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 		if err != nil {
 			return err
 		}
-		pc := piece{bucket: from + bucket*l.bucketMs(), key: k}
-		if pc.bucket < from || pc.bucket >= to || len(sums) > len(windowSums) {
+		start := from + bucket*l.bucketMs()
+		if start < from || start >= to || len(sums) > len(windowSums) {
 			continue
 		}
-		for i, v := range sums {
-			if v != 0 {
-				pc.sums = append(pc.sums, pieceSum{i, v})
-			}
-		}
+		var (
+			keys   []int32
+			counts []uint64
+		)
 		if len(hist) == 2 {
-			keys, _ := hist[0].([]int32)
-			counts, _ := hist[1].([]uint64)
-			for i := range min(len(keys), len(counts)) {
-				if counts[i] > 0 {
-					pc.hist = append(pc.hist, pieceHist{keys[i], counts[i]})
-				}
-			}
+			keys, _ = hist[0].([]int32)
+			counts, _ = hist[1].([]uint64)
 		}
-		m[id] = append(m[id], pc)
+		m[id] = appendPiece(m[id], start, k, sums, keys, counts)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read live buckets: %w", err)
@@ -725,18 +649,22 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 	return nil
 }
 
-// internKey returns the one copy of a full-grain key the view holds
-// (only the refresh under way calls it).
-func (l *liveView) internKey(s string) (*liveKey, error) {
-	if k, ok := l.keys[s]; ok {
-		return k, nil
+// internKey returns the id of a full-grain key (only the refresh under
+// way calls it; keyList only grows, under l.mu).
+func (l *liveView) internKey(s string) (uint32, error) {
+	if id, ok := l.keyIDs[s]; ok {
+		return id, nil
 	}
 	k, err := parseFullGrainKey(s)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	l.keys[s] = &k
-	return &k, nil
+	l.mu.Lock()
+	id := uint32(len(l.keyList))
+	l.keyList = append(l.keyList, k)
+	l.mu.Unlock()
+	l.keyIDs[s] = id
+	return id, nil
 }
 
 // readOpen reads the open conversations among those of the ids
@@ -888,25 +816,21 @@ func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step 
 		if step > 0 {
 			idx = (b - from) / step.Milliseconds()
 		}
-		if roll >= 0 {
-			switch r := l.rolls[b]; {
-			case r == nil:
-			case roll == 0:
-				if r.total != nil {
-					at(out, idx, "").merge(r.total)
-				}
-			default:
-				for v, c := range r.by[roll-1] {
-					at(out, idx, v).merge(c)
-				}
+		bk := l.buckets[b]
+		switch {
+		case bk == nil:
+		case roll == 0:
+			if bk.total.pieces > 0 {
+				bk.total.mergeInto(at(out, idx, ""))
 			}
-			continue
-		}
-		for k, c := range l.buckets[b] {
-			if !k.matches(f) {
-				continue
-			}
-			at(out, idx, k.of(dim)).merge(c)
+		case roll > 0:
+			bk.by[roll-1].each(func(v string, c *lcell) { c.mergeInto(at(out, idx, v)) })
+		default:
+			bk.full.each(func(id uint32, c *lcell) {
+				if k := &l.keyList[id]; k.matches(f) {
+					c.mergeInto(at(out, idx, k.of(dim)))
+				}
+			})
 		}
 	}
 	if withGauges {

@@ -408,7 +408,6 @@ type cell struct {
 	sums            [len(windowSums)]int64
 	dists           [distCount]hist
 	active, waiting uint64
-	pieces          int // the live view's pieces in it (live.go)
 }
 
 // The positions of windowSums.
