@@ -10,10 +10,12 @@ import "slices"
 // one slice, a cell's histogram is one sorted slice of plain numbers, and
 // a conversation's pieces are one slice of integers.
 
-// histEntry is a count of a combined histogram key (hist.go).
+// histEntry is a count of a combined histogram key (hist.go). A count is
+// of one cell of one 10-second bucket, far below 2^32 at any rate the
+// product ingests.
 type histEntry struct {
 	k int32
-	n uint64
+	n uint32
 }
 
 // lcell is what a bucket holds for one key: the window sums, the combined
@@ -29,14 +31,12 @@ type lcell struct {
 func (c *lcell) addHist(k int32, n int64) {
 	i, ok := slices.BinarySearchFunc(c.hist, k, func(e histEntry, k int32) int { return int(e.k) - int(k) })
 	switch {
-	case ok && n < 0 && c.hist[i].n <= uint64(-n):
+	case ok && n < 0 && int64(c.hist[i].n) <= -n:
 		c.hist = slices.Delete(c.hist, i, i+1)
-	case ok && n < 0:
-		c.hist[i].n -= uint64(-n)
 	case ok:
-		c.hist[i].n += uint64(n)
+		c.hist[i].n = uint32(int64(c.hist[i].n) + n)
 	case n > 0:
-		c.hist = slices.Insert(c.hist, i, histEntry{k, uint64(n)})
+		c.hist = slices.Insert(c.hist, i, histEntry{k, uint32(n)})
 	}
 }
 
@@ -55,7 +55,7 @@ func (c *lcell) mergeInto(o *cell) {
 			h = hist{}
 			o.dists[d-1] = h
 		}
-		h[int32(int64(e.k)-d*histDistStride)] += e.n
+		h[int32(int64(e.k)-d*histDistStride)] += uint64(e.n)
 	}
 }
 
@@ -133,33 +133,63 @@ type lbucket struct {
 var rollDims = [...]Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
 
 // A conversation's pieces (what it adds to one bucket and key each) are
-// one []int64: for each piece its bucket (unix ms), its key id, the number
-// of its sums and of its histogram entries, then each sum as (index,
-// value) and each histogram entry as (combined key, count). Only sums that
-// are not zero are kept.
-const pieceHeader = 4
+// one []int64. A piece is its bucket (unix ms), then its key id, number
+// of sums and number of histogram entries in one word, then each sum
+// that is not zero as one word (index in the top 8 bits, value in the 56
+// below) and each histogram entry as one word (combined key in the top 32
+// bits, count in the 32 below). A value or count too large for its bits
+// is written as several words of the same index or key that add up to
+// it: apply adds them all.
+const pieceHeader = 2
 
-// appendPiece encodes a piece onto ps.
+const (
+	pieceValueBits = 56
+	pieceValueMax  = 1<<(pieceValueBits-1) - 1
+	pieceCountMax  = 1<<32 - 1
+	pieceWordsMax  = 1<<16 - 1 // of each kind in one piece
+)
+
+// appendPiece encodes a piece onto ps. A piece of more words than its
+// header counts goes as several pieces of the same bucket and key.
 func appendPiece(ps []int64, bucket int64, key uint32, sums []int64, histKeys []int32, histCounts []uint64) []int64 {
 	head := len(ps)
-	ps = append(ps, bucket, int64(key), 0, 0)
+	var ns, nh int64
+	open := func() {
+		ps = append(ps, bucket, 0)
+		head, ns, nh = len(ps)-pieceHeader, 0, 0
+	}
+	closeHead := func() { ps[head+1] = int64(key)<<32 | ns<<16 | nh }
+	open()
 	for i, v := range sums {
-		if v != 0 {
-			ps = append(ps, int64(i), v)
-			ps[head+2]++
+		for v != 0 {
+			if ns == pieceWordsMax {
+				closeHead()
+				open()
+			}
+			part := max(min(v, pieceValueMax), -pieceValueMax)
+			ps = append(ps, int64(i)<<pieceValueBits|part&(1<<pieceValueBits-1))
+			v -= part
+			ns++
 		}
 	}
 	for i := range min(len(histKeys), len(histCounts)) {
-		if histCounts[i] > 0 {
-			ps = append(ps, int64(histKeys[i]), int64(histCounts[i]))
-			ps[head+3]++
+		for n := histCounts[i]; n > 0; {
+			if nh == pieceWordsMax {
+				closeHead()
+				open()
+			}
+			part := min(n, pieceCountMax)
+			ps = append(ps, int64(histKeys[i])<<32|int64(part))
+			n -= part
+			nh++
 		}
 	}
+	closeHead()
 	return ps
 }
 
-// livePiece is one decoded piece; sums and hist are (index or key, value)
-// pairs within the encoding.
+// livePiece is one decoded piece; sums and hist are its words within the
+// encoding.
 type livePiece struct {
 	bucket     int64
 	key        uint32
@@ -168,21 +198,22 @@ type livePiece struct {
 
 // nextPiece decodes the piece at the start of ps and returns the rest.
 func nextPiece(ps []int64) (livePiece, []int64) {
-	ns, nh := int(ps[2]), int(ps[3])
-	p := livePiece{bucket: ps[0], key: uint32(ps[1])}
+	ns, nh := int(ps[1]>>16&0xffff), int(ps[1]&0xffff)
+	p := livePiece{bucket: ps[0], key: uint32(uint64(ps[1]) >> 32)}
 	body := ps[pieceHeader:]
-	p.sums, p.hist = body[:2*ns], body[2*ns:2*ns+2*nh]
-	return p, body[2*ns+2*nh:]
+	p.sums, p.hist = body[:ns], body[ns:ns+nh]
+	return p, body[ns+nh:]
 }
 
 // apply adds the piece to c (sign 1) or takes it out (sign -1) and
 // reports whether c holds no piece any more.
 func (p livePiece) apply(c *lcell, sign int64) bool {
-	for j := 0; j < len(p.sums); j += 2 {
-		c.sums[p.sums[j]] += sign * p.sums[j+1]
+	for _, w := range p.sums {
+		// The value's 56 bits, sign-extended.
+		c.sums[uint64(w)>>pieceValueBits] += sign * (w << (64 - pieceValueBits) >> (64 - pieceValueBits))
 	}
-	for j := 0; j < len(p.hist); j += 2 {
-		c.addHist(int32(p.hist[j]), sign*p.hist[j+1])
+	for _, w := range p.hist {
+		c.addHist(int32(w>>32), sign*int64(uint32(w)))
 	}
 	c.pieces += int32(sign)
 	return c.pieces <= 0

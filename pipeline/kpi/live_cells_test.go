@@ -1,45 +1,72 @@
 package kpi
 
 import (
+	"maps"
+	"math"
 	"slices"
 	"testing"
 )
 
-func TestLivePiecesEncoding(t *testing.T) {
-	sums := make([]int64, len(windowSums))
-	sums[sStarted], sums[sFRSum] = 1, -7_000_000_000_000 // any int64 survives
-	var ps []int64
-	ps = appendPiece(ps, 10_000, 3, sums, []int32{100_050, 300_120, 200_001}, []uint64{2, 0, 1 << 40})
-	ps = appendPiece(ps, 20_000, 4, make([]int64, len(windowSums)), nil, nil)
-	ps = appendPiece(ps, 30_000, 5, sums[:1], []int32{100_001}, []uint64{1})
-
-	var got []livePiece
+// decodePieces applies every piece of ps to a cell of its own, in order.
+func decodePieces(ps []int64) (bucketKeys [][2]int64, cells []lcell) {
 	for rest := ps; len(rest) > 0; {
 		var p livePiece
 		p, rest = nextPiece(rest)
-		got = append(got, p)
+		var c lcell
+		p.apply(&c, 1)
+		bucketKeys, cells = append(bucketKeys, [2]int64{p.bucket, int64(p.key)}), append(cells, c)
 	}
-	if len(got) != 3 {
-		t.Fatalf("decoded %d pieces, want 3", len(got))
+	return bucketKeys, cells
+}
+
+func TestLivePiecesEncoding(t *testing.T) {
+	sums := make([]int64, len(windowSums))
+	sums[sStarted], sums[sFRSum], sums[sRespSum] = 1, -7_000_000_000_000, math.MaxInt64 // any int64 survives
+	var ps []int64
+	ps = appendPiece(ps, 10_000, math.MaxUint32, sums, []int32{100_050, 300_120, -200_001}, []uint64{2, 0, 5_000_000_003})
+	ps = appendPiece(ps, 20_000, 4, make([]int64, len(windowSums)), nil, nil)
+	ps = appendPiece(ps, 30_000, 5, sums[:1], []int32{100_001}, []uint64{1})
+
+	keys, cells := decodePieces(ps)
+	if want := [][2]int64{{10_000, math.MaxUint32}, {20_000, 4}, {30_000, 5}}; !slices.Equal(keys, want) {
+		t.Fatalf("decoded buckets and keys %v, want %v", keys, want)
 	}
-	if p := got[0]; p.bucket != 10_000 || p.key != 3 ||
-		!slices.Equal(p.sums, []int64{sStarted, 1, sFRSum, -7_000_000_000_000}) ||
-		!slices.Equal(p.hist, []int64{100_050, 2, 200_001, 1 << 40}) {
-		t.Errorf("first piece %+v: zero sums and counts must be left out, the rest kept", p)
+	if c := cells[0]; c.sums[sStarted] != 1 || c.sums[sFRSum] != -7_000_000_000_000 || c.sums[sRespSum] != math.MaxInt64 {
+		t.Errorf("first piece's sums %v", c.sums)
 	}
-	if p := got[1]; p.bucket != 20_000 || p.key != 4 || len(p.sums)+len(p.hist) != 0 {
-		t.Errorf("second piece %+v: nothing but its bucket and key", p)
+	// 5,000,000,003 does not fit a count's 32 bits: it is carried as
+	// several words that add up to it (a cell's own count is 32 bits, far
+	// beyond any bucket's).
+	if want := []histEntry{{-200_001, 5_000_000_003 % (1 << 32)}, {100_050, 2}}; !slices.Equal(cells[0].hist, want) {
+		t.Errorf("first piece's histogram %v, want %v (zero counts left out)", cells[0].hist, want)
 	}
-	if p := got[2]; p.bucket != 30_000 || p.key != 5 || !slices.Equal(p.sums, []int64{sStarted, 1}) || !slices.Equal(p.hist, []int64{100_001, 1}) {
-		t.Errorf("third piece %+v", p)
+	first, _ := nextPiece(ps)
+	var words int
+	var total uint64
+	for _, w := range first.hist {
+		if int32(w>>32) == -200_001 {
+			words++
+			total += uint64(uint32(w))
+		}
+	}
+	if words < 2 || total != 5_000_000_003 {
+		t.Errorf("a count of 5,000,000,003 went as %d words adding up to %d", words, total)
+	}
+	if c := cells[1]; c.sums != ([len(windowSums)]int64{}) || len(c.hist) != 0 || c.pieces != 1 {
+		t.Errorf("second piece %+v: nothing but its bucket and key", c)
+	}
+	if c := cells[2]; c.sums[sStarted] != 1 || !slices.Equal(c.hist, []histEntry{{100_001, 1}}) {
+		t.Errorf("third piece %+v", c)
+	}
+	if p, _ := nextPiece(ps); len(p.sums) <= 3 {
+		t.Errorf("the largest sum must take more than one word, the piece has %d", len(p.sums))
 	}
 
 	if kept := prunePieces(ps, 10_000); &kept[0] != &ps[0] || len(kept) != len(ps) {
 		t.Error("a prune that drops nothing must return the pieces as they are")
 	}
-	kept := prunePieces(ps, 20_000)
-	if p, rest := nextPiece(kept); p.bucket != 20_000 || len(rest) == 0 {
-		t.Errorf("prune at 20000 kept %v", kept)
+	if keys, _ := decodePieces(prunePieces(ps, 20_000)); !slices.Equal(keys, [][2]int64{{20_000, 4}, {30_000, 5}}) {
+		t.Errorf("prune at 20000 kept %v", keys)
 	}
 	if p, _ := nextPiece(ps); p.bucket != 10_000 {
 		t.Error("prune changed the pieces it was given")
@@ -49,9 +76,58 @@ func TestLivePiecesEncoding(t *testing.T) {
 	}
 }
 
+// TestLivePieceSplit: a conversation with more histogram entries in one
+// bucket than a piece's header counts (a flood of messages) goes as
+// several pieces that add up to the same cell and come out again.
+func TestLivePieceSplit(t *testing.T) {
+	n := pieceWordsMax + 10
+	hk, hc := make([]int32, n), make([]uint64, n)
+	for i := range hk {
+		hk[i], hc[i] = int32(300_000+i), 1
+	}
+	sums := make([]int64, len(windowSums))
+	sums[sRespN] = int64(n)
+	ps := appendPiece(nil, 0, 1, sums, hk, hc)
+	keys, _ := decodePieces(ps)
+	if len(keys) != 2 {
+		t.Fatalf("%d entries went as %d pieces, want 2", n, len(keys))
+	}
+	var c lcell
+	for rest := ps; len(rest) > 0; {
+		var p livePiece
+		p, rest = nextPiece(rest)
+		p.apply(&c, 1)
+	}
+	if c.sums[sRespN] != int64(n) || len(c.hist) != n || c.pieces != 2 {
+		t.Fatalf("cell after the pieces: %d responses, %d histogram entries, %d pieces", c.sums[sRespN], len(c.hist), c.pieces)
+	}
+	empty := false
+	for rest := ps; len(rest) > 0; {
+		var p livePiece
+		p, rest = nextPiece(rest)
+		empty = p.apply(&c, -1)
+	}
+	if !empty || len(c.hist) != 0 || c.sums[sRespN] != 0 {
+		t.Errorf("taking the pieces out left %d responses, %d histogram entries", c.sums[sRespN], len(c.hist))
+	}
+}
+
 func TestLiveCellInAndOut(t *testing.T) {
-	a := livePiece{sums: []int64{sStarted, 1, sFRN, 2, sFRSum, 900}, hist: []int64{100_400, 1, 100_020, 1}}
-	b := livePiece{sums: []int64{sFRN, 1, sFRSum, 300}, hist: []int64{100_400, 2, 100_300, 1}}
+	piece := func(sums map[int]int64, hist map[int32]uint64) livePiece {
+		s := make([]int64, len(windowSums))
+		for i, v := range sums {
+			s[i] = v
+		}
+		var hk []int32
+		var hc []uint64
+		for _, k := range slices.Sorted(maps.Keys(hist)) {
+			hk, hc = append(hk, k), append(hc, hist[k])
+		}
+		p, _ := nextPiece(appendPiece(nil, 0, 0, s, hk, hc))
+		return p
+	}
+	a := piece(map[int]int64{sStarted: 1, sFRN: 2, sFRSum: 900}, map[int32]uint64{100_400: 1, 100_020: 1})
+	b := piece(map[int]int64{sFRN: 1, sFRSum: 300}, map[int32]uint64{100_400: 2, 100_300: 1})
 	var c lcell
 	a.apply(&c, 1)
 	b.apply(&c, 1)
