@@ -113,10 +113,12 @@ func (c RollupConfig) Validate() error {
 	return nil
 }
 
-// hourState is what the store knows of one hour: its newest build's as_of
-// and its newest change (zero when none).
+// hourState is what the store knows of one hour (or day): its newest
+// build's as_of and the rows that build stored, and its newest change
+// (zero when none).
 type hourState struct {
 	asOf, changedAt time.Time
+	rows            uint64
 }
 
 // clean reports whether hour h's newest build holds every event of h.
@@ -130,14 +132,14 @@ func (st hourState) clean(h time.Time, settle time.Duration) bool {
 // rollupState is what the store knows of the hours and days of a range.
 type rollupState struct {
 	hours map[time.Time]hourState
-	days  map[time.Time]time.Time // a day's newest build as_of
+	days  map[time.Time]hourState // a day's newest build
 }
 
 // dayClean reports whether the day starting at d may be read from its day
 // rows: every hour of it is clean and the day was built after each of
 // their newest builds.
 func (r rollupState) dayClean(d time.Time, settle time.Duration) bool {
-	asOf := r.days[d]
+	asOf := r.days[d].asOf
 	if asOf.IsZero() {
 		return false
 	}
@@ -153,7 +155,7 @@ func (r rollupState) dayClean(d time.Time, settle time.Duration) bool {
 // rollupStates returns the states of the hours and days of [from, to)
 // that have a build or a change.
 func rollupStates(ctx context.Context, conn driver.Conn, from, to time.Time, sl time.Duration) (rollupState, error) {
-	out := rollupState{hours: map[time.Time]hourState{}, days: map[time.Time]time.Time{}}
+	out := rollupState{hours: map[time.Time]hourState{}, days: map[time.Time]hourState{}}
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
 		"from": from.UTC().Format(chTime), "to": to.UTC().Format(chTime),
 		"sl_ms": strconv.FormatInt(sl.Milliseconds(), 10),
@@ -167,18 +169,19 @@ func rollupStates(ctx context.Context, conn driver.Conn, from, to time.Time, sl 
 		var (
 			h, asOf, changed time.Time
 			span             uint8
+			n                uint64
 		)
-		if err := rows.Scan(&h, &span, &asOf, &changed); err != nil {
+		if err := rows.Scan(&h, &span, &asOf, &changed, &n); err != nil {
 			return out, fmt.Errorf("cannot read rollup state: %w", err)
 		}
 		if asOf.UnixMilli() <= 0 {
 			asOf = time.Time{}
 		}
+		st := hourState{asOf: asOf.UTC(), rows: n}
 		if span == 24 {
-			out.days[h.UTC()] = asOf.UTC()
+			out.days[h.UTC()] = st
 			continue
 		}
-		st := hourState{asOf: asOf.UTC()}
 		if changed.UnixMilli() > 0 {
 			st.changedAt = changed.UTC()
 		}
@@ -463,10 +466,16 @@ func (b *RollupBuilder) buildDays(ctx context.Context, oldest, end time.Time, le
 		first = first.Add(24 * time.Hour)
 	}
 	if !first.Add(24 * time.Hour).After(end) {
+		// Newer than every hour build the states below show.
+		asOf, err := b.serverNow(ctx)
+		if err != nil {
+			return err
+		}
 		states, err := rollupStates(ctx, b.conn, first, end, b.sl)
 		if err != nil {
 			return err
 		}
+		var empty []time.Time
 		for d := end.Truncate(24 * time.Hour).Add(-24 * time.Hour); !d.Before(first); d = d.Add(-24 * time.Hour) {
 			if ctx.Err() != nil || (lead != nil && !lead()) {
 				return ctx.Err()
@@ -474,17 +483,53 @@ func (b *RollupBuilder) buildDays(ctx context.Context, oldest, end time.Time, le
 			if states.dayClean(d, b.cfg.Settle) {
 				continue
 			}
-			clean := true
+			clean, rows := true, states.days[d].rows
 			for h := d; h.Before(d.Add(24 * time.Hour)); h = h.Add(time.Hour) {
 				clean = clean && states.hours[h].clean(h, b.cfg.Settle)
+				rows += states.hours[h].rows
 			}
-			if !clean {
-				continue
-			}
-			if err := b.buildDay(ctx, d); err != nil {
-				return err
+			switch {
+			case !clean:
+			case rows == 0:
+				// No hour of the day holds a row and no earlier build of
+				// the day left any to cancel: the day is recorded as
+				// built, without a query (most of the horizon of a young
+				// deployment).
+				empty = append(empty, d)
+			default:
+				if err := b.buildDay(ctx, d); err != nil {
+					return err
+				}
 			}
 		}
+		if err := b.recordEmpty(ctx, empty, 24, asOf); err != nil {
+			return err
+		}
+		b.metrics.days.Add(float64(len(empty)))
+	}
+	return nil
+}
+
+// recordEmpty records builds without rows of the periods starting at
+// starts, span hours long, as of asOf (taken before the store was found
+// to hold nothing for them), in one insert.
+func (b *RollupBuilder) recordEmpty(ctx context.Context, starts []time.Time, span uint8, asOf time.Time) error {
+	if len(starts) == 0 {
+		return nil
+	}
+	batch, err := b.conn.PrepareBatch(ctx, rollupRecordEmptySQL)
+	if err != nil {
+		return fmt.Errorf("cannot record empty rollup periods: %w", err)
+	}
+	slMs := b.sl.Milliseconds()
+	for _, h := range starts {
+		if err := batch.Append(h, slMs, span, buildVersion(asOf), asOf, uint64(0)); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("cannot record empty rollup periods: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("cannot record empty rollup periods: %w", err)
 	}
 	return nil
 }
@@ -545,19 +590,8 @@ func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full
 	if len(empty) == 0 {
 		return full, nil, nil
 	}
-	batch, err := b.conn.PrepareBatch(ctx, rollupRecordEmptySQL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
-	}
-	slMs := b.sl.Milliseconds()
-	for _, h := range empty {
-		if err := batch.Append(h, slMs, uint8(1), buildVersion(asOf), asOf, uint64(0)); err != nil {
-			_ = batch.Abort()
-			return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return nil, nil, fmt.Errorf("cannot record empty hours: %w", err)
+	if err := b.recordEmpty(ctx, empty, 1, asOf); err != nil {
+		return nil, nil, err
 	}
 	b.metrics.built.Add(float64(len(empty)))
 	return full, empty, nil

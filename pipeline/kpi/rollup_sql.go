@@ -151,18 +151,18 @@ const rollupBusySQL = `SELECT DISTINCT hour FROM (
     WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')}
 )`
 
-// rollupRecordEmptySQL records builds of hours without items.
+// rollupRecordEmptySQL records builds of hours or days without items.
 const rollupRecordEmptySQL = `INSERT INTO kpi_hourly_builds (hour, sl_ms, span, build, as_of, rows)`
 
 // rollupStateSQL is the newest build (as_of, 0 when none) of each hour
-// (span 1) and day (span 24) of [from, to), and the newest change
-// (changed_at, 0 when none) of each hour.
-const rollupStateSQL = `SELECT hour, span, max(as_of) AS as_of, max(changed_at) AS changed_at
+// (span 1) and day (span 24) of [from, to) with the rows it stored, and
+// the newest change (changed_at, 0 when none) of each hour.
+const rollupStateSQL = `SELECT hour, span, max(built_as_of) AS as_of, max(changed_at) AS changed_at, argMax(rows, built_as_of) AS rows
 FROM (
-    SELECT hour, span, as_of, toDateTime64(0, 3, 'UTC') AS changed_at FROM kpi_hourly_builds
+    SELECT hour, span, as_of AS built_as_of, toDateTime64(0, 3, 'UTC') AS changed_at, rows FROM kpi_hourly_builds
     WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')} AND sl_ms = {sl_ms:Int64}
     UNION ALL
-    SELECT hour, toUInt8(1), toDateTime64(0, 3, 'UTC'), changed_at FROM kpi_hourly_dirty
+    SELECT hour, toUInt8(1), toDateTime64(0, 3, 'UTC'), changed_at, toUInt64(0) FROM kpi_hourly_dirty
     WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')}
 )
 GROUP BY hour, span`

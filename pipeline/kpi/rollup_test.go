@@ -431,3 +431,90 @@ func TestBuildVersion(t *testing.T) {
 		t.Errorf("100 builds in one millisecond got %d versions", len(seen))
 	}
 }
+
+// TestRollupEmptyDays: a day none of whose hours holds a row is recorded
+// as built without a build query (a young deployment's horizon is mostly
+// such days); a day with rows gets its day rows and is read from them.
+func TestRollupEmptyDays(t *testing.T) {
+	store := chtest.Start(t)
+	_, conn := store.Database(t)
+	ctx := context.Background()
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.UTC()
+	yesterday := now.Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	tr := genRollupTraffic(11, yesterday.Add(3*time.Hour), 6, 60)
+	insertChunks(t, conn, tr.early, 1000)
+	cfg := KPIConfig{Now: func() time.Time { return now }, Rollup: RollupConfig{Settle: time.Second, Horizon: 30 * 24 * time.Hour}}
+	b, err := NewRollupBuilder(conn, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(cfg.Rollup.Settle)
+	statements := store.Statements()
+	if _, err := b.Pass(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The busy hours' and day's builds and the records of the rest, not
+	// three statements for each of some 29 empty days.
+	if n := store.Statements() - statements; n > 40 {
+		t.Errorf("the first pass over 30 days with one busy day took %d statements", n)
+	} else {
+		t.Logf("the first pass took %d statements", n)
+	}
+	type day struct {
+		day           time.Time
+		rows, records uint64
+	}
+	rows, err := conn.Query(ctx, `SELECT b.hour, ifNull(r.n, 0), b.rows FROM (
+            SELECT hour, argMax(rows, as_of) AS rows FROM kpi_hourly_builds WHERE span = 24 GROUP BY hour) AS b
+        LEFT JOIN (SELECT hour, count() AS n FROM kpi_hourly WHERE mask >= 16 GROUP BY hour) AS r ON b.hour = r.hour
+        ORDER BY b.hour`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var days []day
+	for rows.Next() {
+		var d day
+		if err := rows.Scan(&d.day, &d.rows, &d.records); err != nil {
+			t.Fatal(err)
+		}
+		days = append(days, d)
+	}
+	rows.Close()
+	first := now.Add(-cfg.Rollup.Horizon).Truncate(time.Hour)
+	first = first.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	var want int
+	for d := first; !d.Add(24 * time.Hour).After(now.Add(-cfg.Rollup.Settle).Truncate(time.Hour)); d = d.Add(24 * time.Hour) {
+		want++
+	}
+	if len(days) != want || want < 4 {
+		t.Fatalf("%d days recorded as built, want every whole day of the horizon (%d): %+v", len(days), want, days)
+	}
+	for _, d := range days {
+		busy := d.day.UTC().Equal(yesterday)
+		switch {
+		case busy && (d.rows == 0 || d.records != d.rows):
+			t.Errorf("the day with events %s: %d day rows stored, %d recorded", d.day.Format(time.DateOnly), d.rows, d.records)
+		case !busy && (d.rows != 0 || d.records != 0):
+			t.Errorf("an empty day %s: %d day rows stored, %d recorded", d.day.Format(time.DateOnly), d.rows, d.records)
+		}
+	}
+	// A second pass finds every day clean and builds none again.
+	var before uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM kpi_hourly_builds WHERE span = 24").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Pass(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var after uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM kpi_hourly_builds WHERE span = 24").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("a second pass recorded %d more day builds", after-before)
+	}
+}

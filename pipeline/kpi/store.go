@@ -336,7 +336,7 @@ func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension
 		fmt.Fprintf(&v, "h%d@%d,", h.Unix(), states.hours[h].asOf.UnixMicro())
 	}
 	for _, d := range days {
-		fmt.Fprintf(&v, "d%d@%d,", d.Unix(), states.days[d].UnixMicro())
+		fmt.Fprintf(&v, "d%d@%d,", d.Unix(), states.days[d].asOf.UnixMicro())
 	}
 	return hours, days, raw, v.String(), nil
 }
