@@ -116,22 +116,25 @@ func (h hist) quantiles(ps ...float64) []float64 {
 	return out
 }
 
-// splitHist spreads a combined histogram (keys dist·histDistStride +
+// addHist spreads a combined histogram (keys dist·histDistStride +
 // bucket) over the distributions of c.
 func (c *cell) addHist(keys []int32, counts []uint64) {
-	for i, k := range keys {
-		if i >= len(counts) {
-			break
-		}
-		d := (int64(k) + histDistStride/2) / histDistStride
-		if d < 1 || d > distCount {
-			continue
-		}
-		h := c.dists[d-1]
-		if h == nil {
-			h = hist{}
-			c.dists[d-1] = h
-		}
-		h[int32(int64(k)-d*histDistStride)] += counts[i]
+	for i, k := range keys[:min(len(keys), len(counts))] {
+		c.addHistKey(k, counts[i])
 	}
+}
+
+// addHistKey adds n to combined histogram key k of c; a key of no
+// distribution is left out.
+func (c *cell) addHistKey(k int32, n uint64) {
+	d := (int64(k) + histDistStride/2) / histDistStride
+	if d < 1 || d > distCount {
+		return
+	}
+	h := c.dists[d-1]
+	if h == nil {
+		h = hist{}
+		c.dists[d-1] = h
+	}
+	h[int32(int64(k)-d*histDistStride)] += n
 }

@@ -46,16 +46,7 @@ func (c *lcell) mergeInto(o *cell) {
 		o.sums[i] += v
 	}
 	for _, e := range c.hist {
-		d := (int64(e.k) + histDistStride/2) / histDistStride
-		if d < 1 || d > distCount {
-			continue
-		}
-		h := o.dists[d-1]
-		if h == nil {
-			h = hist{}
-			o.dists[d-1] = h
-		}
-		h[int32(int64(e.k)-d*histDistStride)] += uint64(e.n)
+		o.addHistKey(e.k, uint64(e.n))
 	}
 }
 
