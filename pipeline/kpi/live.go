@@ -169,8 +169,9 @@ type liveView struct {
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
-	seen map[storedRow]int64
-	err  error // the last refresh's error, until one succeeds
+	seen     map[storedRow]int64
+	seenMost int   // the most rows seen held since it was last built (forgetSeen)
+	err      error // the last refresh's error, until one succeeds
 
 	local chan struct{} // this process stored events (Fresh)
 
@@ -403,35 +404,28 @@ func (l *liveView) update(ctx context.Context) error {
 		l.seen[k] = serverNow.UnixMilli()
 	}
 	// A row taken in before since was stored before it too: no later
-	// refresh finds it new. A map keeps the room it once grew to, and a
-	// backfill grows this one to every row it stored: it is built anew
-	// when most of it goes.
-	kept := 0
-	for _, at := range l.seen {
-		if at >= since.UnixMilli() {
-			kept++
-		}
-	}
-	if kept < len(l.seen)/2 {
-		seen := make(map[storedRow]int64, kept)
-		for k, at := range l.seen {
-			if at >= since.UnixMilli() {
-				seen[k] = at
-			}
-		}
-		l.seen = seen
-	} else {
-		for k, at := range l.seen {
-			if at < since.UnixMilli() {
-				delete(l.seen, k)
-			}
-		}
-	}
+	// refresh finds it new.
+	l.forgetSeen(since.UnixMilli())
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.idle = len(ids) == 0
 	l.recomputed += int64(len(ids))
 	l.lastRecomputed = int64(len(ids))
 	return nil
+}
+
+// forgetSeen drops the seen rows taken in before cut (unix ms, store
+// clock); l.mu is held. A map keeps the room it once grew to, and a
+// backfill grows this one to every row it stored, which later refreshes
+// then drop a few seconds at a time: once it holds under a quarter of
+// the most it held, it is built anew.
+func (l *liveView) forgetSeen(cut int64) {
+	l.seenMost = max(l.seenMost, len(l.seen))
+	maps.DeleteFunc(l.seen, func(_ storedRow, at int64) bool { return at < cut })
+	if len(l.seen) < l.seenMost/4 {
+		seen := make(map[storedRow]int64, len(l.seen))
+		maps.Copy(seen, l.seen)
+		l.seen, l.seenMost = seen, len(seen)
+	}
 }
 
 // storedRow is a row of events by its conversation and event id.
@@ -505,7 +499,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.convs, l.open, l.seen = map[int64]*lbucket{}, map[string][]int64{}, open, taken
+	l.buckets, l.convs, l.open, l.seen, l.seenMost = map[int64]*lbucket{}, map[string][]int64{}, open, taken, len(taken)
 	l.version++
 	for id, ps := range fresh {
 		l.replace(id, ps)

@@ -3,7 +3,9 @@ package kpi
 import (
 	"maps"
 	"math"
+	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -178,4 +180,35 @@ func TestLiveCellSet(t *testing.T) {
 		t.Errorf("each visited %v, want [b c]", keys)
 	}
 	s.drop("missing")
+}
+
+// TestForgetSeen: rows taken in before the cut go; a map that once grew
+// large (a backfill) is built anew once a gradual decline leaves it under
+// a quarter of its most, with the rows still in the overlap kept.
+func TestForgetSeen(t *testing.T) {
+	l := &liveView{seen: map[storedRow]int64{}}
+	for i := range 10_000 {
+		l.seen[storedRow{"c", strconv.Itoa(i)}] = int64(i)
+	}
+	first := reflect.ValueOf(l.seen).Pointer()
+	cut := int64(0)
+	rebuilt := -1
+	for step := 1; cut < 9_000; step++ {
+		cut += 1_000 // a tenth of the rows a refresh
+		l.forgetSeen(cut)
+		if len(l.seen) != int(10_000-cut) {
+			t.Fatalf("after the cut at %d: %d rows, want %d", cut, len(l.seen), 10_000-cut)
+		}
+		if rebuilt < 0 && reflect.ValueOf(l.seen).Pointer() != first {
+			rebuilt = step
+		}
+	}
+	if rebuilt != 8 {
+		t.Errorf("the map was built anew at refresh %d, want 8 (the first under a quarter of 10,000 rows)", rebuilt)
+	}
+	for i := 9_000; i < 10_000; i++ {
+		if at, ok := l.seen[storedRow{"c", strconv.Itoa(i)}]; !ok || at != int64(i) {
+			t.Fatalf("row %d: %d, %v after the rebuilds", i, at, ok)
+		}
+	}
 }
