@@ -302,12 +302,18 @@ func (l *liveView) due(tolerated time.Duration) bool {
 }
 
 // liveChangedSQL returns the rows stored since {since} whose event time is
-// within the last day (conversation and event id), and the store's clock.
-// Only those rows are looked for, by ingested_at: its skip index makes
-// that a read of the newest granules, and of nothing when none is new.
-const liveChangedSQL = `SELECT now64(3) AS server_now, groupArray((conversation_id, event_id)) AS rows
+// within the last day (conversation id, event id and event time), and the
+// store's clock. Only those rows are looked for, by ingested_at: its skip
+// index makes that a read of the newest granules, and of nothing when
+// none is new.
+// The rows come as three arrays of one order (each an element of the same
+// tuples): an array of tuples is read into Go one boxed value at a time,
+// which after a backfill took longer than the query.
+const liveChangedSQL = `SELECT server_now, rows.1, rows.2, rows.3 FROM (
+    SELECT now64(3) AS server_now,
+        groupArray((conversation_id, event_id, toUnixTimestamp64Milli(occurred_at))) AS rows
     FROM events
-    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}
+    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')})
 SETTINGS enable_analyzer = 0`
 
 // liveOpenSQL returns the state the "now" gauges need of the
@@ -353,26 +359,41 @@ func (l *liveView) update(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
+	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
 	// A row stored since {since} is new unless an earlier refresh took it
 	// in: the overlap finds each row again for several refreshes, and
 	// recomputing its conversation every time would multiply the work.
 	var taken []storedRow
-	changed := map[string]bool{}
+	changed := map[string]bool{} // conversation: its pieces are recomputed
 	for _, k := range stored {
-		if _, ok := l.seen[k]; !ok {
-			taken = append(taken, k)
-			changed[k.conv] = true
+		if _, ok := l.seen[k.storedRow]; !ok {
+			taken = append(taken, k.storedRow)
+			changed[k.conv] = changed[k.conv] || k.atMs >= horizonMs
 		}
 	}
+	// A conversation whose new rows all precede the horizon keeps its
+	// pieces unless it has some: an item is timed by its own event, or
+	// (first response, end) needs a lifecycle event in the horizon, which
+	// is an item itself. Its open state is read all the same. A backfill
+	// stores hours of such rows before it reaches the horizon.
+	l.mu.RLock()
+	for id, in := range changed {
+		if _, ok := l.convs[id]; ok && !in {
+			changed[id] = true
+		}
+	}
+	l.mu.RUnlock()
 	ids := slices.Sorted(maps.Keys(changed))
-	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
-	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
+	recompute := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !changed[id] })
 	fresh := map[string][]int64{}
-	open := map[string]openConv{}
-	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
+	for chunk := range slices.Chunk(recompute, liveIDsPerQuery) {
 		if err := l.read(ctx, horizonMs, toMs, chunk, fresh); err != nil {
 			return err
 		}
+	}
+	open := map[string]openConv{}
+	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
 		p := clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}
 		o, err := l.readOpen(ctx, liveOpenChangedSQL, p)
 		if err != nil {
@@ -388,8 +409,10 @@ func (l *liveView) update(ctx context.Context) error {
 			l.version++
 		}
 	}
-	for _, id := range ids {
+	for _, id := range recompute {
 		l.replace(id, fresh[id])
+	}
+	for _, id := range ids {
 		if c, ok := open[id]; ok {
 			l.open[id] = c
 		} else {
@@ -408,8 +431,8 @@ func (l *liveView) update(ctx context.Context) error {
 	l.forgetSeen(since.UnixMilli())
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.idle = len(ids) == 0
-	l.recomputed += int64(len(ids))
-	l.lastRecomputed = int64(len(ids))
+	l.recomputed += int64(len(recompute))
+	l.lastRecomputed = int64(len(recompute))
 	return nil
 }
 
@@ -431,9 +454,16 @@ func (l *liveView) forgetSeen(cut int64) {
 // storedRow is a row of events by its conversation and event id.
 type storedRow struct{ conv, event string }
 
+// changedRow is a row stored since a refresh, and its event time (unix
+// ms).
+type changedRow struct {
+	storedRow
+	atMs int64
+}
+
 // changed returns the store's clock and the rows stored since since
 // (the overlap before this process's clock when since is zero).
-func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []storedRow, error) {
+func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []changedRow, error) {
 	day := l.asOf.Add(-24 * time.Hour)
 	if since.IsZero() {
 		// The first look: the store's clock is not known yet; a day
@@ -442,21 +472,20 @@ func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []s
 	}
 	p := clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
 	var (
-		serverNow time.Time
-		rows      [][]any
+		serverNow     time.Time
+		convs, events []string
+		ats           []int64
 	)
 	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
-	if err := row.Scan(&serverNow, &rows); err != nil {
+	if err := row.Scan(&serverNow, &convs, &events, &ats); err != nil {
 		return time.Time{}, nil, fmt.Errorf("cannot find changed conversations: %w", err)
 	}
-	out := make([]storedRow, 0, len(rows))
-	for _, r := range rows {
-		if len(r) != 2 {
-			return time.Time{}, nil, fmt.Errorf("cannot read changed conversations: a row of %d fields", len(r))
-		}
-		id, _ := r[0].(string)
-		eventID, _ := r[1].(string)
-		out = append(out, storedRow{id, eventID})
+	if len(events) != len(convs) || len(ats) != len(convs) {
+		return time.Time{}, nil, fmt.Errorf("cannot read changed conversations: arrays of %d, %d and %d rows", len(convs), len(events), len(ats))
+	}
+	out := make([]changedRow, len(convs))
+	for i := range convs {
+		out[i] = changedRow{storedRow{convs[i], events[i]}, ats[i]}
 	}
 	return serverNow.UTC(), out, nil
 }
@@ -473,7 +502,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	taken := make(map[storedRow]int64, len(seen))
 	for _, k := range seen {
-		taken[k] = serverNow.UnixMilli()
+		taken[k.storedRow] = serverNow.UnixMilli()
 	}
 	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	now := l.floor(serverNow.UnixMilli()) + l.bucketMs()

@@ -284,3 +284,79 @@ func TestLiveStaleness(t *testing.T) {
 		t.Errorf("the context carries %v", got)
 	}
 }
+
+// TestLiveOldRows: rows stored now whose events precede the live view's
+// horizon recompute no conversation that has no pieces in it (a backfill
+// stores hours of them first), yet still change the "now" gauges; one
+// that has pieces is recomputed, and the view agrees with the store.
+func TestLiveOldRows(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	start := func(id, region string, at time.Time) schemas.Event {
+		return schemas.Event{EventID: id + "-s-" + at.Format("150405"), SchemaVersion: 1, Type: schemas.ConversationStarted,
+			ConversationID: id, OccurredAt: at, Channel: "chat", Region: region, Queue: "q1", BusinessLine: "billing", Entry: "bot"}
+	}
+	msg := func(id, role string, at time.Time) schemas.Event {
+		return schemas.Event{EventID: id + "-m-" + role + at.Format("150405"), SchemaVersion: 1, Type: schemas.MessageSent,
+			ConversationID: id, OccurredAt: at, Actor: &schemas.Actor{Role: role, ID: role + "1"}}
+	}
+	insertChunks(t, conn, []schemas.Event{
+		start("old", "北京", now.Add(-3*time.Hour)), // open, long before the horizon
+		start("new", "上海", now.Add(-20*time.Minute)),
+		msg("new", "customer", now.Add(-19*time.Minute)), msg("new", "bot", now.Add(-18*time.Minute)),
+	}, 10)
+
+	cfg := KPIConfig{Live: LiveConfig{Every: time.Millisecond, IdleProbe: time.Millisecond}}
+	st, err := NewKPIStore(conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.live.wait = time.Hour
+	rawCfg := cfg
+	rawCfg.Rollup.Disabled, rawCfg.Live.Disabled = true, true
+	raw, err := NewKPIStore(conn, rawCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(stage string) Snapshot {
+		t.Helper()
+		to := time.Now()
+		got, err := st.Live().KPIs(ctx, Window{From: to.Add(-30 * time.Minute), To: to}, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+			t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
+		}
+		return got
+	}
+	if got := check("loaded"); got.ActiveConversations != 2 {
+		t.Fatalf("loaded: %d active conversations, want 2", got.ActiveConversations)
+	}
+	before := st.live.recomputed
+
+	// The old conversation was closed two hours ago: no piece to redo,
+	// one conversation fewer open.
+	closed := schemas.Event{EventID: "old-c", SchemaVersion: 1, Type: schemas.ConversationClosed, ConversationID: "old",
+		OccurredAt: now.Add(-2 * time.Hour), Resolution: "resolved"}
+	insertChunks(t, conn, []schemas.Event{closed}, 1)
+	if got := check("old conversation closed long ago"); got.ActiveConversations != 1 {
+		t.Errorf("after the old close: %d active conversations, want 1", got.ActiveConversations)
+	}
+	if n := st.live.recomputed - before; n != 0 {
+		t.Errorf("a row before the horizon of a conversation without pieces recomputed %d conversations", n)
+	}
+
+	// An earlier start of the new conversation, before the horizon: its
+	// pieces (first response, region) change, so it is recomputed.
+	insertChunks(t, conn, []schemas.Event{start("new", "广州", now.Add(-90*time.Minute))}, 1)
+	check("new conversation started earlier")
+	if n := st.live.recomputed - before; n != 1 {
+		t.Errorf("an earlier start of a conversation with pieces recomputed %d conversations, want 1", n)
+	}
+}
