@@ -254,13 +254,14 @@ func (b *RollupBuilder) Fresh() {
 // tells it one is needed: it finds the events other instances stored.
 const rollupRest = 30 * time.Second
 
-// due says whether a pass is needed: the first one, hours still pending,
-// events stored here since the last, an hour closed (and settled) since
-// the last, or rollupRest without one.
-func (b *RollupBuilder) due(last time.Time, pending int) bool {
+// due says whether a pass is needed: the first one, hours still pending
+// (those waiting for their changes to settle once the first of them has,
+// at next), events stored here since the last, an hour closed (and
+// settled) since the last, or rollupRest without one.
+func (b *RollupBuilder) due(last time.Time, pending int, next time.Time) bool {
 	now := time.Now()
 	switch {
-	case last.IsZero() || pending > 0 || now.Sub(last) >= rollupRest:
+	case last.IsZero() || (pending > 0 && !now.Before(next)) || now.Sub(last) >= rollupRest:
 		return true
 	case !now.Add(-b.cfg.Settle).Truncate(time.Hour).Equal(last.Add(-b.cfg.Settle).Truncate(time.Hour)):
 		return true
@@ -333,13 +334,13 @@ func (b *RollupBuilder) Run(ctx context.Context, lead func() bool) {
 	defer t.Stop()
 	failing := false
 	var (
-		last    time.Time
-		pending int
+		last, next time.Time
+		pending    int
 	)
 	for {
-		if lead() && (failing || b.due(last, pending)) {
+		if lead() && (failing || b.due(last, pending, next)) {
 			res, err := b.Pass(ctx, lead)
-			last, pending = time.Now(), res.Pending
+			last, pending, next = time.Now(), res.Pending, res.Next
 			switch {
 			case err != nil && ctx.Err() == nil:
 				b.metrics.failures.Inc()
@@ -371,6 +372,11 @@ type PassResult struct {
 	// Pending is the number of closed hours without a clean build left
 	// (waiting for their changes to settle, or cut short by ctx or lead).
 	Pending int
+	// Next is when the first hour left waiting for its changes to settle
+	// can be built (this process's clock); zero when an hour was left for
+	// another reason, or none was. Until then a pass would find nothing
+	// to build: after a burst of traffic the pending hours wait Settle.
+	Next time.Time
 }
 
 // Pass marks the hours changed by events stored since the last pass, then
@@ -408,6 +414,12 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 	}
 	res.Pending = len(todo) + len(waiting)
 	b.metrics.pending.Set(float64(res.Pending))
+	for _, h := range waiting {
+		at := time.Now().Add(states.hours[h].changedAt.Add(b.cfg.Settle).Sub(now))
+		if res.Next.IsZero() || at.Before(res.Next) {
+			res.Next = at
+		}
+	}
 	if len(todo) == 0 {
 		if err := b.buildDays(ctx, oldest, end, lead); err != nil {
 			return res, err
@@ -449,6 +461,9 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 		}
 	}
 	b.metrics.pending.Set(float64(res.Pending))
+	if res.Pending > len(waiting) {
+		res.Next = time.Time{} // cut short: the next pass goes on at once
+	}
 	if err := b.buildDays(ctx, oldest, end, lead); err != nil {
 		return res, err
 	}

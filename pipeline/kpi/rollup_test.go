@@ -518,3 +518,53 @@ func TestRollupEmptyDays(t *testing.T) {
 		t.Errorf("a second pass recorded %d more day builds", after-before)
 	}
 }
+
+// TestRollupWaitsForSettle: events stored for an hour already built leave
+// it waiting for Settle; the builder's next pass is due when the first
+// waiting hour has settled, not at every interval in between (after a
+// burst of traffic that was a change scan and two inserts every 10 s for
+// Settle, 3 minutes, of an otherwise idle process).
+func TestRollupWaitsForSettle(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	cfg := KPIConfig{Rollup: RollupConfig{Settle: 3 * time.Second, Horizon: 48 * time.Hour}}
+	b, err := NewRollupBuilder(conn, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Pass(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	tr := genRollupTraffic(5, now.UTC().Truncate(time.Hour).Add(-5*time.Hour), 3, 20)
+	insertChunks(t, conn, tr.early, 1000)
+
+	res, err := b.Pass(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now()
+	if res.Pending == 0 || res.Next.IsZero() || res.Next.Before(last) || res.Next.After(last.Add(cfg.Rollup.Settle)) {
+		t.Fatalf("after events for a built hour: pending %d, next %s (now %s, settle %s)", res.Pending, res.Next, last, cfg.Rollup.Settle)
+	}
+	sameHour := func() bool {
+		return time.Now().Add(-cfg.Rollup.Settle).Truncate(time.Hour).Equal(last.Add(-cfg.Rollup.Settle).Truncate(time.Hour))
+	}
+	if b.due(last, res.Pending, res.Next) && sameHour() {
+		t.Error("a pass is due while the only pending hour waits for its changes to settle")
+	}
+	time.Sleep(time.Until(res.Next))
+	if !b.due(last, res.Pending, res.Next) {
+		t.Error("no pass is due once the waiting hour has settled")
+	}
+	res, err = b.Pass(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pending != 0 || res.Built == 0 || !res.Next.IsZero() {
+		t.Errorf("the pass after the hour settled: built %d, pending %d, next %s", res.Built, res.Pending, res.Next)
+	}
+}
