@@ -79,11 +79,11 @@ var errUsage = errors.New("usage")
 // goMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT is
 // not set: the process (the embedded engine included) must stay under
 // 1 GiB, and without a limit the heap grows to twice what a start-up
-// backfill or a catching-up ingest holds at once. A demo's start-up holds
-// about 150-250 MB live in Go while the engine takes 450-500 MB; at 450 MiB
-// the Go runtime kept up to 527 MB and the process peaked at 992-1078 MiB,
-// at 384 MiB at 883-962 MiB. At the demo's busiest hour the heap holds
-// about 190 MB live and is collected every 7 s.
+// backfill or a catching-up ingest holds at once. Two heap profiles of a
+// demo's start-up found 153 and 178 MB in use; at 450 MiB the Go runtime
+// kept up to 527 MB, about half the resident set, and the process peaked
+// at 992-1078 MiB, at 384 MiB at 883-962 MiB. At the demo's busiest hour
+// the heap holds about 190 MB live and is collected every 7 s.
 const goMemoryLimit = 384 << 20
 
 func limitMemory() {

@@ -379,8 +379,8 @@ func (l *liveView) update(ctx context.Context) error {
 	// stores hours of such rows before it reaches the horizon.
 	l.mu.RLock()
 	for id, in := range changed {
-		if _, ok := l.convs[id]; ok && !in {
-			changed[id] = true
+		if !in {
+			_, changed[id] = l.convs[id]
 		}
 	}
 	l.mu.RUnlock()

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -54,21 +56,8 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	insertChunks(t, conn, early[:200], 200) // delivered again
 	t.Logf("%d events, %d held back as late", len(early), len(late))
 
-	cfg := KPIConfig{Live: LiveConfig{Every: time.Millisecond, IdleProbe: time.Millisecond}}
-	st, err := NewKPIStore(conn, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, raw := liveAndRaw(t, conn)
 	live := st.Live()
-	// Every answer here comes from a refresh that saw what was stored
-	// before it was asked for.
-	st.live.wait = time.Hour
-	rawCfg := cfg
-	rawCfg.Rollup.Disabled, rawCfg.Live.Disabled = true, true
-	raw, err := NewKPIStore(conn, rawCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	filters := []Filters{{}, {Region: "广州"}, {Queue: "q2"}, {Channel: "voice", BusinessLine: "billing"}}
 	dims := []Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
@@ -258,6 +247,25 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	compare("after an idle spell")
 }
 
+// liveAndRaw returns a store whose live view refreshes whenever asked
+// (every answer comes from a refresh that saw what was stored before it
+// was asked for) and one that answers from the events alone.
+func liveAndRaw(t *testing.T, conn driver.Conn) (st, raw *KPIStore) {
+	t.Helper()
+	cfg := KPIConfig{Live: LiveConfig{Every: time.Millisecond, IdleProbe: time.Millisecond}}
+	st, err := NewKPIStore(conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.live.wait = time.Hour
+	rawCfg := cfg
+	rawCfg.Rollup.Disabled, rawCfg.Live.Disabled = true, true
+	if raw, err = NewKPIStore(conn, rawCfg); err != nil {
+		t.Fatal(err)
+	}
+	return st, raw
+}
+
 func jsonOf(v any) string {
 	j, _ := json.Marshal(v)
 	return string(j)
@@ -307,18 +315,7 @@ func TestLiveOldRows(t *testing.T) {
 		msg("new", "customer", now.Add(-19*time.Minute)), msg("new", "bot", now.Add(-18*time.Minute)),
 	}, 10)
 
-	cfg := KPIConfig{Live: LiveConfig{Every: time.Millisecond, IdleProbe: time.Millisecond}}
-	st, err := NewKPIStore(conn, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.live.wait = time.Hour
-	rawCfg := cfg
-	rawCfg.Rollup.Disabled, rawCfg.Live.Disabled = true, true
-	raw, err := NewKPIStore(conn, rawCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, raw := liveAndRaw(t, conn)
 	check := func(stage string) Snapshot {
 		t.Helper()
 		to := time.Now()

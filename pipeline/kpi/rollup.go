@@ -400,25 +400,29 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 	if err != nil {
 		return res, err
 	}
-	var todo, waiting []time.Time
+	var (
+		todo    []time.Time
+		waiting int
+		settles time.Time // when the first waiting hour settles (store clock)
+	)
 	for h := oldest; h.Before(end); h = h.Add(time.Hour) {
 		st := states.hours[h]
 		if st.clean(h, b.cfg.Settle) {
 			continue
 		}
-		if !st.changedAt.IsZero() && now.Before(st.changedAt.Add(b.cfg.Settle)) {
-			waiting = append(waiting, h) // built once its changes settle
+		if at := st.changedAt.Add(b.cfg.Settle); !st.changedAt.IsZero() && now.Before(at) {
+			waiting++ // built once its changes settle
+			if settles.IsZero() || at.Before(settles) {
+				settles = at
+			}
 			continue
 		}
 		todo = append(todo, h)
 	}
-	res.Pending = len(todo) + len(waiting)
+	res.Pending = len(todo) + waiting
 	b.metrics.pending.Set(float64(res.Pending))
-	for _, h := range waiting {
-		at := time.Now().Add(states.hours[h].changedAt.Add(b.cfg.Settle).Sub(now))
-		if res.Next.IsZero() || at.Before(res.Next) {
-			res.Next = at
-		}
+	if waiting > 0 {
+		res.Next = time.Now().Add(settles.Sub(now))
 	}
 	if len(todo) == 0 {
 		if err := b.buildDays(ctx, oldest, end, lead); err != nil {
@@ -461,7 +465,7 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 		}
 	}
 	b.metrics.pending.Set(float64(res.Pending))
-	if res.Pending > len(waiting) {
+	if res.Pending > waiting {
 		res.Next = time.Time{} // cut short: the next pass goes on at once
 	}
 	if err := b.buildDays(ctx, oldest, end, lead); err != nil {
