@@ -74,7 +74,8 @@ func TestBatchDue(t *testing.T) {
 		{"lone record after a quiet spell", 1, 250 * time.Millisecond, time.Minute, true},
 		{"lone record, interval not over", 1, 100 * time.Millisecond, time.Minute, false},
 		{"trickle just after a flush", 40, 250 * time.Millisecond, 300 * time.Millisecond, false},
-		{"trickle past the gap", 40, 250 * time.Millisecond, 500 * time.Millisecond, true},
+		{"trickle half a gap after a flush", 40, 250 * time.Millisecond, smallBatchGap / 2, false},
+		{"trickle past the gap", 40, 250 * time.Millisecond, smallBatchGap, true},
 		{"large batch just after a flush", smallBatchRows, 250 * time.Millisecond, 300 * time.Millisecond, true},
 	} {
 		p.rejects = make([]rejected, c.rows)

@@ -315,11 +315,14 @@ func (p *partition) due() bool {
 // records cut every batch_interval costs far more than its rows. A batch
 // of fewer than smallBatchRows rows waits until smallBatchGap after the
 // previous flush began: a lone record is stored after batch_interval, a
-// steady trickle (the demo's 200 events/s) about twice a second rather
-// than five times, and heavy traffic is cut by batch_interval as before.
+// steady trickle (the demo's 200 events/s) once a second rather than five
+// times, and heavy traffic is cut by batch_interval as before. A second
+// is what the wall's tiles promise; each flush wakes the live view and
+// the stream (internal/app), so what it stored is on the wall within the
+// refresh that follows it.
 const (
 	smallBatchRows = 1000
-	smallBatchGap  = 500 * time.Millisecond
+	smallBatchGap  = time.Second
 )
 
 // dueAt is when the batch under way is to be cut by time.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -52,7 +53,8 @@ type LiveConfig struct {
 	// for stored rows again, for inserts that became visible after their
 	// ingested_at. Default 5s.
 	Overlap time.Duration `yaml:"overlap"`
-	// Every is the shortest time between two refreshes. Default 500ms.
+	// Every is the shortest time between two refreshes, and how soon after
+	// the last one events this process stored are looked for. Default 500ms.
 	Every time.Duration `yaml:"every"`
 	// IdleProbe is how often the store is asked for changes when the last
 	// refresh found none and this process stored nothing since. Default
@@ -173,7 +175,8 @@ type liveView struct {
 	seenMost int   // the most rows seen held since it was last built (forgetSeen)
 	err      error // the last refresh's error, until one succeeds
 
-	local chan struct{} // this process stored events (Fresh)
+	local   chan struct{} // this process stored events (Fresh) …
+	localAt atomic.Int64  // … last at this time (unix ns)
 
 	// recomputed counts the conversations whose pieces were computed,
 	// lastRecomputed those of the newest refresh.
@@ -189,6 +192,7 @@ func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
 
 // fresh tells the view that this process stored events.
 func (l *liveView) fresh() {
+	l.localAt.Store(time.Now().UnixNano())
 	select {
 	case l.local <- struct{}{}:
 	default:
@@ -283,14 +287,23 @@ const liveMaxLag = 15 * time.Second
 const liveRefreshTimeout = 2 * time.Minute
 
 // due says whether a refresh should run now for a caller that tolerates
-// a view that old; l.mu is held.
+// a view that old; l.mu is held. Events this process stored make it due
+// Every after the last one. A view whose last refresh found changes
+// while this process stores none (another instance stores them) looks
+// again a second after it, and an idle one every IdleProbe. So while this
+// process ingests, the one refresh after each of its flushes (every
+// second for a trickle) serves every caller and takes in what other
+// instances stored too, rather than each tick of the stream and of the
+// rules starting one of its own that finds the same rows.
 func (l *liveView) due(tolerated time.Duration) bool {
 	since := time.Since(l.refreshed)
-	every := max(l.cfg.Every, tolerated)
-	if !l.loaded || since >= max(l.cfg.IdleProbe, tolerated) || (since >= every && !l.idle) {
+	ingesting := time.Since(time.Unix(0, l.localAt.Load())) < 2*liveRemotePoll
+	switch {
+	case !l.loaded || since >= max(l.cfg.IdleProbe, tolerated):
 		return true
-	}
-	if since < every {
+	case !l.idle && !ingesting && since >= max(liveRemotePoll, l.cfg.Every, tolerated):
+		return true
+	case since < max(l.cfg.Every, tolerated):
 		return false
 	}
 	select {
@@ -300,6 +313,11 @@ func (l *liveView) due(tolerated time.Duration) bool {
 		return false
 	}
 }
+
+// liveRemotePoll is how long after a refresh that found changes the view
+// looks again without being told of new events: the wall's tiles are a
+// second old at most.
+const liveRemotePoll = time.Second
 
 // liveChangedSQL returns the rows stored since {since} whose event time is
 // within the last day (conversation id, event id and event time), and the

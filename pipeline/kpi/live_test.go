@@ -271,21 +271,40 @@ func jsonOf(v any) string {
 	return string(j)
 }
 
-// TestLiveStaleness: a caller that tolerates an older view (the rules,
-// once a tick) does not start a refresh the stream's last one covers; one
-// that does not, does.
+// TestLiveStaleness: a view is refreshed Every after the last refresh
+// when this process stored events since, else a second after a refresh
+// that found changes, unless this process is ingesting (its next flush
+// brings a refresh); a caller that tolerates an older view (the rules,
+// once a tick) does not start a refresh the last one covers.
 func TestLiveStaleness(t *testing.T) {
 	l := newLiveView(nil, DefaultLiveConfig())
 	l.loaded, l.refreshed = true, time.Now().Add(-600*time.Millisecond)
-	if !l.due(0) {
-		t.Error("a view 600 ms old is not due for a caller that tolerates none (every 500 ms)")
+	if l.due(0) {
+		t.Error("a view 600 ms old is due though this process stored nothing since")
 	}
+	l.refreshed = time.Now().Add(-1100 * time.Millisecond)
+	if !l.due(0) || !l.due(time.Second) {
+		t.Error("a view 1.1 s old whose last refresh found changes is not due (another instance stores them)")
+	}
+	l.idle = true
+	if l.due(0) {
+		t.Error("an idle view 1.1 s old is due though this process stored nothing since (idle probe 2 s)")
+	}
+	l.idle, l.refreshed = false, time.Now().Add(-600*time.Millisecond)
+	l.fresh()
 	if l.due(time.Second) {
 		t.Error("a view 600 ms old is due for a caller that tolerates a second")
 	}
+	if !l.due(0) {
+		t.Error("a view 600 ms old is not due after this process stored events (every 500 ms)")
+	}
 	l.refreshed = time.Now().Add(-1100 * time.Millisecond)
-	if !l.due(time.Second) {
-		t.Error("a view 1.1 s old is not due for a caller that tolerates a second")
+	if l.due(0) {
+		t.Error("a view 1.1 s old is due while this process ingests and stored nothing since the refresh")
+	}
+	l.refreshed = time.Now().Add(-2100 * time.Millisecond)
+	if !l.due(0) {
+		t.Error("a view 2.1 s old is not due (idle probe 2 s)")
 	}
 	ctx := WithStaleness(context.Background(), time.Second)
 	if got, _ := ctx.Value(stalenessKey{}).(time.Duration); got != time.Second {
