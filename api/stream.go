@@ -350,8 +350,13 @@ const panelRegions = 12
 // queries to a store already struggling.
 func (h *Hub) panel(ctx context.Context) {
 	at := h.now().UTC().Truncate(time.Millisecond)
-	to := at.Truncate(time.Minute).Add(time.Minute)
-	w := kpi.Window{From: to.Add(-time.Hour), To: to}
+	// The regions count the hour up to now. The trends end with the last
+	// whole minute: in the minute under way only the quickest replies and
+	// assignments have happened yet, so its wait p90 would plunge and its
+	// service level jump at the right edge of every chart.
+	to := at.Truncate(time.Minute)
+	tw := kpi.Window{From: to.Add(-time.Hour), To: to}
+	w := kpi.Window{From: tw.From.Add(time.Minute), To: to.Add(time.Minute)}
 	read := func(fn func(context.Context) error) error {
 		qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
 		defer cancel()
@@ -370,7 +375,7 @@ func (h *Hub) panel(ctx context.Context) {
 		})
 	}
 	trendsErr = read(func(ctx context.Context) (err error) {
-		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, w, kpi.Filters{})
+		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, tw, kpi.Filters{})
 		return err
 	})
 	regionsErr = read(func(ctx context.Context) (err error) {
@@ -387,7 +392,7 @@ func (h *Hub) panel(ctx context.Context) {
 	if trendsErr != nil {
 		h.trends.failed(at, trendsErr)
 	} else {
-		d := &trendsData{From: w.From, To: w.To, StepSeconds: 60, Series: map[string][][2]any{}}
+		d := &trendsData{From: tw.From, To: tw.To, StepSeconds: 60, Series: map[string][][2]any{}}
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
 		}

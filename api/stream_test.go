@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -164,9 +165,24 @@ func TestStreamPanel(t *testing.T) {
 	}
 	h.panel(context.Background())
 	f := string(<-c.ch)
-	// The last hour in whole minutes, up to the current minute's end; the
-	// regions with complaints, most first.
-	for _, want := range []string{"event: wall\n", `"from":"2026-11-22T07:31:00Z"`, `"to":"2026-11-22T08:31:00Z"`, `"step_seconds":60`,
+	// The trends: the last 60 whole minutes, without the minute under way
+	// (its wait p90 and service level count only what was quick enough
+	// to have happened yet). The regions: the last hour, in whole minutes
+	// up to the current minute's end, with complaints, most first.
+	var frame struct {
+		Trends  struct{ From, To time.Time } `json:"trends"`
+		Regions struct{ From, To time.Time } `json:"regions"`
+	}
+	if err := json.Unmarshal([]byte(f[strings.Index(f, "data: ")+len("data: "):]), &frame); err != nil {
+		t.Fatalf("wall frame: %v\n%s", err, f)
+	}
+	if got := frame.Trends; !got.From.Equal(now.Add(-time.Hour-20*time.Second)) || !got.To.Equal(now.Add(-20*time.Second)) {
+		t.Errorf("trends over [%s, %s), want the 60 whole minutes before 08:30", got.From, got.To)
+	}
+	if got := frame.Regions; !got.From.Equal(now.Add(-time.Hour+40*time.Second)) || !got.To.Equal(now.Add(40*time.Second)) {
+		t.Errorf("regions over [%s, %s), want the hour up to 08:31", got.From, got.To)
+	}
+	for _, want := range []string{"event: wall\n", `"step_seconds":60`,
 		`"rows":[{"key":"b","complaints":5},{"key":"a","complaints":1}]`, `"service_level":[[`, `"as_of":"2026-11-22T08:30:20Z"`} {
 		if !strings.Contains(f, strings.ReplaceAll(want, "\\n", "\n")) {
 			t.Errorf("wall frame lacks %s:\n%s", want, f)
