@@ -49,6 +49,11 @@ type Hub struct {
 	lastTrends              *trendsData
 	lastRegions             *regionsData
 	lastFiring              []alertJSON
+
+	// stopped is set when Run has ended: its viewers were let go, and one
+	// that comes later is let go at once, so that the server's shutdown
+	// does not wait for their long-lived requests.
+	stopped bool
 }
 
 // streamClient is one viewer's queue.
@@ -68,6 +73,7 @@ func newHub(kpis KPISource, alerts AlertHistory, cfg Config, now func() time.Tim
 // panel is computed beside the ticks, so a slow panel query never delays
 // the tiles.
 func (h *Hub) Run(ctx context.Context) {
+	defer h.stop()
 	if h.kpis == nil {
 		<-ctx.Done()
 		return
@@ -515,8 +521,24 @@ func (h *Hub) subscribe() (*streamClient, []byte) {
 	c := &streamClient{ch: make(chan []byte, h.cfg.StreamBuffer), gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.clients[c] = struct{}{}
+	if h.stopped {
+		close(c.gone)
+	} else {
+		h.clients[c] = struct{}{}
+	}
 	return c, append(slices.Clip(h.lastKPI), h.lastPanel...)
+}
+
+// stop lets every viewer go and turns later ones away: the stream
+// requests return (EventSource reconnects to whatever serves next).
+func (h *Hub) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	for c := range h.clients {
+		delete(h.clients, c)
+		close(c.gone)
+	}
 }
 
 // unsubscribe removes a viewer that left.

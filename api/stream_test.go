@@ -248,3 +248,33 @@ func TestStreamFreshData(t *testing.T) {
 		t.Errorf("%d snapshots, want 1 within a quarter tick", n)
 	}
 }
+
+// TestStreamEndsWithHub: when the hub stops (the server is shutting
+// down), its viewers' requests end instead of holding the shutdown until
+// its deadline, and a viewer that comes later is let go at once.
+func TestStreamEndsWithHub(t *testing.T) {
+	h := newHub(&countingKPIs{}, nil, Config{StreamTick: time.Hour, StreamBuffer: 4, StreamPanelEvery: time.Hour}, time.Now, slog.New(slog.DiscardHandler))
+	c, _ := h.subscribe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Run(ctx)
+	}()
+	cancel()
+	<-done
+	select {
+	case <-c.gone:
+	default:
+		t.Error("a viewer connected when the hub stopped was not let go")
+	}
+	late, _ := h.subscribe()
+	select {
+	case <-late.gone:
+	default:
+		t.Error("a viewer that came after the hub stopped was kept")
+	}
+	if n := h.viewers(); n != 0 {
+		t.Errorf("%d viewers left after the hub stopped", n)
+	}
+}
