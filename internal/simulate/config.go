@@ -111,10 +111,11 @@ func DefaultConfig() Config {
 // hours, and it judges nothing until its longest window (30 minutes) and
 // one hour-long baseline slice before it, 1.5 h in all, hold data. The
 // first complaint spike of DefaultIncidents starts 5 minutes after the
-// demo, so the history must be at least 1 h 25 min long; 2 h also keeps
-// the simulation's first half hour, while it fills up from empty, out of
-// that first baseline slice.
-const DemoBackfill = 2 * time.Hour
+// demo, so the history must be at least 1 h 25 min long. Run's warm-up
+// (WarmUp) keeps the simulation's filling from empty out of it; without
+// the warm-up the history was 2 h, a third more events for the demo's
+// start-up to store.
+const DemoBackfill = 90 * time.Minute
 
 // maxBackfill keeps backfilled events inside the contract's 30-day max age
 // with a day to spare for a slow catch-up.

@@ -196,7 +196,7 @@ var incidentRules = map[simulate.IncidentKind]struct {
 
 // TestBuiltinRulesOnSimulatedTraffic runs the built-in rules over simulator
 // traffic stored in the real engine, laid out as `cockpit demo` lays it
-// out: DemoBackfill of history before the anchor (the demo's start), then
+// out: DemoBackfill of history (after WarmUp) before the anchor (the demo's start), then
 // the default incidents scheduled from it. The rules are judged at a fixed
 // step and their conditions go through the alert lifecycle (`for`,
 // keep_firing_for), so the alerts counted are those the wall would show.
@@ -229,11 +229,12 @@ func TestBuiltinRulesOnSimulatedTraffic(t *testing.T) {
 	// A Monday: the weekday peak hour ends at 12:00, lunch is 12:00–13:30.
 	anchor := time.Date(2026, 3, 2, 13, 0, 0, 0, cst)
 	evalFrom := anchor.Add(-time.Duration(hours * float64(time.Hour)))
-	// The history starts with the demo's backfill, or earlier for a longer
+	// The history starts with the demo's backfill and its warm-up (Generate
+	// starts empty, and so, in silence, does Run), or earlier for a longer
 	// baseline, so that the rules start judging 30 minutes into it, once
-	// the simulation (which starts empty) is busy. The spike rule judges
-	// only once its baseline has the history it needs.
-	from := anchor.Add(-simulate.DemoBackfill)
+	// the simulation is busy. The spike rule judges only once its baseline
+	// has the history it needs.
+	from := anchor.Add(-simulate.DemoBackfill - simulate.WarmUp)
 	if early := evalFrom.Add(-30 * time.Minute); early.Before(from) {
 		from = early
 	}

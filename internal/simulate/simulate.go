@@ -1,10 +1,12 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -108,7 +110,8 @@ var errStopped = errors.New("simulation stopped")
 // Run emits events in real time: every FlushInterval it writes to sink the
 // events whose occurred_at (delivery time, with late faults) has come due
 // on the wall clock, in batches of at most MaxBatch. With Backfill it first
-// catches up from Backfill ago as fast as the sink accepts. A failed write
+// catches up from Backfill ago as fast as the sink accepts, from a warm
+// start (WarmUp). A failed write
 // is logged and retried with back-off (the events then arrive late, as
 // they would from a real producer), so a broker restart does not end the
 // traffic. Run returns nil when ctx ends.
@@ -117,8 +120,16 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		return errors.New("run: sink must not be nil")
 	}
 	start := time.Now()
-	e := newEngine(s.m, s.stats, start.Add(-s.cfg.Backfill), true)
+	from := start.Add(-s.cfg.Backfill)
+	begin := from
+	if s.cfg.Backfill > 0 {
+		begin = from.Add(-WarmUp)
+	}
+	e := newEngine(s.m, s.stats, begin, true)
 	batch := make([]schemas.Event, 0, min(s.cfg.MaxBatch, 4096))
+	// emitted counts the events handed to the sink (the warm-up's silent
+	// ones are in the stats, not here).
+	var emitted int
 	// The backfill is the first advance below, which lasts as long as the
 	// sink takes to accept the history (half a minute or more), so its
 	// progress is logged from the writes, at most every 10 s.
@@ -152,13 +163,30 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
-	e.emit = func(ev schemas.Event) error {
+	// ended holds the conversations that ended during the warm-up: what
+	// is left of them (a late delivery, a survey after the close) is not
+	// emitted either, so no event in the history lacks its start.
+	var ended map[string]bool
+	out := func(ev schemas.Event) error {
+		if ended[ev.ConversationID] {
+			return nil
+		}
+		emitted++
 		batch = append(batch, ev)
 		if len(batch) >= s.cfg.MaxBatch {
 			return write()
 		}
 		return nil
 	}
+	if begin.Before(from) {
+		var err error
+		if ended, err = warm(e, from, out); errors.Is(err, errStopped) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+	}
+	e.emit = out
 
 	s.logger.Info("simulator running", "peak_rate", s.cfg.PeakRate, "seed", s.cfg.Seed,
 		"backfill", s.cfg.Backfill, "anchor", s.anchor.Format(time.RFC3339))
@@ -182,11 +210,10 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 			return fmt.Errorf("run: %w", err)
 		}
 		if backfilling {
-			backfilling = false
-			events := s.stats.events.Load()
-			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "events", events,
+			backfilling, ended = false, nil
+			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "warm_up", WarmUp, "events", emitted,
 				"took", time.Since(start).Round(100*time.Millisecond))
-			lastLog, lastEvents = time.Now(), events
+			lastLog, lastEvents = time.Now(), s.stats.events.Load()
 		}
 		if s.cfg.LogEvery > 0 && now.Sub(lastLog) >= s.cfg.LogEvery {
 			events := s.stats.events.Load()
@@ -206,4 +233,50 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// WarmUp is how long Run simulates in silence before a backfill. The
+// simulation starts empty and takes about half an hour to fill its queues
+// and open conversations; a history that began that way would show the
+// filling as a rise in every chart, and judge the first baseline slice of
+// the spike rule against it. After the warm-up the history starts busy:
+// the conversations open at its start come with their earlier events (a
+// few minutes older than the history), those that ended before it not at
+// all.
+const WarmUp = 30 * time.Minute
+
+// warm runs e up to from without emitting, then hands emit the events of
+// the conversations still open at from, oldest first, and returns the
+// conversations that ended before it.
+func warm(e *engine, from time.Time, emit func(schemas.Event) error) (map[string]bool, error) {
+	held := map[string][]schemas.Event{}
+	ended := map[string]bool{}
+	e.emit = func(ev schemas.Event) error {
+		id := ev.ConversationID
+		switch {
+		case ended[id]:
+		case ev.Type == schemas.ConversationClosed || ev.Type == schemas.ConversationAbandoned:
+			delete(held, id)
+			ended[id] = true
+		default:
+			held[id] = append(held[id], ev)
+		}
+		return nil
+	}
+	if err := e.advance(from.UnixMilli() - 1); err != nil {
+		return nil, err
+	}
+	var open []schemas.Event
+	for _, evs := range held {
+		open = append(open, evs...)
+	}
+	slices.SortStableFunc(open, func(a, b schemas.Event) int {
+		return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), cmp.Compare(a.EventID, b.EventID))
+	})
+	for _, ev := range open {
+		if err := emit(ev); err != nil {
+			return nil, err
+		}
+	}
+	return ended, nil
 }

@@ -703,6 +703,73 @@ func TestRunBackfillCatchesUp(t *testing.T) {
 	}
 }
 
+// TestRunWarmUp: a backfill starts busy rather than empty (WarmUp), and
+// no event in it lacks its conversation's start: the conversations open
+// when the history begins come with their earlier events, those that
+// ended before it not at all.
+func TestRunWarmUp(t *testing.T) {
+	cfg := testConfig(time.Time{}, 20)
+	cfg.Floor = 1
+	cfg.Backfill = 10 * time.Minute
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var sink collector
+	start := time.Now()
+	live := SinkFunc(func(ctx context.Context, events []schemas.Event) error {
+		if err := sink.Write(ctx, events); err != nil {
+			return err
+		}
+		if !events[len(events)-1].OccurredAt.Before(start) {
+			cancel()
+		}
+		return nil
+	})
+	if err := s.Run(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	from := start.Add(-cfg.Backfill)
+	started := map[string]bool{}
+	var early, first, last int
+	for _, ev := range sink.events {
+		if ev.Type == schemas.ConversationStarted {
+			started[ev.ConversationID] = true
+		}
+		at := ev.OccurredAt
+		switch {
+		case at.Before(from.Add(-WarmUp)):
+			t.Fatalf("an event at %s, before the warm-up began", at)
+		case at.Before(from):
+			early++
+		case at.Before(from.Add(2 * time.Minute)):
+			first++
+		case !at.Before(start.Add(-2*time.Minute)) && at.Before(start):
+			last++
+		}
+	}
+	var orphans int
+	for _, ev := range sink.events {
+		if !started[ev.ConversationID] {
+			orphans++
+		}
+	}
+	if orphans > 0 {
+		t.Errorf("%d events of conversations whose start was not emitted", orphans)
+	}
+	if early == 0 {
+		t.Error("no event before the history's start: the conversations open then came without their starts")
+	}
+	// Started empty, the first two minutes held a small fraction of the
+	// last two.
+	if first < last*3/4 {
+		t.Errorf("%d events in the history's first 2 minutes against %d in its last 2: it starts empty", first, last)
+	}
+	t.Logf("%d events before the history, %d in its first 2 minutes, %d in its last 2", early, first, last)
+}
+
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name   string
