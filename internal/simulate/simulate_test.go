@@ -665,12 +665,14 @@ func TestRunRetriesAFailingSink(t *testing.T) {
 	}
 }
 
-func TestRunBackfillCatchesUp(t *testing.T) {
+// runBackfill runs a simulator with a 10-minute backfill until its first
+// live event, and returns it, the events written and when Run started.
+func runBackfill(t *testing.T, logger *slog.Logger) (*Simulator, []schemas.Event, time.Time) {
+	t.Helper()
 	cfg := testConfig(time.Time{}, 20)
 	cfg.Floor = 1
 	cfg.Backfill = 10 * time.Minute
-	var logs bytes.Buffer
-	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err := New(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,8 +694,14 @@ func TestRunBackfillCatchesUp(t *testing.T) {
 	if err := s.Run(ctx, live); err != nil {
 		t.Fatal(err)
 	}
-	if len(sink.events) < 20*600*5 || sink.events[0].OccurredAt.After(start.Add(-9*time.Minute)) {
-		t.Fatalf("%d events, first at %s: no 10 minutes of history", len(sink.events), sink.events[0].OccurredAt)
+	return s, sink.events, start
+}
+
+func TestRunBackfillCatchesUp(t *testing.T) {
+	var logs bytes.Buffer
+	s, events, start := runBackfill(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	if len(events) < 20*600*5 || events[0].OccurredAt.After(start.Add(-9*time.Minute)) {
+		t.Fatalf("%d events, first at %s: no 10 minutes of history", len(events), events[0].OccurredAt)
 	}
 	if incidents := s.Schedule(start.Add(-10*time.Minute), start); len(incidents) != 0 {
 		t.Errorf("incidents in the backfill: %v", incidents)
@@ -708,33 +716,11 @@ func TestRunBackfillCatchesUp(t *testing.T) {
 // when the history begins come with their earlier events, those that
 // ended before it not at all.
 func TestRunWarmUp(t *testing.T) {
-	cfg := testConfig(time.Time{}, 20)
-	cfg.Floor = 1
-	cfg.Backfill = 10 * time.Minute
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var sink collector
-	start := time.Now()
-	live := SinkFunc(func(ctx context.Context, events []schemas.Event) error {
-		if err := sink.Write(ctx, events); err != nil {
-			return err
-		}
-		if !events[len(events)-1].OccurredAt.Before(start) {
-			cancel()
-		}
-		return nil
-	})
-	if err := s.Run(ctx, live); err != nil {
-		t.Fatal(err)
-	}
-	from := start.Add(-cfg.Backfill)
+	_, events, start := runBackfill(t, nil)
+	from := start.Add(-10 * time.Minute)
 	started := map[string]bool{}
 	var early, first, last int
-	for _, ev := range sink.events {
+	for _, ev := range events {
 		if ev.Type == schemas.ConversationStarted {
 			started[ev.ConversationID] = true
 		}
@@ -751,7 +737,7 @@ func TestRunWarmUp(t *testing.T) {
 		}
 	}
 	var orphans int
-	for _, ev := range sink.events {
+	for _, ev := range events {
 		if !started[ev.ConversationID] {
 			orphans++
 		}
