@@ -175,8 +175,11 @@ type liveView struct {
 	seenMost int   // the most rows seen held since it was last built (forgetSeen)
 	err      error // the last refresh's error, until one succeeds
 
-	local   chan struct{} // this process stored events (Fresh) …
-	localAt atomic.Int64  // … last at this time (unix ns)
+	// localAt is when this process last stored events (Fresh, unix ns);
+	// taken is what it was when the newest refresh began, which reads
+	// everything stored before: it is news while the two differ.
+	localAt atomic.Int64
+	taken   int64
 
 	// recomputed counts the conversations whose pieces were computed,
 	// lastRecomputed those of the newest refresh.
@@ -187,16 +190,12 @@ func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
 	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]*lbucket{},
 		convs:  map[string][]int64{},
 		keyIDs: map[string]uint32{}, open: map[string]openConv{},
-		seen: map[storedRow]int64{}, local: make(chan struct{}, 1)}
+		seen: map[storedRow]int64{}}
 }
 
 // fresh tells the view that this process stored events.
 func (l *liveView) fresh() {
 	l.localAt.Store(time.Now().UnixNano())
-	select {
-	case l.local <- struct{}{}:
-	default:
-	}
 }
 
 func (l *liveView) bucketMs() int64 { return l.cfg.Bucket.Milliseconds() }
@@ -219,7 +218,7 @@ func (l *liveView) ensure(ctx context.Context) error {
 	done := l.running
 	if done == nil && l.due(tolerated) {
 		done = make(chan struct{})
-		l.running = done
+		l.running, l.taken = done, l.localAt.Load()
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveRefreshTimeout)
 			defer cancel()
@@ -297,21 +296,15 @@ const liveRefreshTimeout = 2 * time.Minute
 // rules starting one of its own that finds the same rows.
 func (l *liveView) due(tolerated time.Duration) bool {
 	since := time.Since(l.refreshed)
-	ingesting := time.Since(time.Unix(0, l.localAt.Load())) < 2*liveRemotePoll
+	local := l.localAt.Load()
+	ingesting := time.Since(time.Unix(0, local)) < 2*liveRemotePoll
 	switch {
 	case !l.loaded || since >= max(l.cfg.IdleProbe, tolerated):
 		return true
 	case !l.idle && !ingesting && since >= max(liveRemotePoll, l.cfg.Every, tolerated):
 		return true
-	case since < max(l.cfg.Every, tolerated):
-		return false
 	}
-	select {
-	case <-l.local:
-		return true
-	default:
-		return false
-	}
+	return since >= max(l.cfg.Every, tolerated) && local != l.taken
 }
 
 // liveRemotePoll is how long after a refresh that found changes the view
