@@ -509,8 +509,7 @@ func (h *Hub) broadcast(event string, data []byte) {
 		select {
 		case c.ch <- frame:
 		default:
-			delete(h.clients, c)
-			close(c.gone)
+			h.drop(c)
 		}
 	}
 }
@@ -536,8 +535,7 @@ func (h *Hub) stop() {
 	defer h.mu.Unlock()
 	h.stopped = true
 	for c := range h.clients {
-		delete(h.clients, c)
-		close(c.gone)
+		h.drop(c)
 	}
 }
 
@@ -546,9 +544,14 @@ func (h *Hub) unsubscribe(c *streamClient) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.clients[c]; ok {
-		delete(h.clients, c)
-		close(c.gone)
+		h.drop(c)
 	}
+}
+
+// drop lets a connected viewer go; h.mu is held.
+func (h *Hub) drop(c *streamClient) {
+	delete(h.clients, c)
+	close(c.gone)
 }
 
 // streamWriteTimeout bounds one write to a viewer: a connection that
