@@ -121,11 +121,11 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 	}
 	start := time.Now()
 	from := start.Add(-s.cfg.Backfill)
-	begin := from
+	var warmUp time.Duration
 	if s.cfg.Backfill > 0 {
-		begin = from.Add(-WarmUp)
+		warmUp = WarmUp
 	}
-	e := newEngine(s.m, s.stats, begin, true)
+	e := newEngine(s.m, s.stats, from.Add(-warmUp), true)
 	batch := make([]schemas.Event, 0, min(s.cfg.MaxBatch, 4096))
 	// emitted counts the events handed to the sink (the warm-up's silent
 	// ones are in the stats, not here).
@@ -144,7 +144,7 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 				if now := time.Now(); backfilling && backfillLogEvery > 0 && now.Sub(lastLog) >= backfillLogEvery {
 					at := batch[len(batch)-1].OccurredAt
 					s.logger.Info("simulator backfilling", "at", at.Format(time.RFC3339), "behind", now.Sub(at).Round(time.Second),
-						"events", s.stats.events.Load(), "elapsed", now.Sub(start).Round(time.Second))
+						"events", emitted, "elapsed", now.Sub(start).Round(time.Second))
 					lastLog = now
 				}
 				batch = batch[:0]
@@ -178,11 +178,13 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		}
 		return nil
 	}
-	if begin.Before(from) {
+	if warmUp > 0 {
 		var err error
-		if ended, err = warm(e, from, out); errors.Is(err, errStopped) {
+		ended, err = warm(e, from, out)
+		if errors.Is(err, errStopped) {
 			return nil
-		} else if err != nil {
+		}
+		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 	}
@@ -211,7 +213,7 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		}
 		if backfilling {
 			backfilling, ended = false, nil
-			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "warm_up", WarmUp, "events", emitted,
+			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "warm_up", warmUp, "events", emitted,
 				"took", time.Since(start).Round(100*time.Millisecond))
 			lastLog, lastEvents = time.Now(), s.stats.events.Load()
 		}
