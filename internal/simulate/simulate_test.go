@@ -736,9 +736,13 @@ func TestRunWarmUp(t *testing.T) {
 			last++
 		}
 	}
+	// A start delivered late (faults, up to MaxLateness) may not have
+	// reached the sink when the run stopped, at its first live event: the
+	// events of those conversations are not judged.
+	inFlight := start.Add(-DefaultConfig().Faults.MaxLateness)
 	var orphans int
 	for _, ev := range events {
-		if !started[ev.ConversationID] {
+		if !started[ev.ConversationID] && ev.OccurredAt.Before(inFlight) {
 			orphans++
 		}
 	}
