@@ -786,10 +786,11 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // at most two buckets before the view's time), else rounded down too, so
 // that consecutive windows still partition time.
 //
-// The answer is kept until the buckets change: the rules ask the same
+// The sums are kept until the buckets change: the rules ask the same
 // windows every tick, and while nothing new arrives (or until their
-// window moves on by a bucket) the answer is the one before. Callers
-// only read the cells.
+// window moves on by a bucket) the answer is the one before, its
+// snapshots (quantiles) computed once (cell.memo). The gauges count at
+// the view's time, on every call. Callers only read the cells.
 func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -803,43 +804,87 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 	}
 	a := answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
 	key := answerKey{from: from, to: to, f: f, dim: dim, step: step}
-	if withGauges {
-		// The gauges count at the view's time.
-		key.gaugesAt = l.asOf.UnixMilli()
-	}
 	l.answersMu.Lock()
 	if l.answersAt != l.version || len(l.answers) >= maxAnswers {
 		l.answers, l.answersAt = map[answerKey]map[cellKey]*cell{}, l.version
 	}
 	out, ok := l.answers[key]
 	l.answersMu.Unlock()
-	if ok {
-		return out, a
+	if !ok {
+		out = l.computeLocked(from, to, f, dim, step)
+		for _, c := range out {
+			c.memo = &snapMemo{}
+		}
+		l.answersMu.Lock()
+		if l.answersAt == l.version {
+			l.answers[key] = out
+		}
+		l.answersMu.Unlock()
 	}
-	out = l.computeLocked(from, to, f, dim, step, withGauges)
-	l.answersMu.Lock()
-	if l.answersAt == l.version {
-		l.answers[key] = out
+	if withGauges {
+		out = l.withGaugesLocked(out, f, dim)
 	}
-	l.answersMu.Unlock()
 	return out, a
 }
 
 // answerKey names a computed window: its bucket range, filters, breakdown
-// and steps, and for an answer with gauges the view's time.
+// and steps.
 type answerKey struct {
 	from, to int64
 	f        Filters
 	dim      Dimension
 	step     time.Duration
-	gaugesAt int64 // 0: no gauges
 }
 
 // maxAnswers bounds the answers kept for one version of the view.
 const maxAnswers = 256
 
+// withGaugesLocked returns cells with the "now" gauges of the open
+// conversations matching f added, at the view's time, by dim; cells is
+// not changed (a cell with gauges is a copy). l.mu is held.
+func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
+	now := l.asOf.UnixMilli()
+	day := now - 24*time.Hour.Milliseconds()
+	var out map[cellKey]*cell
+	for _, c := range l.open {
+		if !c.key.matches(f) {
+			continue
+		}
+		active := c.startMs > day && c.startMs <= now
+		waiting := c.transferMs > day && c.transferMs <= now && c.assignedMs < c.transferMs
+		if !active && !waiting {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(cells)
+			if out == nil {
+				out = map[cellKey]*cell{}
+			}
+		}
+		k := cellKey{key: c.key.of(dim)}
+		x := out[k]
+		if x == nil || x == cells[k] {
+			cp := &cell{}
+			if x != nil {
+				*cp = *x
+			}
+			x, out[k] = cp, cp
+		}
+		if active {
+			x.active++
+		}
+		if waiting {
+			x.waiting++
+		}
+	}
+	if out == nil {
+		return cells
+	}
+	return out
+}
+
 // computeLocked adds up the buckets of [from, to); l.mu is held.
-func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step time.Duration, withGauges bool) map[cellKey]*cell {
+func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step time.Duration) map[cellKey]*cell {
 	out := map[cellKey]*cell{}
 	roll := -1 // the rolled cells that answer, if any: 0 total, 1+i by rollDims[i]
 	if f == (Filters{}) {
@@ -865,27 +910,6 @@ func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step 
 					c.mergeInto(at(out, idx, k.of(dim)))
 				}
 			})
-		}
-	}
-	if withGauges {
-		now := l.asOf.UnixMilli()
-		day := now - 24*time.Hour.Milliseconds()
-		for _, c := range l.open {
-			if !c.key.matches(f) {
-				continue
-			}
-			active := c.startMs > day && c.startMs <= now
-			waiting := c.transferMs > day && c.transferMs <= now && c.assignedMs < c.transferMs
-			if !active && !waiting {
-				continue
-			}
-			x := at(out, 0, c.key.of(dim))
-			if active {
-				x.active++
-			}
-			if waiting {
-				x.waiting++
-			}
 		}
 	}
 	return out

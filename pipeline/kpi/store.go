@@ -408,6 +408,16 @@ type cell struct {
 	sums            [len(windowSums)]int64
 	dists           [distCount]hist
 	active, waiting uint64
+	// memo, when set, keeps the snapshot of the sums and distributions
+	// once computed: the live view sets it on the cells it keeps for
+	// several callers, which only read them (liveView.compute).
+	memo *snapMemo
+}
+
+// snapMemo is a cell's snapshot computed once, gauges apart.
+type snapMemo struct {
+	once sync.Once
+	snap Snapshot
 }
 
 // The positions of windowSums.
@@ -483,7 +493,20 @@ func ratio(num, den uint64) *float64 {
 	return &v
 }
 
+// snapshot is the metrics of c. A cell the live view keeps computes its
+// quantiles once, however many callers ask (memo).
 func (c *cell) snapshot() Snapshot {
+	if c.memo == nil {
+		return c.compute()
+	}
+	c.memo.once.Do(func() { c.memo.snap = c.compute() })
+	s := c.memo.snap
+	s.ActiveConversations, s.WaitingForHuman = c.active, c.waiting
+	return s
+}
+
+// compute works out the metrics of c.
+func (c *cell) compute() Snapshot {
 	s := Snapshot{
 		ConversationsStarted:      c.u(sStarted),
 		ConversationsClosed:       c.u(sClosed),
