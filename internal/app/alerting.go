@@ -437,11 +437,14 @@ type ruleBook struct {
 	ev      *rules.Evaluator
 	logger  *slog.Logger
 	version atomic.Uint64
+	// checked is when the stored version was last read (unix ns): the
+	// leader reads it every other tick, and follow then has nothing to add.
+	checked atomic.Int64
 	mu      sync.Mutex
 }
 
 // followInterval is how often an instance that does not lead checks the
-// stored rule set (the leader checks every tick).
+// stored rule set (the leader checks every other tick).
 const followInterval = 5 * time.Second
 
 // load puts the rules in force at start: the file's, or the newest
@@ -486,8 +489,12 @@ func (b *ruleBook) sync(ctx context.Context) error {
 		return nil
 	}
 	v, err := b.store.LatestVersion(ctx)
-	if err != nil || v == 0 || v == b.version.Load() {
+	if err != nil {
 		return err
+	}
+	b.checked.Store(time.Now().UnixNano())
+	if v == 0 || v == b.version.Load() {
+		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -525,6 +532,9 @@ func (b *ruleBook) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(time.Unix(0, b.checked.Load())) < followInterval/2 {
+			continue // the leader's ticks read it
 		}
 		if err := b.sync(ctx); err != nil && ctx.Err() == nil {
 			b.logger.Warn("cannot read the stored rule set", "err", err)
