@@ -249,6 +249,33 @@ func (s *Store) CheckTerm(ctx context.Context, mine Term) error {
 	return nil
 }
 
+// RecordEvaluation stores that the leader of term evaluated the rules and
+// applied their outcome at at: the firing list is current as of then.
+func (s *Store) RecordEvaluation(ctx context.Context, term Term, at time.Time) error {
+	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO rule_evaluations (term, evaluated_at, member)")
+	if err != nil {
+		return fmt.Errorf("cannot record the rule evaluation: %w", err)
+	}
+	if err := b.Append(term.Term, at.UTC(), term.Member); err != nil {
+		_ = b.Abort()
+		return fmt.Errorf("cannot record the rule evaluation: %w", err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("cannot record the rule evaluation: %w", err)
+	}
+	return nil
+}
+
+// LastEvaluation returns when the rules were last evaluated and their
+// outcome applied, by whichever instance led (zero when never).
+func (s *Store) LastEvaluation(ctx context.Context) (time.Time, error) {
+	var at *time.Time
+	if err := s.conn.QueryRow(ctx, `SELECT if(count() = 0, NULL, max(evaluated_at)) FROM rule_evaluations`).Scan(&at); err != nil {
+		return time.Time{}, fmt.Errorf("cannot read the last rule evaluation: %w", err)
+	}
+	return fromNull(at), nil
+}
+
 // OutboxStats are the undelivered notifications: how many, and when the
 // oldest was queued (zero when none).
 type OutboxStats struct {

@@ -344,3 +344,27 @@ func TestSilencesReadOnChange(t *testing.T) {
 		t.Fatalf("unchanged silences read again (%d reads)", n)
 	}
 }
+
+// TestLastEvaluation: the newest evaluation recorded by any term, and zero
+// before any was.
+func TestLastEvaluation(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := NewStore(conn)
+	if at, err := st.LastEvaluation(ctx); err != nil || !at.IsZero() {
+		t.Fatalf("before any evaluation: %s, %v; want zero", at, err)
+	}
+	base := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	a, b := Term{Term: 1, Member: "a"}, Term{Term: 2, Member: "b"}
+	for i, rec := range []struct {
+		term Term
+		at   time.Time
+	}{{a, base}, {a, base.Add(5 * time.Second)}, {b, base.Add(12 * time.Second)}, {a, base.Add(10 * time.Second)}} {
+		if err := st.RecordEvaluation(ctx, rec.term, rec.at); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if at, err := st.LastEvaluation(ctx); err != nil || !at.Equal(base.Add(12*time.Second)) {
+		t.Errorf("last evaluation = %s, %v; want %s", at, err, base.Add(12*time.Second))
+	}
+}

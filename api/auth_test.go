@@ -32,6 +32,7 @@ type fakeAlerts struct {
 func (f *fakeAlerts) ListAlerts(_ context.Context, state string, from, to time.Time, limit int) ([]alerts.Record, error) {
 	return []alerts.Record{{ID: "a1", Rule: "r", State: alerts.StateFiring, Labels: map[string]string{"region": "广州"}}}, nil
 }
+func (f *fakeAlerts) LastEvaluation(context.Context) (time.Time, error) { return time.Now(), nil }
 func (f *fakeAlerts) Ack(_ context.Context, id, by, note string, now time.Time) (alerts.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

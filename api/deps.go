@@ -27,6 +27,10 @@ type KPISource interface {
 // AlertHistory lists stored alerts. *alerts.Store satisfies it.
 type AlertHistory interface {
 	ListAlerts(ctx context.Context, state string, from, to time.Time, limit int) ([]alerts.Record, error)
+	// LastEvaluation is when the rules were last evaluated and their
+	// outcome applied (zero: not known to have been): the firing list is
+	// current as of then.
+	LastEvaluation(ctx context.Context) (time.Time, error)
 }
 
 // AlertActions changes alerts and silences. *alerts.Manager satisfies it.

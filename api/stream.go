@@ -236,7 +236,8 @@ type panelState struct {
 	// first failed read when there was none.
 	UnknownSince *time.Time `json:"unknown_since,omitempty"`
 	// Error is why the read failed: "timeout" or "unavailable" (the
-	// store's own message goes to the log only).
+	// store's own message goes to the log only), or for the firing list
+	// "not_evaluated": it was read, but no rule evaluation was recorded.
 	Error string `json:"error,omitempty"`
 	// StaleAfterSeconds is how old AsOf may grow before the data is
 	// stale: a newer frame is due before then.
@@ -252,6 +253,15 @@ type readState struct {
 
 func (r *readState) succeeded(asOf time.Time) {
 	r.good, r.failSince, r.err = asOf, time.Time{}, ""
+}
+
+// notEvaluated says the read worked but the rules were never evaluated:
+// the list read says nothing of what fires now.
+func (r *readState) notEvaluated(at time.Time) {
+	if r.failSince.IsZero() {
+		r.failSince = at
+	}
+	r.err = "not_evaluated"
 }
 
 func (r *readState) failed(at time.Time, err error) {
@@ -374,9 +384,14 @@ func (h *Hub) panel(ctx context.Context) {
 		rows                             []kpi.KeyedSnapshot
 		firingErr, trendsErr, regionsErr error
 	)
+	var evaluated time.Time
 	if h.alerts != nil {
 		firingErr = read(func(ctx context.Context) (err error) {
 			firing, err = h.alerts.ListAlerts(ctx, "firing", time.Unix(0, 0), at.Add(time.Minute), maxAlerts)
+			if err != nil {
+				return err
+			}
+			evaluated, err = h.alerts.LastEvaluation(ctx)
 			return err
 		})
 	}
@@ -426,7 +441,17 @@ func (h *Hub) panel(ctx context.Context) {
 		for _, r := range firing {
 			h.lastFiring = append(h.lastFiring, toAlertJSON(r))
 		}
-		h.firing.succeeded(at)
+		// The list is as current as the rules' last evaluation: when the
+		// leader's ticks stop finishing, or no instance leads, it grows
+		// old and the wall says the alert state is unknown.
+		switch {
+		case evaluated.IsZero():
+			h.firing.notEvaluated(at)
+		case evaluated.Before(at):
+			h.firing.succeeded(evaluated.UTC())
+		default:
+			h.firing.succeeded(at)
+		}
 	}
 
 	stale := h.panelStaleAfter()

@@ -167,9 +167,19 @@ func TestStreamStoreDown(t *testing.T) {
 		t.Errorf("data without a read: kpi %+v, wall %+v", k, w)
 	}
 
-	// The store is back: every panel is read, as of now.
+	// The store is back, but no rule evaluation was ever recorded: the
+	// firing list was read, yet what fires now is not known.
 	store.SetDown(false)
 	t1 := advance(15 * time.Second)
+	_, w = compute()
+	if st := w.Firing.streamState; st.OK || st.Error != "not_evaluated" || st.UnknownSince == nil || !st.UnknownSince.Equal(t0) {
+		t.Errorf("firing panel before any rule evaluation: %+v", st)
+	}
+
+	// Evaluated now: every panel is read, as of now.
+	if err := history.RecordEvaluation(ctx, alerts.Term{Term: 1, Member: "m"}, t1); err != nil {
+		t.Fatal(err)
+	}
 	k, w = compute()
 	for _, p := range panels(k, w) {
 		if !p.st.OK || p.st.UnknownSince != nil || p.st.Error != "" || p.st.StaleAfter <= 0 {
@@ -254,6 +264,9 @@ func TestStreamStoreDown(t *testing.T) {
 	// Back: everything is read again, as of now.
 	store.SetDown(false)
 	t3 := advance(20 * time.Second)
+	if err := history.RecordEvaluation(ctx, alerts.Term{Term: 1, Member: "m"}, t3); err != nil {
+		t.Fatal(err)
+	}
 	k, w = compute()
 	for _, p := range panels(k, w) {
 		if !p.st.OK || p.st.UnknownSince != nil {
@@ -263,6 +276,17 @@ func TestStreamStoreDown(t *testing.T) {
 	}
 	if len(w.Firing.Alerts) != 1 {
 		t.Errorf("firing after the outage: %+v", w.Firing.Alerts)
+	}
+
+	// The rules stop being evaluated (ticks abandoned under load, no
+	// leader) while the store answers: the list is read, but the panel
+	// is as of the last evaluation and grows stale, as the charts do not.
+	t4 := advance(2 * time.Minute)
+	k, w = compute()
+	same("firing as of, no evaluation since t3", w.Firing.AsOf, t3)
+	same("regions as of, no evaluation since t3", w.Regions.AsOf, t4)
+	if st := w.Firing.streamState; !st.OK || t4.Sub(t3) <= time.Duration(st.StaleAfter)*time.Second {
+		t.Errorf("firing panel two minutes after the last evaluation: %+v, not stale", st)
 	}
 }
 

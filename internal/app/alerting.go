@@ -291,6 +291,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	go func() {
 		defer wg.Done()
 		ticks := 0
+		var recorded time.Time // the newest evaluation recorded
 		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev rules.Evaluation) error {
 			ticks++
 			defer lastFence.Store(time.Now().UnixNano())
@@ -300,6 +301,17 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 			err := a.manager.Observe(tctx, ev)
 			if err != nil && tctx.Err() == nil {
 				a.logger.Warn("cannot record alerts", "err", err)
+			}
+			// The wall's firing list is as current as the newest recorded
+			// evaluation (api: the alert banner).
+			if err == nil && !ev.At.Before(recorded.Add(evaluationRecordEvery)) {
+				if rerr := a.store.RecordEvaluation(tctx, term, ev.At); rerr != nil {
+					if tctx.Err() == nil {
+						a.logger.Warn("cannot record the rule evaluation", "err", rerr)
+					}
+				} else {
+					recorded = ev.At
+				}
 			}
 			a.countAlerts()
 			// A rule set stored by any instance is in force within two
@@ -367,6 +379,12 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	}
 	return ctx.Err()
 }
+
+// evaluationRecordEvery is how often the leader records that it
+// evaluated the rules: the wall judges its alert banner by the newest
+// record, and turns it "unknown" once that is older than the panel's
+// staleness (tens of seconds).
+const evaluationRecordEvery = 5 * time.Second
 
 // outboxPoll is how often the leader reads the outbox when no
 // notification was queued and no retry is due.
