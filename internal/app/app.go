@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cockpit-cs/cockpit/internal/config"
+	"github.com/cockpit-cs/cockpit/internal/memlimit"
 )
 
 // Version is set at build time with -ldflags "-X ...app.Version=v1.2.3".
@@ -37,7 +38,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := args[0], args[1:]
 	if cmd == "serve" || cmd == "demo" || cmd == "store" {
-		limitMemory()
+		memlimit.Apply()
 	}
 	var err error
 	switch cmd {
@@ -75,22 +76,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 var errUsage = errors.New("usage")
-
-// goMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT is
-// not set: the process (the embedded engine included) must stay under
-// 1 GiB, and without a limit the heap grows to twice what a start-up
-// backfill or a catching-up ingest holds at once. Two heap profiles of a
-// demo's start-up found 153 and 178 MB in use; at 450 MiB the Go runtime
-// kept up to 527 MB, about half the resident set, and the process peaked
-// at 992-1078 MiB, at 384 MiB at 883-962 MiB. At the demo's busiest hour
-// the heap holds about 190 MB live and is collected every 7 s.
-const goMemoryLimit = 384 << 20
-
-func limitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(goMemoryLimit)
-	}
-}
 
 func versionString() string {
 	v := Version
