@@ -303,8 +303,10 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 				a.logger.Warn("cannot record alerts", "err", err)
 			}
 			// The wall's firing list is as current as the newest recorded
-			// evaluation (api: the alert banner).
-			if err == nil && !ev.At.Before(recorded.Add(evaluationRecordEvery)) {
+			// evaluation (api: the alert banner): one in which every rule
+			// was evaluated, since the alerts of a rule that failed stay
+			// as they were.
+			if err == nil && len(ev.Failed) == 0 && !ev.At.Before(recorded.Add(evaluationRecordEvery)) {
 				if rerr := a.store.RecordEvaluation(tctx, term, ev.At); rerr != nil {
 					if tctx.Err() == nil {
 						a.logger.Warn("cannot record the rule evaluation", "err", rerr)
