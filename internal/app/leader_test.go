@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -125,4 +126,77 @@ func TestLeaderFencedOff(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestEvaluationRecorded: the leader records its evaluations for the
+// wall's alert banner, but only ticks in which every rule was evaluated:
+// with a rule that fails, the banner's evaluation time stays as it was.
+func TestEvaluationRecorded(t *testing.T) {
+	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
+	rs, err := rules.ParseRules(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := chtest.Start(t)
+	for _, fails := range []bool{false, true} {
+		_, conn := store.Database(t)
+		cfg := config.Default()
+		cfg.Rules.Tick = 200 * time.Millisecond
+		cfg.KPI.Rollup.Disabled = true
+		cfg.Ingest.Brokers = []string{"127.0.0.1:9"} // never dialled: leadership is given by hand
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rules.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a, err := newAlerting(ctx, cfg, conn, func() (int64, bool) { return 1, true },
+			prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.tickTimeout, a.fenceDelay = 2*time.Second, 100*time.Millisecond
+		source := &countingSource{fail: fails}
+		if a.evaluator, err = rules.NewEvaluator(source, noSpikes{}, rs, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.run(ctx)
+		}()
+		var last time.Time
+		deadline := time.Now().Add(30 * time.Second)
+		for source.calls.Load() < 10 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if last, err = a.store.LastEvaluation(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-done
+		switch {
+		case source.calls.Load() < 10:
+			t.Fatalf("fails=%v: %d rule evaluations in 30 s", fails, source.calls.Load())
+		case fails && !last.IsZero():
+			t.Errorf("with a failing rule, an evaluation was recorded at %s", last)
+		case !fails && (last.IsZero() || time.Since(last) > 10*time.Second):
+			t.Errorf("after %d evaluations, the last recorded is %s", source.calls.Load(), last)
+		}
+	}
+}
+
+// countingSource answers no values, or fails, and counts the calls.
+type countingSource struct {
+	fail  bool
+	calls atomic.Int64
+}
+
+func (s *countingSource) Scoped(context.Context, string, string, time.Time, time.Time, string) ([]rules.ScopedValue, error) {
+	s.calls.Add(1)
+	if s.fail {
+		return nil, errors.New("the metric cannot be read")
+	}
+	return nil, nil
 }
