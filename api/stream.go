@@ -255,22 +255,21 @@ func (r *readState) succeeded(asOf time.Time) {
 	r.good, r.failSince, r.err = asOf, time.Time{}, ""
 }
 
-// notEvaluated says the read worked but the rules were never evaluated:
-// the list read says nothing of what fires now.
-func (r *readState) notEvaluated(at time.Time) {
-	if r.failSince.IsZero() {
-		r.failSince = at
-	}
-	r.err = "not_evaluated"
-}
+// errNotEvaluated fails a firing list that was read while no rule
+// evaluation was ever recorded: it says nothing of what fires now.
+var errNotEvaluated = errors.New("no rule evaluation recorded")
 
 func (r *readState) failed(at time.Time, err error) {
 	if r.failSince.IsZero() {
 		r.failSince = at
 	}
-	r.err = "unavailable"
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, errNotEvaluated):
+		r.err = "not_evaluated"
+	case errors.Is(err, context.DeadlineExceeded):
 		r.err = "timeout"
+	default:
+		r.err = "unavailable"
 	}
 }
 
@@ -446,7 +445,7 @@ func (h *Hub) panel(ctx context.Context) {
 		// old and the wall says the alert state is unknown.
 		switch {
 		case evaluated.IsZero():
-			h.firing.notEvaluated(at)
+			h.firing.failed(at, errNotEvaluated)
 		case evaluated.Before(at):
 			h.firing.succeeded(evaluated.UTC())
 		default:
