@@ -307,12 +307,10 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 			// was evaluated, since the alerts of a rule that failed stay
 			// as they were.
 			if err == nil && len(ev.Failed) == 0 && !ev.At.Before(recorded.Add(evaluationRecordEvery)) {
-				if rerr := a.store.RecordEvaluation(tctx, term, ev.At); rerr != nil {
-					if tctx.Err() == nil {
-						a.logger.Warn("cannot record the rule evaluation", "err", rerr)
-					}
-				} else {
+				if rerr := a.store.RecordEvaluation(tctx, term, ev.At); rerr == nil {
 					recorded = ev.At
+				} else if tctx.Err() == nil {
+					a.logger.Warn("cannot record the rule evaluation", "err", rerr)
 				}
 			}
 			a.countAlerts()

@@ -857,9 +857,6 @@ func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dime
 		}
 		if out == nil {
 			out = maps.Clone(cells)
-			if out == nil {
-				out = map[cellKey]*cell{}
-			}
 		}
 		k := cellKey{key: c.key.of(dim)}
 		x := out[k]
