@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -24,22 +25,8 @@ import (
 // back, also when a member of an older generation opens a term after it.
 func TestLeaderFencedOff(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
-	cfg := config.Default()
-	cfg.Rules.Tick = 200 * time.Millisecond
-	cfg.KPI.Rollup.Disabled = true
-	cfg.Ingest.Brokers = []string{"127.0.0.1:9"} // never dialled: leadership is given by hand
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	// One cheap rule: the test is about who leads, not about evaluation.
-	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
-	rs, err := rules.ParseRules(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rules.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := leaderTestSetup(t, conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -132,24 +119,10 @@ func TestLeaderFencedOff(t *testing.T) {
 // wall's alert banner, but only ticks in which every rule was evaluated:
 // with a rule that fails, the banner's evaluation time stays as it was.
 func TestEvaluationRecorded(t *testing.T) {
-	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
-	rs, err := rules.ParseRules(src)
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := chtest.Start(t)
 	for _, fails := range []bool{false, true} {
 		_, conn := store.Database(t)
-		cfg := config.Default()
-		cfg.Rules.Tick = 200 * time.Millisecond
-		cfg.KPI.Rollup.Disabled = true
-		cfg.Ingest.Brokers = []string{"127.0.0.1:9"} // never dialled: leadership is given by hand
-		if err := cfg.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rules.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
-			t.Fatal(err)
-		}
+		cfg, rs := leaderTestSetup(t, conn)
 		ctx, cancel := context.WithCancel(context.Background())
 		a, err := newAlerting(ctx, cfg, conn, func() (int64, bool) { return 1, true },
 			prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
@@ -185,6 +158,29 @@ func TestEvaluationRecorded(t *testing.T) {
 			t.Errorf("after %d evaluations, the last recorded is %s", source.calls.Load(), last)
 		}
 	}
+}
+
+// leaderTestSetup returns the configuration of the alerting of these
+// tests, a 200 ms tick and no rollup, with leadership given by hand, and
+// stores its one cheap rule in conn's database.
+func leaderTestSetup(t *testing.T, conn driver.Conn) (config.Config, *rules.RuleSet) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Rules.Tick = 200 * time.Millisecond
+	cfg.KPI.Rollup.Disabled = true
+	cfg.Ingest.Brokers = []string{"127.0.0.1:9"} // never dialled: leadership is given by hand
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	src := []byte("rules:\n  - {name: flood, kind: threshold, metric: complaints, window: 1m, op: \">\", value: 3, severity: critical}\n")
+	rs, err := rules.ParseRules(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rules.NewRuleStore(conn).Save(context.Background(), src, rs, "api", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, rs
 }
 
 // countingSource answers no values, or fails, and counts the calls.
