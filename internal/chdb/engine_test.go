@@ -81,6 +81,21 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestEngineDefaults: the engine runs with engineDefaults (the memory
+// worker's period), and Args overrides them.
+func TestEngineDefaults(t *testing.T) {
+	got := sql(t, "SELECT value FROM system.server_settings WHERE name = 'memory_worker_period_ms'")
+	if got != "1000\n" {
+		t.Fatalf("memory_worker_period_ms = %q, want 1000", got)
+	}
+	if d := defaultArgs([]string{"--memory_worker_period_ms=50"}); len(d) != 0 {
+		t.Fatalf("defaults beside an override: %q", d)
+	}
+	if d := defaultArgs([]string{"--logger.level=warning"}); len(d) != len(engineDefaults) {
+		t.Fatalf("defaults beside another option: %q", d)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	tests := []struct {
 		query string
