@@ -179,24 +179,26 @@ func (s *Store) NewestTerm(ctx context.Context) (Term, error) {
 
 // probe reads the newest leadership term and, in the same query, a stamp
 // of the stored silences (a hash of every row's id and version: any write
-// changes it), which it keeps for the leader's next Manager.Sync. The
-// leader checks its term every tick; the silences ride along, so an idle
-// tick asks the store one question instead of two.
+// changes it), which it keeps for the leader's next Manager.Sync, and the
+// newest stored rule set version (RuleSetSeen). The leader checks its
+// term every tick; the other two ride along, so an idle tick asks the
+// store one question instead of three.
 func (s *Store) probe(ctx context.Context) (Term, uint64, error) {
 	rows, err := s.conn.Query(ctx, `SELECT term, generation, member,
-			(SELECT sum(cityHash64(id, version)) FROM silences) AS silences
+			(SELECT sum(cityHash64(id, version)) FROM silences) AS silences,
+			(SELECT max(version) FROM rule_sets) AS rule_set
 		FROM leader_terms ORDER BY term DESC, generation DESC LIMIT 1`)
 	if err != nil {
 		return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
 	}
 	defer rows.Close()
 	var (
-		t     Term
-		stamp uint64
-		found bool
+		t              Term
+		stamp, ruleSet uint64
+		found          bool
 	)
 	for rows.Next() {
-		if err := rows.Scan(&t.Term, &t.Generation, &t.Member, &stamp); err != nil {
+		if err := rows.Scan(&t.Term, &t.Generation, &t.Member, &stamp, &ruleSet); err != nil {
 			return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
 		}
 		found = true
@@ -206,9 +208,15 @@ func (s *Store) probe(ctx context.Context) (Term, uint64, error) {
 	}
 	if found {
 		s.silencesSeen.Store(&silenceStamp{seq: s.probes.Add(1), hash: stamp})
+		s.ruleSetSeen.Store(ruleSet)
 	}
 	return t, stamp, nil
 }
+
+// RuleSetSeen returns the newest stored rule set version (the rule book's
+// table, rules.RuleStore) as the last term check read it; 0 before one
+// read it, or while none is stored.
+func (s *Store) RuleSetSeen() uint64 { return s.ruleSetSeen.Load() }
 
 // silenceStamp is what one probe saw of the silences table; seq numbers
 // the probes, so a reader can tell a new observation from one it used.

@@ -28,6 +28,8 @@ type Store struct {
 	// read (nil before the first); probes numbers the checks.
 	silencesSeen atomic.Pointer[silenceStamp]
 	probes       atomic.Uint64
+	// ruleSetSeen is the newest stored rule set version a term check read.
+	ruleSetSeen atomic.Uint64
 }
 
 // SetTerm sets the leadership term stored with the alert states and

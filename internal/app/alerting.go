@@ -290,10 +290,8 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
-		ticks := 0
 		var recorded time.Time // the newest evaluation recorded
 		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev rules.Evaluation) error {
-			ticks++
 			defer lastFence.Store(time.Now().UnixNano())
 			if err := fence(tctx); err != nil {
 				return err
@@ -314,12 +312,9 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 				}
 			}
 			a.countAlerts()
-			// A rule set stored by any instance is in force within two
-			// ticks: it is looked for every other one.
-			if ticks%2 == 1 {
-				return err
-			}
-			if serr := a.rules.sync(tctx); serr != nil && tctx.Err() == nil {
+			// A rule set stored by any instance is in force from the next
+			// tick: the term check read the newest version.
+			if serr := a.rules.syncTo(tctx, a.store.RuleSetSeen()); serr != nil && tctx.Err() == nil {
 				a.logger.Warn("cannot read the stored rule set", "err", serr)
 			}
 			return err
@@ -456,13 +451,14 @@ type ruleBook struct {
 	logger  *slog.Logger
 	version atomic.Uint64
 	// checked is when the stored version was last read (unix ns): the
-	// leader reads it every other tick, and follow then has nothing to add.
+	// leader's term check reads it every tick, and follow then has
+	// nothing to add.
 	checked atomic.Int64
 	mu      sync.Mutex
 }
 
 // followInterval is how often an instance that does not lead checks the
-// stored rule set (the leader checks every other tick).
+// stored rule set (the leader's term check reads it every tick).
 const followInterval = 5 * time.Second
 
 // load puts the rules in force at start: the file's, or the newest
@@ -509,6 +505,15 @@ func (b *ruleBook) sync(ctx context.Context) error {
 	v, err := b.store.LatestVersion(ctx)
 	if err != nil {
 		return err
+	}
+	return b.syncTo(ctx, v)
+}
+
+// syncTo loads the newest stored rule set if v, the newest version just
+// read from the store, is not the one in force.
+func (b *ruleBook) syncTo(ctx context.Context, v uint64) error {
+	if b.file != "" {
+		return nil
 	}
 	b.checked.Store(time.Now().UnixNano())
 	if v == 0 || v == b.version.Load() {
