@@ -98,16 +98,16 @@ func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]
 // notification waiting for its next attempt holds back the later ones of
 // its receiver, so a receiver that was down never hears an alert resolve
 // before it hears it fire. It returns when the outbox next has something
-// due (a next attempt, a claim that expires, a failed attempt's retry), or
-// the zero time when nothing is pending or the outbox could not be read:
-// new notifications are announced by Store.OnEnqueue.
+// due (a next attempt, a claim that expires, a failed attempt's retry, a
+// read of the outbox that failed), or the zero time when nothing is
+// pending: new notifications are announced by Store.OnEnqueue.
 func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 	items, err := d.store.Due(ctx, now, 200)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.logger.Warn("cannot read the outbox", "err", err)
 		}
-		return time.Time{}
+		return now.Add(d.cfg.RetryMin)
 	}
 	var mu sync.Mutex
 	later := func(t time.Time) {

@@ -374,3 +374,24 @@ func TestDeliveryKeepsOrderAcrossBackoff(t *testing.T) {
 		t.Fatalf("delivered again: %v %v", ops.ids, duty.ids)
 	}
 }
+
+// TestOnceWhenOutboxUnreadable: with nothing pending, delivery has no
+// next time and waits to be woken; when the outbox cannot be read, it
+// asks to be run again after RetryMin rather than waiting for the
+// leader's slow poll, so a notification queued meanwhile is not held up.
+func TestOnceWhenOutboxUnreadable(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	cfg := DeliveryConfig{RetryMin: 3 * time.Second}
+	now := time.Now()
+	logger := slog.New(slog.DiscardHandler)
+	if next := NewDeliverer(cfg, NewStore(conn), nil, logger).Once(ctx, now); !next.IsZero() {
+		t.Fatalf("empty outbox: next = %s, want none", next)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if next := NewDeliverer(cfg, NewStore(conn), nil, logger).Once(ctx, now); !next.Equal(now.Add(cfg.RetryMin)) {
+		t.Fatalf("unreadable outbox: next = %s, want %s", next, now.Add(cfg.RetryMin))
+	}
+}

@@ -382,8 +382,12 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 const evaluationRecordEvery = 5 * time.Second
 
 // outboxPoll is how often the leader reads the outbox when no
-// notification was queued and no retry is due.
-const outboxPoll = 5 * time.Second
+// notification was queued and nothing is due. Every notification is
+// queued by this session (which wakes delivery) or was left by an earlier
+// leader (read when the session starts), and Deliverer.Once says when
+// the next retry or expiring claim falls due: this read is a safety net,
+// and an idle leader made 12 of them a minute at 5 s.
+const outboxPoll = 30 * time.Second
 
 // countAlerts sets the alerts-by-state gauge from the leader's tracker.
 func (a *alerting) countAlerts() {
