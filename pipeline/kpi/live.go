@@ -164,10 +164,16 @@ type liveView struct {
 	keyList   []liveKey          // … and by id
 	pruned    int64              // the horizon's start when convs was last pruned
 	open      map[string]openConv
-	scannedTo time.Time // store clock: rows stored before it are in the buckets
-	asOf      time.Time // when the last refresh ended, by the store's clock
-	refreshed time.Time // when the last refresh ended, by this process's clock
-	idle      bool      // the last refresh found nothing
+	// gauges are the "now" gauges of the open conversations by full-grain
+	// key, counted once per refresh (refreshes numbers the refreshes that
+	// changed open and asOf; gaugesAt is the one gauges were counted at).
+	gaugesMu            sync.Mutex
+	gauges              map[liveKey]gaugeCount
+	refreshes, gaugesAt uint64
+	scannedTo           time.Time // store clock: rows stored before it are in the buckets
+	asOf                time.Time // when the last refresh ended, by the store's clock
+	refreshed           time.Time // when the last refresh ended, by this process's clock
+	idle                bool      // the last refresh found nothing
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
@@ -434,6 +440,7 @@ func (l *liveView) update(ctx context.Context) error {
 		l.prune(horizonMs)
 	}
 	l.expireOpen(serverNow)
+	l.refreshes++
 	for _, k := range taken {
 		l.seen[k] = serverNow.UnixMilli()
 	}
@@ -546,6 +553,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.pruned = from
 	l.expireOpen(serverNow)
+	l.refreshes++
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.loaded, l.idle = true, false
 	l.recomputed += int64(len(fresh))
@@ -839,26 +847,55 @@ type answerKey struct {
 // maxAnswers bounds the answers kept for one version of the view.
 const maxAnswers = 256
 
-// withGaugesLocked returns cells with the "now" gauges of the open
-// conversations matching f added, at the view's time, by dim; cells is
-// not changed (a cell with gauges is a copy). l.mu is held.
-func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
+// gaugeCount is what the open conversations of one full-grain key add
+// to the "now" gauges.
+type gaugeCount struct{ active, waiting uint64 }
+
+// gaugesLocked returns the "now" gauges at the view's time by full-grain
+// key; l.mu is held (read). They are counted over the open conversations
+// once per refresh: the rules ask for them by several breakdowns every
+// tick, and there are far fewer keys than open conversations.
+func (l *liveView) gaugesLocked() map[liveKey]gaugeCount {
+	l.gaugesMu.Lock()
+	defer l.gaugesMu.Unlock()
+	if l.gauges != nil && l.gaugesAt == l.refreshes {
+		return l.gauges
+	}
 	now := l.asOf.UnixMilli()
 	day := now - 24*time.Hour.Milliseconds()
-	var out map[cellKey]*cell
+	g := map[liveKey]gaugeCount{}
 	for _, c := range l.open {
-		if !c.key.matches(f) {
-			continue
-		}
 		active := c.startMs > day && c.startMs <= now
 		waiting := c.transferMs > day && c.transferMs <= now && c.assignedMs < c.transferMs
 		if !active && !waiting {
 			continue
 		}
+		n := g[c.key]
+		if active {
+			n.active++
+		}
+		if waiting {
+			n.waiting++
+		}
+		g[c.key] = n
+	}
+	l.gauges, l.gaugesAt = g, l.refreshes
+	return g
+}
+
+// withGaugesLocked returns cells with the "now" gauges of the open
+// conversations matching f added, at the view's time, by dim; cells is
+// not changed (a cell with gauges is a copy). l.mu is held.
+func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
+	var out map[cellKey]*cell
+	for key, n := range l.gaugesLocked() {
+		if !key.matches(f) {
+			continue
+		}
 		if out == nil {
 			out = maps.Clone(cells)
 		}
-		k := cellKey{key: c.key.of(dim)}
+		k := cellKey{key: key.of(dim)}
 		x := out[k]
 		if x == nil || x == cells[k] {
 			cp := &cell{}
@@ -867,12 +904,8 @@ func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dime
 			}
 			x, out[k] = cp, cp
 		}
-		if active {
-			x.active++
-		}
-		if waiting {
-			x.waiting++
-		}
+		x.active += n.active
+		x.waiting += n.waiting
 	}
 	if out == nil {
 		return cells
