@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/simulate"
+	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
 // The spans of BenchmarkDemo. SPEC §9 judges the demo over ten minutes
 // after start-up; shorter spans are for trying the benchmark out.
 var (
 	demoMeasure = flag.Duration("demo-measure", 10*time.Minute, "BenchmarkDemo: how long the running demo's CPU is measured, after its start-up")
-	idleSettle  = flag.Duration("idle-settle", time.Minute, "BenchmarkDemo: pause after the idle restart before its CPU is measured")
+	idleSettle  = flag.Duration("idle-settle", kpi.DefaultRollupConfig().Settle+time.Minute, "BenchmarkDemo: span after the idle restart before its idle CPU is measured (the rollup's catch-up)")
 	idleMeasure = flag.Duration("idle-measure", 2*time.Minute, "BenchmarkDemo: how long the idle process's CPU is measured")
 )
 
@@ -46,6 +47,10 @@ const clockTicks = 100
 //     busiest hours, a tenth of that at night);
 //   - idle-cores: the same data directory restarted with no simulator
 //     and no viewer, measured for -idle-measure after -idle-settle;
+//     idle-catchup-cores is its CPU during -idle-settle: the rollup
+//     builds the hours the demo's last events touched once those have
+//     settled (kpi rollup settle, 3 min), a second or two of work that
+//     belongs to the events, not to idling;
 //   - peak-RSS-MiB: the larger of the two processes' VmHWM, the first's
 //     covering its start-up and backfill.
 //
@@ -118,7 +123,10 @@ func BenchmarkDemo(b *testing.B) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	time.Sleep(*idleSettle)
+	catchupCores, err := measureCPU(idle, *idleSettle)
+	if err != nil {
+		b.Fatal(err)
+	}
 	idleCores, err := measureCPU(idle, *idleMeasure)
 	if err != nil {
 		b.Fatal(err)
@@ -139,6 +147,7 @@ func BenchmarkDemo(b *testing.B) {
 	b.ReportMetric((inserted1-inserted0)/demoMeasure.Seconds(), "demo-events/s")
 	b.ReportMetric(float64(hour), "demo-shanghai-hour")
 	b.ReportMetric(float64(framesSeen), "viewer-frames")
+	b.ReportMetric(catchupCores, "idle-catchup-cores")
 	b.ReportMetric(idleCores, "idle-cores")
 	b.ReportMetric(idleMeasure.Seconds(), "idle-measured-s")
 	b.ReportMetric(float64(max(demoPeak, idlePeak))/(1<<20), "peak-RSS-MiB")
