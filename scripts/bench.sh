@@ -71,12 +71,38 @@ mkdir -p bench
 raw=bench/raw.txt
 failed=0
 
+# busy prints the share of the machine's CPU time in use over 3 s (%).
+busy() {
+	local a b
+	read -r _ a1 a2 a3 a4 a5 a6 a7 a8 _ </proc/stat
+	sleep 3
+	read -r _ b1 b2 b3 b4 b5 b6 b7 b8 _ </proc/stat
+	a=$(((b1 + b2 + b3 + b6 + b7 + b8) - (a1 + a2 + a3 + a6 + a7 + a8)))
+	b=$((a + (b4 + b5) - (a4 + a5)))
+	echo $((b > 0 ? 100 * a / b : 0))
+}
+
+# quiet waits, up to 2 minutes, until less than 15 % of the machine's CPU
+# is in use, so that a step does not pay for the one before it (a broker
+# flushing, an engine merging, processes exiting), and says how it found
+# the machine.
+quiet() {
+	local pct waited=0
+	pct=$(busy)
+	while ((pct >= 15 && waited < 120)); do
+		waited=$((waited + 3))
+		pct=$(busy)
+	done
+	echo "# machine before step $step: ${pct}% of the CPU in use over 3 s, after waiting ${waited} s"
+}
+
 # run prints the command as "$ …", quoted for a shell (the report lists
 # them), with the load just before it, then runs it; a failure is
 # remembered, not fatal.
 step=0
 run() {
 	step=$((step + 1))
+	quiet
 	echo "# load before step $step: $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '$'
 	printf ' %q' "$@"
