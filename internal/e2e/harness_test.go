@@ -351,6 +351,35 @@ func metricAt(base, name string) float64 {
 	return -1
 }
 
+// metricSum returns the sum of every series of the metric name (any
+// labels), or -1 when there is none or /metrics cannot be read.
+func metricSum(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sum, found := 0.0, false
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			if f, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
+				sum, found = sum+f, true
+			}
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
 // getJSON decodes GET base+path into out.
 func getJSON(base, path string, out any) error {
 	resp, err := http.Get(base + path)
