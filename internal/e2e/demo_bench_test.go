@@ -101,7 +101,7 @@ func BenchmarkDemo(b *testing.B) {
 		if demo.exited() {
 			b.Fatalf("demo exited: %v\n%s", demo.err, demo.tail(30))
 		}
-		lag := metricSum(base, "cockpit_ingest_lag_records")
+		lag := metricAt(base, "cockpit_ingest_lag_records")
 		return lag >= 0 && lag < backfillLagDone
 	})
 	ingested := time.Since(t0)

@@ -329,31 +329,9 @@ func (s *serveProc) assigned() bool { return s.countLog("partitions assigned") >
 // metric returns the value of an unlabelled series of /metrics, or -1.
 func (s *serveProc) metric(name string) float64 { return metricAt(s.base, name) }
 
-// metricAt returns the value of an unlabelled series of base's /metrics,
-// or -1.
+// metricAt returns the value of the metric name, summed over its series
+// (any labels), or -1 when there is none or /metrics cannot be read.
 func metricAt(base, name string) float64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
-
-// metricSum returns the sum of every series of the metric name (any
-// labels), or -1 when there is none or /metrics cannot be read.
-func metricSum(base, name string) float64 {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return -1
