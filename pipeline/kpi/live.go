@@ -165,15 +165,16 @@ type liveView struct {
 	pruned    int64              // the horizon's start when convs was last pruned
 	open      map[string]openConv
 	// gauges are the "now" gauges of the open conversations by full-grain
-	// key, counted once per refresh (refreshes numbers the refreshes that
-	// changed open and asOf; gaugesAt is the one gauges were counted at).
-	gaugesMu            sync.Mutex
-	gauges              map[liveKey]gaugeCount
-	refreshes, gaugesAt uint64
-	scannedTo           time.Time // store clock: rows stored before it are in the buckets
-	asOf                time.Time // when the last refresh ended, by the store's clock
-	refreshed           time.Time // when the last refresh ended, by this process's clock
-	idle                bool      // the last refresh found nothing
+	// key, counted once per refresh: gaugesAt is the refreshed of the
+	// refresh they were counted after (every refresh changes open and
+	// asOf, and sets refreshed).
+	gaugesMu  sync.Mutex
+	gauges    map[liveKey]gaugeCount
+	gaugesAt  time.Time
+	scannedTo time.Time // store clock: rows stored before it are in the buckets
+	asOf      time.Time // when the last refresh ended, by the store's clock
+	refreshed time.Time // when the last refresh ended, by this process's clock
+	idle      bool      // the last refresh found nothing
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
@@ -440,7 +441,6 @@ func (l *liveView) update(ctx context.Context) error {
 		l.prune(horizonMs)
 	}
 	l.expireOpen(serverNow)
-	l.refreshes++
 	for _, k := range taken {
 		l.seen[k] = serverNow.UnixMilli()
 	}
@@ -553,7 +553,6 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.pruned = from
 	l.expireOpen(serverNow)
-	l.refreshes++
 	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
 	l.loaded, l.idle = true, false
 	l.recomputed += int64(len(fresh))
@@ -858,7 +857,7 @@ type gaugeCount struct{ active, waiting uint64 }
 func (l *liveView) gaugesLocked() map[liveKey]gaugeCount {
 	l.gaugesMu.Lock()
 	defer l.gaugesMu.Unlock()
-	if l.gauges != nil && l.gaugesAt == l.refreshes {
+	if l.gauges != nil && l.gaugesAt.Equal(l.refreshed) {
 		return l.gauges
 	}
 	now := l.asOf.UnixMilli()
@@ -879,7 +878,7 @@ func (l *liveView) gaugesLocked() map[liveKey]gaugeCount {
 		}
 		g[c.key] = n
 	}
-	l.gauges, l.gaugesAt = g, l.refreshes
+	l.gauges, l.gaugesAt = g, l.refreshed
 	return g
 }
 
