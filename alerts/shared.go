@@ -173,8 +173,7 @@ func (e *FencedError) Unwrap() error { return ErrFenced }
 // NewestTerm returns the newest leadership term (zero when none was
 // opened).
 func (s *Store) NewestTerm(ctx context.Context) (Term, error) {
-	t, _, err := s.probe(ctx)
-	return t, err
+	return s.probe(ctx)
 }
 
 // probe reads the newest leadership term and, in the same query, a stamp
@@ -183,13 +182,13 @@ func (s *Store) NewestTerm(ctx context.Context) (Term, error) {
 // newest stored rule set version (RuleSetSeen). The leader checks its
 // term every tick; the other two ride along, so an idle tick asks the
 // store one question instead of three.
-func (s *Store) probe(ctx context.Context) (Term, uint64, error) {
+func (s *Store) probe(ctx context.Context) (Term, error) {
 	rows, err := s.conn.Query(ctx, `SELECT term, generation, member,
 			(SELECT sum(cityHash64(id, version)) FROM silences) AS silences,
 			(SELECT max(version) FROM rule_sets) AS rule_set
 		FROM leader_terms ORDER BY term DESC, generation DESC LIMIT 1`)
 	if err != nil {
-		return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
+		return Term{}, fmt.Errorf("cannot read the leadership term: %w", err)
 	}
 	defer rows.Close()
 	var (
@@ -199,18 +198,18 @@ func (s *Store) probe(ctx context.Context) (Term, uint64, error) {
 	)
 	for rows.Next() {
 		if err := rows.Scan(&t.Term, &t.Generation, &t.Member, &stamp, &ruleSet); err != nil {
-			return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
+			return Term{}, fmt.Errorf("cannot read the leadership term: %w", err)
 		}
 		found = true
 	}
 	if err := rows.Err(); err != nil {
-		return Term{}, 0, fmt.Errorf("cannot read the leadership term: %w", err)
+		return Term{}, fmt.Errorf("cannot read the leadership term: %w", err)
 	}
 	if found {
 		s.silencesSeen.Store(&silenceStamp{seq: s.probes.Add(1), hash: stamp})
 		s.ruleSetSeen.Store(ruleSet)
 	}
-	return t, stamp, nil
+	return t, nil
 }
 
 // RuleSetSeen returns the newest stored rule set version (the rule book's
@@ -247,7 +246,7 @@ func (s *Store) BeginTerm(ctx context.Context, generation int64, member string) 
 // CheckTerm returns nil while mine is the newest term, else a
 // *FencedError naming the newest.
 func (s *Store) CheckTerm(ctx context.Context, mine Term) error {
-	newest, _, err := s.probe(ctx)
+	newest, err := s.probe(ctx)
 	if err != nil {
 		return err
 	}
