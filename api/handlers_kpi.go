@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -11,6 +12,18 @@ import (
 
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
+
+// kpiSource is the source that answers a request for the metrics with
+// query v: the live view (Deps.LiveKPIs) for the default window, the last
+// 15 minutes, which a wall or a script asks again and again and which the
+// view answers from memory, widened to whole buckets (the answer's from
+// and to say so); the store for a window the caller chose, exactly.
+func (s *Server) kpiSource(v url.Values) KPISource {
+	if s.deps.LiveKPIs != nil && v.Get("from") == "" && v.Get("to") == "" {
+		return s.deps.LiveKPIs
+	}
+	return s.deps.KPIs
+}
 
 // GET /api/v1/kpis: every metric over the window for the filters.
 func (s *Server) kpis(c *gin.Context) {
@@ -29,7 +42,7 @@ func (s *Server) kpis(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	snap, err := s.deps.KPIs.KPIs(c.Request.Context(), w, f)
+	snap, err := s.kpiSource(v).KPIs(c.Request.Context(), w, f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -59,13 +72,16 @@ func (s *Server) kpisBy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rows, err := s.deps.KPIs.KPIsBy(c.Request.Context(), w, f, dim)
+	rows, err := s.kpiSource(v).KPIsBy(c.Request.Context(), w, f, dim)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	if rows == nil {
 		rows = []kpi.KeyedSnapshot{}
+	}
+	if len(rows) > 0 { // the window answered, which the live view widens
+		w = kpi.Window{From: rows[0].From, To: rows[0].To}
 	}
 	c.JSON(http.StatusOK, gin.H{"dimension": dim, "from": w.From, "to": w.To, "filters": f, "rows": rows})
 }

@@ -32,8 +32,9 @@ type Deps struct {
 	Metrics http.Handler
 	// KPIs serves /kpis, /kpis/by, /timeseries and the stream.
 	KPIs KPISource
-	// LiveKPIs, when set, serves the stream instead of KPIs: its windows
-	// always end now (kpi.KPIStore.Live).
+	// LiveKPIs, when set, serves the stream, and /kpis and /kpis/by when
+	// no from or to is given, instead of KPIs: its windows always end now
+	// (kpi.KPIStore.Live).
 	LiveKPIs KPISource
 	// Conversations serves the drill-down and the CSV export.
 	Conversations ConversationReader
