@@ -30,7 +30,7 @@ func newTestServer(t *testing.T, checks ...Check) *httptest.Server {
 	return ts
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
