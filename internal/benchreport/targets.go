@@ -205,7 +205,11 @@ func carried(t target) target {
 		}
 		m += ", " + fmtInt(rate) + " events/s"
 		if h, ok := metrics[normUnit("demo-shanghai-hour")]; ok {
-			m += fmt.Sprintf(" (simulator at %02d:00 Shanghai time)", int(h))
+			m += fmt.Sprintf(" (simulator at %02d:00 Shanghai time", int(h))
+			if f, ok := metrics[normUnit("demo-floor")]; ok {
+				m += fmt.Sprintf(", floor %g of its peak", f)
+			}
+			m += ")"
 		}
 		if rate < busyDemo && v == Pass {
 			m += fmt.Sprintf(", a quiet hour: under the %d events/s of the busy hours", busyDemo)
