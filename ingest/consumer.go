@@ -30,7 +30,17 @@ type Consumer struct {
 	leader atomic.Bool
 	// leaderGen is the generation in which leader was last set.
 	leaderGen atomic.Int64
+	progress  progress
 }
+
+// Behind reports how long ago the least recent of the partitions this
+// member reads was last caught up: a fetch of it left no more than the
+// next one brings. About a second while the ingest keeps up (an idle
+// partition is fetched every second); it grows through a backlog, a store
+// outage (a batch that cannot be stored holds its partition's fetches) and
+// a partition just taken over until its first fetches. It knows only this
+// member's partitions: with several members, each answers for its own.
+func (c *Consumer) Behind(now time.Time) time.Duration { return c.progress.behind(now) }
 
 // Leader reports whether this member currently owns partition 0 of the
 // events topic. Exactly one member of the group does (but for a moment

@@ -262,15 +262,26 @@ func TestIngestStoreOutage(t *testing.T) {
 	r := start(t, testConfig(brokers, topic, dlq), conn)
 	kafkatest.Produce(t, brokers, topic, msgs[:4000]...)
 	waitRows(t, conn, 4000, time.Minute)
+	// Caught up: every partition's last fetch left nothing it would not
+	// bring next, about a second ago at most (an idle one is fetched
+	// every second).
+	caughtUp := func() bool { return r.c.Behind(time.Now()) < 3*time.Second }
+	waitFor(t, 30*time.Second, caughtUp)
 
 	store.SetDown(true)
 	kafkatest.Produce(t, brokers, topic, msgs[4000:8000]...)
 	time.Sleep(3 * time.Second) // the consumer fails and retries meanwhile
 	kafkatest.Produce(t, brokers, topic, msgs[8000:]...)
 	time.Sleep(2 * time.Second)
+	// The partitions whose batches cannot be stored fetch nothing: the
+	// ingest is behind, and says so (the rules hold on it).
+	if d := r.c.Behind(time.Now()); d < 3*time.Second {
+		t.Errorf("5 s into a store outage with events waiting, Behind = %s", d)
+	}
 	store.SetDown(false)
 
 	waitRows(t, conn, uint64(len(msgs)), 2*time.Minute)
+	waitFor(t, 30*time.Second, caughtUp)
 	if n := count(t, conn, "SELECT uniqExact(event_id) FROM events"); n != uint64(len(msgs)) {
 		t.Fatalf("distinct ids = %d, want %d", n, len(msgs))
 	}

@@ -68,10 +68,12 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 	stopTimer := context.AfterFunc(gctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, cancel) })
 	defer stopTimer()
 	lag := c.m.lag.WithLabelValues(strconv.Itoa(pa.ID))
+	defer c.progress.start(p.id, time.Now())()
 	if err := p.start(gctx, pa.Offset); err != nil {
 		return
 	}
 	for gctx.Err() == nil {
+		before := p.next
 		hwm, err := p.fetch(gctx, fctx)
 		if err != nil {
 			if gctx.Err() != nil {
@@ -85,9 +87,16 @@ func (c *Consumer) runPartition(gctx context.Context, gen *kafka.Generation, pa 
 			}
 			continue
 		}
+		left := int64(-1) // nothing to read
 		if hwm >= 0 {
-			lag.Set(float64(max(hwm-p.next, 0)))
+			left = max(hwm-p.next, 0)
+			lag.Set(float64(left))
 		}
+		read := p.next - before
+		if before < 0 { // the first fetch resolved where to start
+			read = 0
+		}
+		c.progress.fetched(p.id, read, left, time.Now())
 		if p.due() {
 			if err := p.flush(fctx); err != nil {
 				return // the generation ended: the next owner replays the intent

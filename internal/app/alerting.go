@@ -41,8 +41,12 @@ type alerting struct {
 	// leadership is the ingest group's answer: whether this member owns
 	// partition 0, and in which generation.
 	leadership func() (generation int64, leads bool)
-	member     string
-	m          *leaderMetrics
+	// behind, when set, is how long the ingest has not been caught up
+	// (ingest.Consumer.Behind): beyond rules.max_ingest_delay the ticks
+	// are held, not evaluated.
+	behind func(time.Time) time.Duration
+	member string
+	m      *leaderMetrics
 	// tickTimeout bounds one tick; a new leader waits fenceDelay (a
 	// tick's worth and a margin) after opening its term, so that whatever
 	// the member before it was writing is written.
@@ -222,6 +226,23 @@ func (a *alerting) run(ctx context.Context) {
 	}
 }
 
+// hold says why the rules must not be evaluated now, if they must not:
+// the ingest has been catching up for longer than rules.max_ingest_delay
+// (after a restart with a backlog, or under more events than it keeps up
+// with), so the windows hold only part of their events. Meanwhile the
+// alerts stay as they were and no evaluation is recorded: the wall's
+// alert banner turns "unknown" once the last one is older than it
+// tolerates, rather than showing the all-clear of half a window.
+func (a *alerting) hold() error {
+	if a.behind == nil {
+		return nil
+	}
+	if d := a.behind(time.Now()); d > a.cfg.Rules.MaxIngestDelay {
+		return fmt.Errorf("the ingest has not caught up for %s (rules.max_ingest_delay %s)", d.Round(time.Second), a.cfg.Rules.MaxIngestDelay)
+	}
+	return nil
+}
+
 // session is one leadership: it opens a term, waits until the member
 // before can no longer write, takes over the alert state, then evaluates,
 // delivers and builds rollups until ctx ends or a newer term fences it
@@ -291,7 +312,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	go func() {
 		defer wg.Done()
 		var recorded time.Time // the newest evaluation recorded
-		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, func(tctx context.Context, ev rules.Evaluation) error {
+		a.evaluator.Run(sctx, a.cfg.Rules.Tick, a.tickTimeout, a.m.rules, a.hold, func(tctx context.Context, ev rules.Evaluation) error {
 			defer lastFence.Store(time.Now().UnixNano())
 			if err := fence(tctx); err != nil {
 				return err

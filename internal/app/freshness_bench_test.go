@@ -221,10 +221,13 @@ func BenchmarkFreshness(b *testing.B) {
 	b.ReportMetric(float64(wallMax.Microseconds())/1000, "wall-interval-max-ms")
 	n := ticks1.count - ticks0.count
 	b.ReportMetric(n, "rule-ticks")
+	share := 0.0 // no tick evaluated: none within 100 ms
 	if n > 0 {
-		b.ReportMetric(100*(ticks1.within100ms-ticks0.within100ms)/n, "rule-ticks-within-100ms-%")
+		share = 100 * (ticks1.within100ms - ticks0.within100ms) / n
 	}
+	b.ReportMetric(share, "rule-ticks-within-100ms-%")
 	b.ReportMetric(ticks1.skipped-ticks0.skipped, "rule-ticks-skipped")
+	b.ReportMetric(ticks1.held-ticks0.held, "rule-ticks-held")
 }
 
 // streamCadence records when each frame of the wall's stream arrived, by
@@ -285,7 +288,7 @@ func (c *streamCadence) intervals(e string) (p99, largest time.Duration) {
 }
 
 // tickCounts are the rule-tick counters of the product's /metrics.
-type tickCounts struct{ count, within100ms, skipped float64 }
+type tickCounts struct{ count, within100ms, skipped, held float64 }
 
 func scrapeTicks(ctx context.Context, base string) (tickCounts, error) {
 	var t tickCounts
@@ -314,6 +317,8 @@ func scrapeTicks(ctx context.Context, base string) (tickCounts, error) {
 			dst = &t.within100ms
 		case "cockpit_rule_ticks_skipped_total":
 			dst = &t.skipped
+		case "cockpit_rule_ticks_held_total":
+			dst = &t.held
 		default:
 			continue
 		}
@@ -322,8 +327,8 @@ func scrapeTicks(ctx context.Context, base string) (tickCounts, error) {
 		}
 		found++
 	}
-	if found != 3 {
-		return t, fmt.Errorf("/metrics: %d of the 3 rule-tick series", found)
+	if found != 4 {
+		return t, fmt.Errorf("/metrics: %d of the 4 rule-tick series", found)
 	}
 	return t, sc.Err()
 }

@@ -254,3 +254,69 @@ func TestLeaderFollowsStoredRules(t *testing.T) {
 	}
 	t.Logf("in force on the leader %s after it was stored (tick %s)", took.Round(time.Millisecond), cfg.Rules.Tick)
 }
+
+// TestLeaderHoldsWhileIngestBehind: while the ingest has not caught up
+// for longer than rules.max_ingest_delay, the leader evaluates no rule
+// and records no evaluation (the wall's banner turns unknown rather than
+// show an all-clear of half a window); once it has caught up, it
+// evaluates and records again.
+func TestLeaderHoldsWhileIngestBehind(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	cfg, rs := leaderTestSetup(t, conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	a, err := newAlerting(ctx, cfg, conn, func() (int64, bool) { return 1, true }, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.tickTimeout, a.fenceDelay = 2*time.Second, 100*time.Millisecond
+	source := &countingSource{}
+	if a.evaluator, err = rules.NewEvaluator(source, noSpikes{}, rs, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	var behind atomic.Int64
+	behind.Store(int64(time.Minute))
+	a.behind = func(time.Time) time.Duration { return time.Duration(behind.Load()) }
+	done := make(chan error, 1)
+	go func() { done <- a.session(ctx, 1) }()
+	held := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "cockpit_rule_ticks_held_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for held() < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := held(); n < 5 {
+		t.Fatalf("%v ticks held in 30 s with the ingest a minute behind", n)
+	}
+	if n := source.calls.Load(); n != 0 {
+		t.Errorf("%d rule evaluations while the ingest was a minute behind", n)
+	}
+	if at, err := a.store.LastEvaluation(ctx); err != nil || !at.IsZero() {
+		t.Errorf("an evaluation was recorded while held: %s, %v", at, err)
+	}
+	behind.Store(int64(time.Second)) // caught up
+	for time.Now().Before(deadline) {
+		if at, err := a.store.LastEvaluation(ctx); err == nil && !at.IsZero() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the leader session ended with %v, want it cancelled", err)
+	}
+	if at, err := a.store.LastEvaluation(context.Background()); err != nil || at.IsZero() || source.calls.Load() == 0 {
+		t.Errorf("after the ingest caught up: last evaluation %s (%v), %d rule evaluations", at, err, source.calls.Load())
+	}
+}

@@ -78,6 +78,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
+	p.alerting.behind = p.ingest.Behind
 	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		_ = conn.Close()

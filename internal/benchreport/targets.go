@@ -224,7 +224,7 @@ func carried(t target) target {
 // most 100 ms (the tick histogram's bucket), and the ticks skipped.
 func ticksUnderLoad() target {
 	return target{what: "rule ticks of the running product at 50k events/s (its built-in rules), within 100 ms",
-		target: "≥ 99 %, none skipped", eval: func(r *Raw) (string, Verdict) {
+		target: "≥ 99 %, none skipped or held", eval: func(r *Raw) (string, Verdict) {
 			res, ok := r.Find(freshBench)
 			share, ok1 := res.Metrics["rule-ticks-within-100ms-%"]
 			skipped, ok2 := res.Metrics["rule-ticks-skipped"]
@@ -232,7 +232,12 @@ func ticksUnderLoad() target {
 				return "—", NotMeasured
 			}
 			m := fmt.Sprintf("%.1f %% of %s ticks, %s skipped", share, fmtInt(res.Metrics["rule-ticks"]), fmtInt(skipped))
-			if share >= 99 && skipped == 0 {
+			// Held: not evaluated because the ingest had not caught up.
+			held, ok3 := res.Metrics["rule-ticks-held"]
+			if ok3 {
+				m += fmt.Sprintf(", %s held while the ingest caught up", fmtInt(held))
+			}
+			if share >= 99 && skipped == 0 && held == 0 {
 				return m, Pass
 			}
 			return m, Fail

@@ -69,6 +69,11 @@ type Rules struct {
 	File string `yaml:"file"`
 	// Tick is the evaluation interval. Default 1s.
 	Tick time.Duration `yaml:"tick"`
+	// MaxIngestDelay is how long the ingest may go without catching up
+	// with the topic before the rules stop judging windows that hold only
+	// part of their events: ticks are held (counted, alerts left as they
+	// were) until it catches up. Default 15s.
+	MaxIngestDelay time.Duration `yaml:"max_ingest_delay"`
 }
 
 // Alerting configures routing and delivery of notifications.
@@ -171,7 +176,7 @@ func Default() Config {
 		Ingest:   ingest.Default(),
 		Kafka:    Kafka{Partitions: 8, Replication: 1},
 		KPI:      KPI{ServiceLevelThreshold: 20 * time.Second, Rollup: kpi.DefaultRollupConfig(), Live: kpi.DefaultLiveConfig()},
-		Rules:    Rules{Tick: time.Second},
+		Rules:    Rules{Tick: time.Second, MaxIngestDelay: 15 * time.Second},
 		Alerting: Alerting{DispatchConfig: alerts.DefaultDispatchConfig()},
 	}
 }
@@ -213,6 +218,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rules.Tick < 100*time.Millisecond {
 		return fmt.Errorf("rules.tick must be at least 100ms, got %s", c.Rules.Tick)
+	}
+	if c.Rules.MaxIngestDelay < time.Second {
+		return fmt.Errorf("rules.max_ingest_delay must be at least 1s, got %s", c.Rules.MaxIngestDelay)
 	}
 	if c.KPI.ServiceLevelThreshold <= 0 {
 		return fmt.Errorf("kpi.service_level_threshold must be positive, got %s", c.KPI.ServiceLevelThreshold)

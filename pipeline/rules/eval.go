@@ -274,9 +274,13 @@ func formatValue(v float64) string {
 // deadline of timeout: a tick that cannot finish in time is abandoned (its
 // evaluation is not delivered, so no alert changes on partial numbers),
 // and the ticks that came due while one ran are skipped, never queued.
-// Both are counted in m (which may be nil).
-func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *RuleMetrics, deliver func(context.Context, Evaluation) error) {
+// Both are counted in m (which may be nil). A tick at which hold (if not
+// nil) returns an error is not evaluated at all, and counted as held:
+// while the events of the windows are still arriving, a rule would judge
+// part of them (a count too low, a rate from the events stored first).
+func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *RuleMetrics, hold func() error, deliver func(context.Context, Evaluation) error) {
 	failing := false
+	var holding error
 	next := time.Now().Truncate(tick).Add(tick)
 	for {
 		wait := time.NewTimer(time.Until(next))
@@ -285,6 +289,20 @@ func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *Rul
 			wait.Stop()
 			return
 		case <-wait.C:
+		}
+		if hold != nil {
+			err := hold()
+			switch {
+			case err != nil && holding == nil:
+				e.logger.Warn("rule evaluation held: the windows are not all stored yet; alerts stay as they were", "reason", err)
+			case err == nil && holding != nil:
+				e.logger.Info("rule evaluation resumed")
+			}
+			if holding = err; err != nil {
+				m.hold()
+				next = time.Now().Truncate(tick).Add(tick)
+				continue
+			}
 		}
 		began := time.Now()
 		// A live view refreshed within the tick is recent enough.

@@ -15,6 +15,7 @@ type RuleMetrics struct {
 	failures *prometheus.CounterVec
 	tick     prometheus.Histogram
 	skipped  prometheus.Counter
+	held     prometheus.Counter
 }
 
 // NewRuleMetrics registers the rule evaluation metrics on reg.
@@ -38,8 +39,12 @@ func NewRuleMetrics(reg prometheus.Registerer) (*RuleMetrics, error) {
 			Name: "cockpit_rule_ticks_skipped_total",
 			Help: "Ticks not evaluated because the one before was still running, or abandoned because they could not finish in time; a skipped tick is never queued.",
 		}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cockpit_rule_ticks_held_total",
+			Help: "Ticks not evaluated because the events their windows hold were still arriving (the ingest had not caught up): their alerts are left as they were.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.failures, m.tick, m.skipped} {
+	for _, c := range []prometheus.Collector{m.duration, m.failures, m.tick, m.skipped, m.held} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("pipeline: cannot register rule metrics"), err)
 		}
@@ -66,5 +71,11 @@ func (m *RuleMetrics) tickDone(took time.Duration) {
 func (m *RuleMetrics) skip(n int) {
 	if m != nil && n > 0 {
 		m.skipped.Add(float64(n))
+	}
+}
+
+func (m *RuleMetrics) hold() {
+	if m != nil {
+		m.held.Inc()
 	}
 }

@@ -116,7 +116,7 @@ func TestRunOneTickAtATime(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.Run(ctx, tick, 500*time.Millisecond, m, func(tctx context.Context, ev Evaluation) error {
+		e.Run(ctx, tick, 500*time.Millisecond, m, nil, func(tctx context.Context, ev Evaluation) error {
 			if inFlight.Add(1) > 1 {
 				overlaps.Add(1)
 			}
@@ -176,4 +176,63 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestRunHolds: a tick at which hold says no is neither evaluated nor
+// delivered, and is counted as held (not skipped); evaluation resumes at
+// the first tick hold allows.
+func TestRunHolds(t *testing.T) {
+	var asked atomic.Int32
+	src := &fakeSource{fn: func(string, string, time.Time, time.Time, string) []ScopedValue { asked.Add(1); return nil }}
+	rs := mustRules(t, `rules:
+  - {name: slow, kind: threshold, metric: first_response_seconds, stat: p90, window: 5m, op: ">", value: 30, severity: warning}
+`)
+	e, err := NewEvaluator(src, noSpikes{}, rs, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewRuleMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var holds, askedWhileHeld, delivered atomic.Int32
+	hold := func() error {
+		if holds.Add(1) <= 4 {
+			if asked.Load() != 0 {
+				askedWhileHeld.Store(asked.Load())
+			}
+			return errors.New("behind")
+		}
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(ctx, 200*time.Millisecond, time.Second, m, hold, func(context.Context, Evaluation) error {
+			if delivered.Add(1) == 2 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not deliver twice within 10 s")
+	}
+	if n := askedWhileHeld.Load(); n != 0 {
+		t.Errorf("the source was asked %d times while the ticks were held", n)
+	}
+	if got := gathered(t, reg, "cockpit_rule_ticks_held_total"); got != 4 {
+		t.Errorf("held ticks = %v, want 4", got)
+	}
+	if got := gathered(t, reg, "cockpit_rule_ticks_skipped_total"); got != 0 {
+		t.Errorf("skipped ticks = %v, want 0", got)
+	}
+	if asked.Load() == 0 || delivered.Load() != 2 {
+		t.Errorf("after the hold: source asked %d times, %d evaluations delivered", asked.Load(), delivered.Load())
+	}
 }
