@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"net/http"
@@ -14,16 +15,23 @@ import (
 )
 
 // kpiSource is the source that answers a request for the metrics with
-// query v: the live view (Deps.LiveKPIs) for the default window, the last
-// 15 minutes, which a wall or a script asks again and again and which the
-// view answers from memory, widened to whole buckets (the answer's from
-// and to say so); the store for a window the caller chose, exactly.
-func (s *Server) kpiSource(v url.Values) KPISource {
+// query v, and the context to ask it under: the live view
+// (Deps.LiveKPIs) for the default window, the last 15 minutes, which a
+// wall or a script asks again and again and which the view answers from
+// memory, widened to whole buckets (the answer's from and to say so), as
+// long as its data is at most liveFreshness old (else the store answers);
+// the store for a window the caller chose, exactly.
+func (s *Server) kpiSource(c *gin.Context, v url.Values) (KPISource, context.Context) {
 	if s.deps.LiveKPIs != nil && v.Get("from") == "" && v.Get("to") == "" {
-		return s.deps.LiveKPIs
+		return s.deps.LiveKPIs, kpi.WithFreshness(c.Request.Context(), liveFreshness)
 	}
-	return s.deps.KPIs
+	return s.deps.KPIs, c.Request.Context()
 }
+
+// liveFreshness is the oldest live data /kpis answers with: the view is
+// refreshed after every insert and probed every 2 s when idle, so only a
+// view that has fallen behind its events is older.
+const liveFreshness = 3 * time.Second
 
 // GET /api/v1/kpis: every metric over the window for the filters.
 func (s *Server) kpis(c *gin.Context) {
@@ -42,7 +50,8 @@ func (s *Server) kpis(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	snap, err := s.kpiSource(v).KPIs(c.Request.Context(), w, f)
+	src, ctx := s.kpiSource(c, v)
+	snap, err := src.KPIs(ctx, w, f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -72,7 +81,8 @@ func (s *Server) kpisBy(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rows, err := s.kpiSource(v).KPIsBy(c.Request.Context(), w, f, dim)
+	src, ctx := s.kpiSource(c, v)
+	rows, err := src.KPIsBy(ctx, w, f, dim)
 	if err != nil {
 		s.fail(c, err)
 		return

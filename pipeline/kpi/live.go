@@ -174,6 +174,7 @@ type liveView struct {
 	scannedTo time.Time // store clock: rows stored before it are in the buckets
 	asOf      time.Time // when the last refresh ended, by the store's clock
 	refreshed time.Time // when the last refresh ended, by this process's clock
+	readAt    time.Time // when the last refresh asked the store what changed, by this process's clock: the age of the data
 	idle      bool      // the last refresh found nothing
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
@@ -221,8 +222,15 @@ func (l *liveView) floor(ms int64) int64 {
 // callers that come while one runs wait for it.
 func (l *liveView) ensure(ctx context.Context) error {
 	tolerated, _ := ctx.Value(stalenessKey{}).(time.Duration)
+	maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
 	l.mu.Lock()
 	done := l.running
+	if done != nil && bounded && time.Since(l.readAt) > maxAge {
+		// A refresh under way and the view already too old for this
+		// caller: it has fallen behind, and the store answers sooner.
+		l.mu.Unlock()
+		return errLiveBehind
+	}
 	if done == nil && l.due(tolerated) {
 		done = make(chan struct{})
 		l.running, l.taken = done, l.localAt.Load()
@@ -273,6 +281,31 @@ func (l *liveView) ensure(ctx context.Context) error {
 }
 
 type stalenessKey struct{}
+
+// errLiveBehind: the view is older than a WithFreshness caller takes and
+// still refreshing.
+var errLiveBehind = errors.New("the live view is behind its events")
+
+type freshnessKey struct{}
+
+// WithFreshness returns a context under which a window that ends now is
+// answered from the live view only if the view's data is at most age old
+// once it has had its refresh (or its wait for one); otherwise, or if the
+// view cannot answer, from the store, exactly. It is for callers that
+// would rather wait for the store than be answered from a view that has
+// fallen behind (under more events than its refreshes keep up with), and
+// whose answer does not say how old it is.
+func WithFreshness(ctx context.Context, age time.Duration) context.Context {
+	return context.WithValue(ctx, freshnessKey{}, age)
+}
+
+// dataAge is how old the view's data is: since its last refresh asked the
+// store what changed.
+func (l *liveView) dataAge() time.Duration {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return time.Since(l.readAt)
+}
 
 // WithStaleness returns a context under which a window that ends now may
 // be answered from a live view refreshed up to age ago, without a refresh
@@ -373,6 +406,7 @@ func (l *liveView) update(ctx context.Context) error {
 		return l.load(ctx)
 	}
 	since := l.scannedTo.Add(-l.cfg.Overlap)
+	began := time.Now()
 	serverNow, stored, err := l.changed(ctx, since)
 	if err != nil {
 		return err
@@ -447,7 +481,7 @@ func (l *liveView) update(ctx context.Context) error {
 	// A row taken in before since was stored before it too: no later
 	// refresh finds it new.
 	l.forgetSeen(since.UnixMilli())
-	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
+	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.idle = len(ids) == 0
 	l.recomputed += int64(len(recompute))
 	l.lastRecomputed = int64(len(recompute))
@@ -514,6 +548,7 @@ func (l *liveView) load(ctx context.Context) error {
 	// The rows of the overlap already visible now are read below: they
 	// are taken in, so that the first refresh does not find them new (a
 	// backfill that has just ended would be recomputed whole).
+	began := time.Now()
 	serverNow, seen, err := l.changed(ctx, time.Time{})
 	if err != nil {
 		return err
@@ -553,7 +588,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.pruned = from
 	l.expireOpen(serverNow)
-	l.scannedTo, l.asOf, l.refreshed = serverNow, serverNow, time.Now()
+	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.loaded, l.idle = true, false
 	l.recomputed += int64(len(fresh))
 	return nil

@@ -387,3 +387,60 @@ func TestLiveOldRows(t *testing.T) {
 		t.Errorf("an earlier start of a conversation with pieces recomputed %d conversations, want 1", n)
 	}
 }
+
+// TestLiveFreshnessBound: a caller that bounds the age of live data
+// (WithFreshness, the API's default window) is answered from the view
+// while it is recent, and from the store, exactly as asked, once the view
+// has fallen behind with a refresh still under way; an unbounded caller
+// (the stream, the rules) still takes the view as it is.
+func TestLiveFreshnessBound(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.UTC()
+	tr := liveTraffic(21, now.Add(-30*time.Minute), now.Add(-2*time.Second), "f", 200)
+	insertChunks(t, conn, tr.early, 1000)
+	st, err := NewKPIStore(conn, KPIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.live.wait = 50 * time.Millisecond
+	live := st.Live()
+	w := Window{From: now.Add(-15*time.Minute - 1234*time.Millisecond), To: now}
+	bounded := WithFreshness(ctx, 3*time.Second)
+	aligned := func(s Snapshot) bool { return s.From.UnixMilli()%10_000 == 0 }
+	got, err := live.KPIs(bounded, w, Filters{})
+	if err != nil || !aligned(got) {
+		t.Fatalf("recent view, bounded caller: answered %s–%s (%v), want the view's buckets", got.From, got.To, err)
+	}
+	// The view falls behind: its data a minute old, a refresh under way
+	// that does not end.
+	l := st.live
+	// A bounded caller does not wait for that refresh (a caller that
+	// waits would meet the deadline).
+	l.mu.Lock()
+	l.readAt, l.running, l.wait = time.Now().Add(-time.Minute), make(chan struct{}), time.Hour
+	l.mu.Unlock()
+	tctx, cancel := context.WithTimeout(bounded, 10*time.Second)
+	defer cancel()
+	got, err = live.KPIs(tctx, w, Filters{})
+	if err != nil || !got.From.Equal(w.From) || !got.To.Equal(w.To) {
+		t.Fatalf("view behind, bounded caller: answered %s–%s (%v), want the store's %s–%s", got.From, got.To, err, w.From, w.To)
+	}
+	want, err := st.KPIs(ctx, w, Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+		t.Fatalf("view behind, bounded caller:\ngot   %s\nstore %s", gj, wj)
+	}
+	l.mu.Lock()
+	l.wait = 50 * time.Millisecond
+	l.mu.Unlock()
+	if got, err = live.KPIs(ctx, w, Filters{}); err != nil || !aligned(got) {
+		t.Fatalf("view behind, unbounded caller: answered %s–%s (%v), want the view as it is", got.From, got.To, err)
+	}
+}

@@ -633,11 +633,18 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		}
 	}
 	if s.useLive && s.live.covers(w, f, dim, step) {
-		if err := s.live.ensure(ctx); err != nil {
+		err := s.live.ensure(ctx)
+		maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
+		switch {
+		case !bounded && err != nil:
 			return nil, answered{}, err
+		case !bounded || (err == nil && s.live.dataAge() <= maxAge):
+			cells, a := s.live.compute(w, f, dim, step, withGauges)
+			return cells, a, nil
+		case ctx.Err() != nil:
+			return nil, answered{}, ctx.Err()
 		}
-		cells, a := s.live.compute(w, f, dim, step, withGauges)
-		return cells, a, nil
+		// The view is behind, or cannot answer: the store can.
 	}
 	asOf := time.Now().UTC()
 	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges)
