@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -57,22 +56,9 @@ func BenchmarkKPIEndpoints(b *testing.B) {
 	store(b, conn, batch)
 	n += len(batch)
 	b.Logf("%d events over the last 24 h, stored in %s", n, time.Since(to).Round(time.Second))
-	// As BenchmarkRuleTick does: a running product does not answer while
-	// the engine merges a day's bulk insert, nor with a view that finds
-	// that insert's last rows new (it looks 5 s back).
-	time.Sleep(10 * time.Second)
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
-		var merges uint64
-		if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.merges").Scan(&merges); err != nil {
-			b.Fatal(err)
-		}
-		if merges == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d merges still running 3 min after the history was stored", merges)
-		}
-	}
+	// A running product does not answer while the engine merges a day's
+	// bulk insert, nor with a view that finds its last rows new.
+	chtest.Settle(b, conn)
 	ts := kpiServer(b, kpi.KPIConfig{}, conn, true)
 	// The first requests load the view; its data is as old as the load
 	// took until the next refresh, and older than /kpis takes it (the

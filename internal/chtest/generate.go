@@ -110,3 +110,27 @@ func Generate(tb testing.TB, conn driver.Conn, tr Traffic) uint64 {
 	}
 	return total
 }
+
+// Settle waits until a bulk insert just made through conn is no longer
+// at work in the engine, as a running product's history is not: at least
+// 10 s after it (a live view looks 5 s back for rows stored late, and
+// would find the insert's last rows new), and until no merge runs. It
+// fails tb after 3 minutes. Benchmarks call it before their timing.
+func Settle(tb testing.TB, conn driver.Conn) {
+	tb.Helper()
+	start := time.Now()
+	time.Sleep(10 * time.Second)
+	for deadline := start.Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		var merges uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.merges").Scan(&merges); err != nil {
+			tb.Fatal(err)
+		}
+		if merges == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d merges still running 3 min after the insert", merges)
+		}
+	}
+	tb.Logf("the insert settled in %s", time.Since(start).Round(time.Second))
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 	"github.com/cockpit-cs/cockpit/pipeline/rules"
 )
@@ -109,23 +110,8 @@ func BenchmarkRuleTick(b *testing.B) {
 	}
 	// The history was stored a moment ago. The ticks of a running product
 	// share the engine neither with the merges of a month's bulk insert
-	// nor with a live view that finds that insert's last rows new (it
-	// looks 5 s back for rows that became visible late).
-	settled := time.Now()
-	time.Sleep(10 * time.Second)
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
-		var merges uint64
-		if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.merges").Scan(&merges); err != nil {
-			b.Fatal(err)
-		}
-		if merges == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d merges still running 3 min after the history was stored", merges)
-		}
-	}
-	b.Logf("merges of the stored history done in %s", time.Since(settled).Round(time.Second))
+	// nor with a live view that finds that insert's last rows new.
+	chtest.Settle(b, conn)
 	first, _ := tick()
 	b.Logf("first tick (loads the live view): %s", first.Round(time.Millisecond))
 	var lat []time.Duration
