@@ -91,12 +91,10 @@ func mustParse(t *testing.T, src []byte) *RuleSet {
 	return rs
 }
 
-// TestRunOneTickAtATime makes one tick take several tick periods and
-// another outlast its deadline: ticks never overlap, the ones that came
-// due meanwhile are skipped and counted, the abandoned one is counted
-// and not delivered.
-func TestRunOneTickAtATime(t *testing.T) {
-	src := &fakeSource{fn: func(string, string, time.Time, time.Time, string) []ScopedValue { return nil }}
+// slowRuleRun returns an evaluator of one threshold rule ("slow") over
+// src, for Run, with its metrics on a registry of their own.
+func slowRuleRun(t *testing.T, src RuleSource) (*Evaluator, *prometheus.Registry, *RuleMetrics) {
+	t.Helper()
 	rs := mustRules(t, `rules:
   - {name: slow, kind: threshold, metric: first_response_seconds, stat: p90, window: 5m, op: ">", value: 30, severity: warning}
 `)
@@ -109,6 +107,16 @@ func TestRunOneTickAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, reg, m
+}
+
+// TestRunOneTickAtATime makes one tick take several tick periods and
+// another outlast its deadline: ticks never overlap, the ones that came
+// due meanwhile are skipped and counted, the abandoned one is counted
+// and not delivered.
+func TestRunOneTickAtATime(t *testing.T) {
+	src := &fakeSource{fn: func(string, string, time.Time, time.Time, string) []ScopedValue { return nil }}
+	e, reg, m := slowRuleRun(t, src)
 	const tick = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -184,18 +192,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 func TestRunHolds(t *testing.T) {
 	var asked atomic.Int32
 	src := &fakeSource{fn: func(string, string, time.Time, time.Time, string) []ScopedValue { asked.Add(1); return nil }}
-	rs := mustRules(t, `rules:
-  - {name: slow, kind: threshold, metric: first_response_seconds, stat: p90, window: 5m, op: ">", value: 30, severity: warning}
-`)
-	e, err := NewEvaluator(src, noSpikes{}, rs, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := NewRuleMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, reg, m := slowRuleRun(t, src)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var holds, askedWhileHeld, delivered atomic.Int32
