@@ -179,9 +179,8 @@ type liveView struct {
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
-	seen     map[storedRow]int64
-	seenMost int   // the most rows seen held since it was last built (forgetSeen)
-	err      error // the last refresh's error, until one succeeds
+	seen seenRows
+	err  error // the last refresh's error, until one succeeds
 
 	// localAt is when this process last stored events (Fresh, unix ns);
 	// taken is what it was when the newest refresh began, which reads
@@ -198,7 +197,7 @@ func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
 	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]*lbucket{},
 		convs:  map[string][]int64{},
 		keyIDs: map[string]uint32{}, open: map[string]openConv{},
-		seen: map[storedRow]int64{}}
+	}
 }
 
 // fresh tells the view that this process stored events.
@@ -352,20 +351,29 @@ func (l *liveView) due(tolerated time.Duration) bool {
 // second old at most.
 const liveRemotePoll = time.Second
 
-// liveChangedSQL returns the rows stored since {since} whose event time is
-// within the last day (conversation id, event id and event time), and the
-// store's clock. Only those rows are looked for, by ingested_at: its skip
-// index makes that a read of the newest granules, and of nothing when
-// none is new.
-// The rows come as three arrays of one order (each an element of the same
-// tuples): an array of tuples is read into Go one boxed value at a time,
-// which after a backfill took longer than the query.
-const liveChangedSQL = `SELECT server_now, rows.1, rows.2, rows.3 FROM (
-    SELECT now64(3) AS server_now,
-        groupArray((conversation_id, event_id, toUnixTimestamp64Milli(occurred_at))) AS rows
-    FROM events
-    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')})
-SETTINGS enable_analyzer = 0`
+// liveChangedSQL returns the conversations with rows stored since
+// {since} whose event time is within the last day, and the store's clock.
+// Only those rows are looked for, by ingested_at: its skip index makes
+// that a read of the newest granules, and of nothing when none is new.
+// Each conversation comes once, by its id; its rows come as hashes of
+// their ids and as their event times (unix ms), in the conversations'
+// order: after a backfill the rows of the overlap are hundreds of
+// thousands, and as two strings each they were most of what a refresh
+// held at once (liveChangedRows). Every array comes from the one array of
+// tuples, so their orders agree; an array of tuples read into Go is one
+// boxed value at a time, so it is taken apart in the query.
+const liveChangedSQL = `SELECT now64(3) AS server_now,
+        arrayMap(c -> c.1, convs), arrayMap(c -> c.2, convs), arrayMap(c -> toUInt32(length(c.3)), convs),
+        arrayFlatten(arrayMap(c -> c.3, convs)), arrayFlatten(arrayMap(c -> c.4, convs))
+    FROM (
+        SELECT groupArray((id, id_hash, event_hashes, ats)) AS convs FROM (
+            SELECT conversation_id AS id, sipHash64(conversation_id) AS id_hash,
+                groupArray(sipHash64(event_id)) AS event_hashes,
+                groupArray(toUnixTimestamp64Milli(occurred_at)) AS ats
+            FROM events
+            WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}
+            GROUP BY conversation_id))
+    SETTINGS enable_analyzer = 0`
 
 // liveOpenSQL returns the state the "now" gauges need of the
 // conversations of the ids subquery, and whether they are still open.
@@ -416,13 +424,19 @@ func (l *liveView) update(ctx context.Context) error {
 	// A row stored since {since} is new unless an earlier refresh took it
 	// in: the overlap finds each row again for several refreshes, and
 	// recomputing its conversation every time would multiply the work.
-	var taken []storedRow
+	// The rows not seen before are moved to the front of stored.rows.
+	taken := stored.rows[:0]
 	changed := map[string]bool{} // conversation: its pieces are recomputed
-	for _, k := range stored {
-		if _, ok := l.seen[k.storedRow]; !ok {
-			taken = append(taken, k.storedRow)
-			changed[k.conv] = changed[k.conv] || k.atMs >= horizonMs
+	for c := range stored.convs() {
+		for i := c.from; i < c.to; i++ {
+			if r := stored.rows[i]; !l.seen.has(r) {
+				taken = append(taken, r)
+				changed[c.id] = changed[c.id] || stored.ats[i] >= horizonMs
+			}
 		}
+	}
+	if cap(taken) > 2*len(taken) {
+		taken = slices.Clone(taken)
 	}
 	// A conversation whose new rows all precede the horizon keeps its
 	// pieces unless it has some: an item is timed by its own event, or
@@ -475,12 +489,10 @@ func (l *liveView) update(ctx context.Context) error {
 		l.prune(horizonMs)
 	}
 	l.expireOpen(serverNow)
-	for _, k := range taken {
-		l.seen[k] = serverNow.UnixMilli()
-	}
+	l.seen.add(serverNow.UnixMilli(), taken)
 	// A row taken in before since was stored before it too: no later
 	// refresh finds it new.
-	l.forgetSeen(since.UnixMilli())
+	l.seen.forget(since.UnixMilli())
 	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.idle = len(ids) == 0
 	l.recomputed += int64(len(recompute))
@@ -488,34 +500,45 @@ func (l *liveView) update(ctx context.Context) error {
 	return nil
 }
 
-// forgetSeen drops the seen rows taken in before cut (unix ms, store
-// clock); l.mu is held. A map keeps the room it once grew to, and a
-// backfill grows this one to every row it stored, which later refreshes
-// then drop a few seconds at a time: once it holds under a quarter of
-// the most it held, it is built anew.
-func (l *liveView) forgetSeen(cut int64) {
-	l.seenMost = max(l.seenMost, len(l.seen))
-	maps.DeleteFunc(l.seen, func(_ storedRow, at int64) bool { return at < cut })
-	if len(l.seen) < l.seenMost/4 {
-		seen := make(map[storedRow]int64, len(l.seen))
-		maps.Copy(seen, l.seen)
-		l.seen, l.seenMost = seen, len(seen)
-	}
+// storedRow is a row of events by hashes of its conversation and event
+// ids (sipHash64): two rows of the overlap that collide, 2^-128 for a
+// pair, would have the newer one taken for seen.
+type storedRow struct{ conv, event uint64 }
+
+// liveChangedRows is what liveChangedSQL found: the conversations, and
+// their rows in the same order (the first counts[0] rows are ids[0]'s)
+// with their event times (unix ms).
+type liveChangedRows struct {
+	ids    []string
+	counts []uint32
+	rows   []storedRow
+	ats    []int64
 }
 
-// storedRow is a row of events by its conversation and event id.
-type storedRow struct{ conv, event string }
+// changedConv is a conversation of liveChangedRows and the range of its
+// rows.
+type changedConv struct {
+	id       string
+	from, to int
+}
 
-// changedRow is a row stored since a refresh, and its event time (unix
-// ms).
-type changedRow struct {
-	storedRow
-	atMs int64
+// convs yields the conversations and their rows' ranges.
+func (r *liveChangedRows) convs() func(yield func(changedConv) bool) {
+	return func(yield func(changedConv) bool) {
+		off := 0
+		for i, id := range r.ids {
+			n := int(r.counts[i])
+			if !yield(changedConv{id, off, off + n}) {
+				return
+			}
+			off += n
+		}
+	}
 }
 
 // changed returns the store's clock and the rows stored since since
 // (the overlap before this process's clock when since is zero).
-func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []changedRow, error) {
+func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liveChangedRows, error) {
 	day := l.asOf.Add(-24 * time.Hour)
 	if since.IsZero() {
 		// The first look: the store's clock is not known yet; a day
@@ -524,20 +547,30 @@ func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, []c
 	}
 	p := clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
 	var (
-		serverNow     time.Time
-		convs, events []string
-		ats           []int64
+		serverNow   time.Time
+		out         liveChangedRows
+		convHashes  []uint64
+		eventHashes []uint64
 	)
 	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
-	if err := row.Scan(&serverNow, &convs, &events, &ats); err != nil {
-		return time.Time{}, nil, fmt.Errorf("cannot find changed conversations: %w", err)
+	if err := row.Scan(&serverNow, &out.ids, &convHashes, &out.counts, &eventHashes, &out.ats); err != nil {
+		return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot find changed conversations: %w", err)
 	}
-	if len(events) != len(convs) || len(ats) != len(convs) {
-		return time.Time{}, nil, fmt.Errorf("cannot read changed conversations: arrays of %d, %d and %d rows", len(convs), len(events), len(ats))
+	var total int
+	for _, n := range out.counts {
+		total += int(n)
 	}
-	out := make([]changedRow, len(convs))
-	for i := range convs {
-		out[i] = changedRow{storedRow{convs[i], events[i]}, ats[i]}
+	if len(convHashes) != len(out.ids) || len(out.counts) != len(out.ids) || len(eventHashes) != total || len(out.ats) != total {
+		return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot read changed conversations: %d conversations (%d hashes, %d counts) of %d rows, %d event hashes and %d times",
+			len(out.ids), len(convHashes), len(out.counts), total, len(eventHashes), len(out.ats))
+	}
+	out.rows = make([]storedRow, total)
+	off := 0
+	for c, n := range out.counts {
+		for i := off; i < off+int(n); i++ {
+			out.rows[i] = storedRow{convHashes[c], eventHashes[i]}
+		}
+		off += int(n)
 	}
 	return serverNow.UTC(), out, nil
 }
@@ -553,10 +586,8 @@ func (l *liveView) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	taken := make(map[storedRow]int64, len(seen))
-	for _, k := range seen {
-		taken[k.storedRow] = serverNow.UnixMilli()
-	}
+	var taken seenRows
+	taken.add(serverNow.UnixMilli(), seen.rows)
 	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	now := l.floor(serverNow.UnixMilli()) + l.bucketMs()
 	to := l.floor(serverNow.Add(liveAhead).UnixMilli())
@@ -581,7 +612,7 @@ func (l *liveView) load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.buckets, l.convs, l.open, l.seen, l.seenMost = map[int64]*lbucket{}, map[string][]int64{}, open, taken, len(taken)
+	l.buckets, l.convs, l.open, l.seen = map[int64]*lbucket{}, map[string][]int64{}, open, taken
 	l.version++
 	for id, ps := range fresh {
 		l.replace(id, ps)

@@ -1,6 +1,9 @@
 package kpi
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // The live view's memory. At a busy hour it holds tens of thousands of
 // conversations and a hundred thousand cells, and the Go collector traces
@@ -233,3 +236,60 @@ func prunePieces(ps []int64, horizonMs int64) []int64 {
 	}
 	return out
 }
+
+// seenRows are the rows refreshes took in, kept until no later refresh
+// can find them new (liveView.update): one sorted slice per refresh, the
+// store's clock when it took them in beside it. A map of them took about
+// 47 bytes a row, and a catching-up ingest stores a hundred thousand rows
+// a second; these take 16, and the oldest go a refresh at a time.
+type seenRows struct {
+	gens []seenGen
+	n    int
+}
+
+type seenGen struct {
+	at   int64 // unix ms, store clock
+	rows []storedRow
+}
+
+func cmpStoredRow(a, b storedRow) int {
+	if c := cmp.Compare(a.conv, b.conv); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.event, b.event)
+}
+
+// has reports whether a refresh took r in.
+func (s *seenRows) has(r storedRow) bool {
+	for _, g := range s.gens {
+		if _, ok := slices.BinarySearchFunc(g.rows, r, cmpStoredRow); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// add keeps rows as taken in at at; it sorts them in place and holds the
+// slice.
+func (s *seenRows) add(at int64, rows []storedRow) {
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, cmpStoredRow)
+	s.gens = append(s.gens, seenGen{at, rows})
+	s.n += len(rows)
+}
+
+// forget drops the rows taken in before cut (unix ms, store clock).
+func (s *seenRows) forget(cut int64) {
+	s.gens = slices.DeleteFunc(s.gens, func(g seenGen) bool {
+		if g.at < cut {
+			s.n -= len(g.rows)
+			return true
+		}
+		return false
+	})
+}
+
+// len is how many rows are held.
+func (s *seenRows) len() int { return s.n }

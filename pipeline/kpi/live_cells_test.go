@@ -3,9 +3,7 @@ package kpi
 import (
 	"maps"
 	"math"
-	"reflect"
 	"slices"
-	"strconv"
 	"testing"
 )
 
@@ -182,33 +180,35 @@ func TestLiveCellSet(t *testing.T) {
 	s.drop("missing")
 }
 
-// TestForgetSeen: rows taken in before the cut go; a map that once grew
-// large (a backfill) is built anew once a gradual decline leaves it under
-// a quarter of its most, with the rows still in the overlap kept.
-func TestForgetSeen(t *testing.T) {
-	l := &liveView{seen: map[storedRow]int64{}}
-	for i := range 10_000 {
-		l.seen[storedRow{"c", strconv.Itoa(i)}] = int64(i)
-	}
-	first := reflect.ValueOf(l.seen).Pointer()
-	cut := int64(0)
-	rebuilt := -1
-	for step := 1; cut < 9_000; step++ {
-		cut += 1_000 // a tenth of the rows a refresh
-		l.forgetSeen(cut)
-		if len(l.seen) != int(10_000-cut) {
-			t.Fatalf("after the cut at %d: %d rows, want %d", cut, len(l.seen), 10_000-cut)
+// TestSeenRows: a row is seen once a refresh took it in, in whatever
+// order the store returned it, until the refreshes that took it in are
+// older than the cut; the rows of later refreshes stay.
+func TestSeenRows(t *testing.T) {
+	var s seenRows
+	for gen := range 10 {
+		var rows []storedRow
+		for i := 999; i >= 0; i-- { // out of order
+			rows = append(rows, storedRow{uint64(i % 7), uint64(gen*1_000 + i)})
 		}
-		if rebuilt < 0 && reflect.ValueOf(l.seen).Pointer() != first {
-			rebuilt = step
+		s.add(int64(gen), rows)
+	}
+	s.add(10, nil)
+	if s.len() != 10_000 || len(s.gens) != 10 {
+		t.Fatalf("%d rows in %d refreshes, want 10,000 in 10", s.len(), len(s.gens))
+	}
+	for cut := int64(0); cut <= 10; cut++ {
+		s.forget(cut)
+		if want := int(10-cut) * 1_000; s.len() != want {
+			t.Fatalf("after the cut at %d: %d rows, want %d", cut, s.len(), want)
 		}
-	}
-	if rebuilt != 8 {
-		t.Errorf("the map was built anew at refresh %d, want 8 (the first under a quarter of 10,000 rows)", rebuilt)
-	}
-	for i := 9_000; i < 10_000; i++ {
-		if at, ok := l.seen[storedRow{"c", strconv.Itoa(i)}]; !ok || at != int64(i) {
-			t.Fatalf("row %d: %d, %v after the rebuilds", i, at, ok)
+		for i := range 10_000 {
+			r := storedRow{uint64(i % 1_000 % 7), uint64(i)}
+			if got, want := s.has(r), int64(i/1_000) >= cut; got != want {
+				t.Fatalf("after the cut at %d: row %d seen %v, want %v", cut, i, got, want)
+			}
+			if s.has(storedRow{uint64(i%1_000%7) + 1, uint64(i)}) {
+				t.Fatalf("row %d of another conversation seen", i)
+			}
 		}
 	}
 }

@@ -242,8 +242,8 @@ func TestLiveAgreesWithStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !st.live.idle || len(st.live.seen) != 0 {
-		t.Errorf("past the overlap with nothing stored: idle %v, %d rows still held as seen", st.live.idle, len(st.live.seen))
+	if !st.live.idle || st.live.seen.len() != 0 {
+		t.Errorf("past the overlap with nothing stored: idle %v, %d rows still held as seen", st.live.idle, st.live.seen.len())
 	}
 	after := schemas.Event{EventID: "new-r2", SchemaVersion: 1, Type: schemas.MessageSent, ConversationID: conv,
 		OccurredAt: time.Now(), Actor: &schemas.Actor{Role: "bot", ID: "b1"}}
