@@ -484,8 +484,12 @@ func TestRollupEmptyDays(t *testing.T) {
 		days = append(days, d)
 	}
 	rows.Close()
+	// The first whole day from the horizon's first hour: that hour's own
+	// day when it is midnight (the first hour of each UTC day).
 	first := now.Add(-cfg.Rollup.Horizon).Truncate(time.Hour)
-	first = first.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if day := first.Truncate(24 * time.Hour); !day.Equal(first) {
+		first = day.Add(24 * time.Hour)
+	}
 	var want int
 	for d := first; !d.Add(24 * time.Hour).After(now.Add(-cfg.Rollup.Settle).Truncate(time.Hour)); d = d.Add(24 * time.Hour) {
 		want++
