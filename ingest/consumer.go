@@ -129,8 +129,17 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 		}
 		return 0
 	})
-	if err := reg.Register(leader); err != nil {
-		return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)
+	// How far behind the member reads is why the rules hold their ticks
+	// (rules.max_ingest_delay): the operator sees it before the wall
+	// turns unknown.
+	behind := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cockpit_ingest_behind_seconds",
+		Help: "How long ago the least recent of this member's partitions was last caught up (about 1 while the ingest keeps up; 0 with no partition).",
+	}, func() float64 { return c.Behind(time.Now()).Seconds() })
+	for _, g := range []prometheus.Collector{leader, behind} {
+		if err := reg.Register(g); err != nil {
+			return nil, fmt.Errorf("ingest: cannot register metrics: %w", err)
+		}
 	}
 	return c, nil
 }

@@ -278,10 +278,16 @@ func TestIngestStoreOutage(t *testing.T) {
 	if d := r.c.Behind(time.Now()); d < 3*time.Second {
 		t.Errorf("5 s into a store outage with events waiting, Behind = %s", d)
 	}
+	if s := r.metric(t, "cockpit_ingest_behind_seconds", "", ""); s < 3 {
+		t.Errorf("5 s into a store outage, cockpit_ingest_behind_seconds = %.1f", s)
+	}
 	store.SetDown(false)
 
 	waitRows(t, conn, uint64(len(msgs)), 2*time.Minute)
 	waitFor(t, 30*time.Second, caughtUp)
+	if s := r.metric(t, "cockpit_ingest_behind_seconds", "", ""); s >= 3 {
+		t.Errorf("caught up again, cockpit_ingest_behind_seconds = %.1f", s)
+	}
 	if n := count(t, conn, "SELECT uniqExact(event_id) FROM events"); n != uint64(len(msgs)) {
 		t.Fatalf("distinct ids = %d, want %d", n, len(msgs))
 	}
