@@ -722,14 +722,20 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 		return fmt.Errorf("cannot compute live buckets: %w", err)
 	}
 	defer rows.Close()
+	var (
+		id, key string
+		bucket  int64
+		sums    [len(windowSums)]int64
+		keys    []int32
+		counts  []uint64
+	)
+	dest := []any{&id, &bucket, &key}
+	for i := range sums {
+		dest = append(dest, &sums[i])
+	}
+	dest = append(dest, &keys, &counts)
 	for rows.Next() {
-		var (
-			id, key string
-			bucket  int64
-			sums    []int64
-			hist    []any
-		)
-		if err := rows.Scan(&id, &bucket, &key, &sums, &hist); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("cannot read live buckets: %w", err)
 		}
 		k, err := l.internKey(key)
@@ -737,18 +743,10 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 			return err
 		}
 		start := from + bucket*l.bucketMs()
-		if start < from || start >= to || len(sums) > len(windowSums) {
+		if start < from || start >= to {
 			continue
 		}
-		var (
-			keys   []int32
-			counts []uint64
-		)
-		if len(hist) == 2 {
-			keys, _ = hist[0].([]int32)
-			counts, _ = hist[1].([]uint64)
-		}
-		m[id] = appendPiece(m[id], start, k, sums, keys, counts)
+		m[id] = appendPiece(m[id], start, k, sums[:], keys, counts)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read live buckets: %w", err)

@@ -100,7 +100,7 @@ func BenchmarkLiveRefresh(b *testing.B) {
 // with the "now" gauges, asked every second), a rule's breakdown by region
 // over 15 minutes, and the wall's hour of trends by minute. Each iteration
 // computes anew, as after a change to the view (an unchanged view answers
-// from the answers it kept).
+// from the answers it kept). It also times the view's load of that hour.
 func BenchmarkLiveCompute(b *testing.B) {
 	_, conn := chtest.Start(b).Database(b)
 	ctx := context.Background()
@@ -131,6 +131,16 @@ func BenchmarkLiveCompute(b *testing.B) {
 	if err := l.update(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// The view's first load of that hour (a start-up, a restart): what it
+	// allocates is what the collector then works through.
+	b.Run("load_1h", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := newLiveView(st, l.cfg).load(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	quarter := Window{From: now.Add(-15 * time.Minute), To: now}
 	hour := Window{From: time.UnixMilli(l.floor(now.Add(-time.Hour).UnixMilli())).UTC(), To: now}
 	for _, c := range []struct {
