@@ -67,7 +67,8 @@ type RollupConfig struct {
 	// Horizon is how far back hours are built; older hours are read raw.
 	// Default 92 days (the API's longest window is 90).
 	Horizon time.Duration `yaml:"horizon"`
-	// ChunkHours is the most hours one build query covers. Default 6.
+	// ChunkHours is the most hours one build query covers; it covers
+	// fewer when they hold more than 300,000 events. Default 6.
 	ChunkHours int `yaml:"chunk_hours"`
 }
 
@@ -434,13 +435,13 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 	// Hours without events and without rows have no items: they are
 	// recorded as built without a build query (most of the horizon of a
 	// young deployment).
-	todo, empty, err := b.splitEmpty(ctx, todo)
+	todo, events, empty, err := b.splitEmpty(ctx, todo)
 	if err != nil {
 		return res, err
 	}
 	res.Built += len(empty)
 	res.Pending -= len(empty)
-	chunks := b.chunks(todo)
+	chunks := b.chunks(todo, events)
 	long := len(chunks) > 1
 	if long {
 		b.logger.Info("rollup: building hours", "hours", len(todo), "queries", len(chunks),
@@ -572,11 +573,12 @@ func (b *RollupBuilder) buildDay(ctx context.Context, d time.Time) error {
 }
 
 // splitEmpty separates the hours (ascending) that have no events and no
-// rollup rows, and records them as built.
-func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full, empty []time.Time, err error) {
+// rollup rows, and records them as built; events holds the events stored
+// in each of the others.
+func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full []time.Time, events map[time.Time]uint64, empty []time.Time, err error) {
 	asOf, err := b.serverNow(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{
@@ -584,52 +586,67 @@ func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full
 	}))
 	rows, err := b.conn.Query(qctx, rollupBusySQL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot find busy hours: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot find busy hours: %w", err)
 	}
-	busy := map[time.Time]bool{}
+	events = map[time.Time]uint64{}
 	for rows.Next() {
-		var h time.Time
-		if err := rows.Scan(&h); err != nil {
+		var (
+			h time.Time
+			n uint64
+		)
+		if err := rows.Scan(&h, &n); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
+			return nil, nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
 		}
-		busy[h.UTC()] = true
+		events[h.UTC()] = n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot read busy hours: %w", err)
 	}
 	for _, h := range hours {
-		if busy[h] {
+		if _, busy := events[h]; busy {
 			full = append(full, h)
 		} else {
 			empty = append(empty, h)
 		}
 	}
 	if len(empty) == 0 {
-		return full, nil, nil
+		return full, events, nil, nil
 	}
 	if err := b.recordEmpty(ctx, empty, 1, asOf); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	b.metrics.built.Add(float64(len(empty)))
-	return full, empty, nil
+	return full, events, empty, nil
 }
 
+// buildEvents is the most events one build statement reads, unless one
+// hour holds more: what the statement holds in memory grows with them
+// (rollupBuildSQL).
+const buildEvents = 300_000
+
 // chunks cuts hours (ascending) into runs of consecutive hours of one
-// month, at most ChunkHours long, newest run first.
-func (b *RollupBuilder) chunks(hours []time.Time) [][]time.Time {
-	var out [][]time.Time
+// month, at most ChunkHours long and holding at most buildEvents events
+// (events per hour) unless one hour alone does, newest run first.
+func (b *RollupBuilder) chunks(hours []time.Time, events map[time.Time]uint64) [][]time.Time {
+	var (
+		out [][]time.Time
+		sum uint64 // events of the last run
+	)
 	for _, h := range hours {
-		if n := len(out); n > 0 {
-			last := out[n-1]
+		n := events[h]
+		if k := len(out); k > 0 {
+			last := out[k-1]
 			prev := last[len(last)-1]
-			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last) < b.cfg.ChunkHours {
-				out[n-1] = append(last, h)
+			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last) < b.cfg.ChunkHours && sum+n <= buildEvents {
+				out[k-1] = append(last, h)
+				sum += n
 				continue
 			}
 		}
 		out = append(out, []time.Time{h})
+		sum = n
 	}
 	slices.Reverse(out)
 	return out

@@ -572,3 +572,35 @@ func TestRollupWaitsForSettle(t *testing.T) {
 		t.Errorf("the pass after the hour settled: built %d, pending %d, next %s", res.Built, res.Pending, res.Next)
 	}
 }
+
+// TestRollupChunks cuts the hours to build into statements: consecutive
+// hours of one month, at most ChunkHours of them and at most buildEvents
+// events unless one hour holds more, newest first.
+func TestRollupChunks(t *testing.T) {
+	b := &RollupBuilder{cfg: RollupConfig{ChunkHours: 3}}
+	at := func(day, hour int) time.Time { return time.Date(2026, 11, day, hour, 0, 0, 0, time.UTC) }
+	hours := []time.Time{
+		at(30, 17), at(30, 18), at(30, 19), at(30, 20), // 4 quiet hours: 3 + 1
+		at(30, 22), // not after 20: a new run
+		at(30, 23), // with 22; the next month begins after it
+		time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC), // over the budget alone: not with 00
+		time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC), // two of these fit, not three
+		time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC),
+	}
+	events := map[time.Time]uint64{
+		hours[7]:  buildEvents + 1,
+		hours[8]:  buildEvents / 2,
+		hours[9]:  buildEvents / 2,
+		hours[10]: 1,
+	}
+	var got []string
+	for _, c := range b.chunks(hours, events) {
+		got = append(got, fmt.Sprintf("%s+%d", c[0].Format("02T15"), len(c)))
+	}
+	want := []string{"01T04+1", "01T02+2", "01T01+1", "01T00+1", "30T22+2", "30T20+1", "30T17+3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("chunks\n got %v\nwant %v", got, want)
+	}
+}
