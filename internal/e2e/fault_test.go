@@ -24,7 +24,7 @@ import (
 // setup starts a store process over a fresh data directory, creates the
 // test's topics and database, and stops merges of the events table, so
 // that a record stored twice stays visible as two rows.
-func setup(t *testing.T, config string) (*deployment, *storeProc, driver.Conn) {
+func setup(t testing.TB, config string) (*deployment, *storeProc, driver.Conn) {
 	t.Helper()
 	brokers := kafkatest.Broker(t)
 	st := startStore(t, freeAddr(t), filepath.Join(t.TempDir(), "clickhouse"))
@@ -39,7 +39,7 @@ func setup(t *testing.T, config string) (*deployment, *storeProc, driver.Conn) {
 
 // stopMerges keeps the events table's parts unmerged (until the store
 // process restarts, so it is said again after each restart).
-func stopMerges(t *testing.T, conn driver.Conn) {
+func stopMerges(t testing.TB, conn driver.Conn) {
 	t.Helper()
 	execCH(t, conn, "SYSTEM STOP MERGES events")
 }

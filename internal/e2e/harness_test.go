@@ -211,7 +211,7 @@ type storeProc struct {
 	addr, dir string
 }
 
-func startStore(t *testing.T, addr, dir string) *storeProc {
+func startStore(t testing.TB, addr, dir string) *storeProc {
 	t.Helper()
 	p := startProc(t, "store", nil, "store", "--listen", addr, "--data-dir", dir)
 	s := &storeProc{proc: p, addr: addr, dir: dir}
@@ -377,7 +377,7 @@ func getJSON(base, path string, out any) error {
 
 // chConn is a clickhouse-go connection to the store process, bound to db.
 // Over HTTP every query is a request, so it rides out store restarts.
-func chConn(t *testing.T, storeURL, db string) driver.Conn {
+func chConn(t testing.TB, storeURL, db string) driver.Conn {
 	t.Helper()
 	opts, err := clickhouse.ParseDSN(storeURL)
 	if err != nil {
@@ -410,7 +410,7 @@ func count(t *testing.T, conn driver.Conn, query string) uint64 {
 }
 
 // exec runs a statement, retrying while the store restarts.
-func execCH(t *testing.T, conn driver.Conn, query string) {
+func execCH(t testing.TB, conn driver.Conn, query string) {
 	t.Helper()
 	var err error
 	for range 60 {
