@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/cockpit-cs/cockpit/schemas"
 )
 
 // BenchmarkEventToNotification measures SPEC §9's end-to-end alert path:
@@ -114,10 +112,10 @@ alerting:
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
 
-// complaintMsg is one complaint filed now in region, as a Kafka record.
+// complaintMsg is one complaint filed now in region (flood's), as a
+// Kafka record.
 func complaintMsg(region string) kafka.Message {
-	e := schemas.Event{EventID: "n-" + region, SchemaVersion: 1, Type: schemas.ComplaintFiled,
-		OccurredAt: time.Now().UTC(), ConversationID: "nc-" + region, Region: region, Severity: "high", Category: "outage"}
+	e := flood(region, region, 1)[0]
 	v, err := json.Marshal(e)
 	if err != nil {
 		panic(err)

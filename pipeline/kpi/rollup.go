@@ -69,7 +69,7 @@ type RollupConfig struct {
 	// Default 92 days (the API's longest window is 90).
 	Horizon time.Duration `yaml:"horizon"`
 	// ChunkHours is the most hours one build query covers; it covers
-	// fewer when they hold more than 300,000 events. Default 6.
+	// fewer when they hold more than buildEvents events. Default 6.
 	ChunkHours int `yaml:"chunk_hours"`
 }
 
@@ -453,21 +453,17 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 		if ctx.Err() != nil || (lead != nil && !lead()) {
 			break
 		}
-		var n uint64
-		for _, h := range c {
-			n += events[h]
-		}
-		if n >= bigBuild {
+		if c.events >= bigBuild {
 			// The engine is about to take a few hundred MB; the Go heap
 			// gives back what it holds beyond its live objects first.
 			debug.FreeOSMemory()
 		}
-		if err := b.build(ctx, c); err != nil {
+		if err := b.build(ctx, c.hours); err != nil {
 			return res, err
 		}
-		done += len(c)
-		res.Built += len(c)
-		res.Pending -= len(c)
+		done += len(c.hours)
+		res.Built += len(c.hours)
+		res.Pending -= len(c.hours)
 		if long && (time.Since(lastLog) >= 10*time.Second || i == len(chunks)-1) {
 			lastLog = time.Now()
 			elapsed := time.Since(start)
@@ -641,30 +637,33 @@ const buildEvents = 300_000
 // share: rebuilding an hour of 667k events on an idle process that had
 // just loaded the live view, the process peaked at 778 and 841 MiB
 // without it, 724 and 748 with it. It costs a collection, once for each
-// such statement (about once an hour).
+// such statement.
 const bigBuild = 100_000
+
+// buildChunk is the hours one build statement covers and the events
+// stored in them.
+type buildChunk struct {
+	hours  []time.Time
+	events uint64
+}
 
 // chunks cuts hours (ascending) into runs of consecutive hours of one
 // month, at most ChunkHours long and holding at most buildEvents events
 // (events per hour) unless one hour alone does, newest run first.
-func (b *RollupBuilder) chunks(hours []time.Time, events map[time.Time]uint64) [][]time.Time {
-	var (
-		out [][]time.Time
-		sum uint64 // events of the last run
-	)
+func (b *RollupBuilder) chunks(hours []time.Time, events map[time.Time]uint64) []buildChunk {
+	var out []buildChunk
 	for _, h := range hours {
 		n := events[h]
 		if k := len(out); k > 0 {
-			last := out[k-1]
-			prev := last[len(last)-1]
-			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last) < b.cfg.ChunkHours && sum+n <= buildEvents {
-				out[k-1] = append(last, h)
-				sum += n
+			last := &out[k-1]
+			prev := last.hours[len(last.hours)-1]
+			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last.hours) < b.cfg.ChunkHours && last.events+n <= buildEvents {
+				last.hours = append(last.hours, h)
+				last.events += n
 				continue
 			}
 		}
-		out = append(out, []time.Time{h})
-		sum = n
+		out = append(out, buildChunk{hours: []time.Time{h}, events: n})
 	}
 	slices.Reverse(out)
 	return out

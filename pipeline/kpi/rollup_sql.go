@@ -24,9 +24,9 @@ const rollupFullMask = 15
 // hours wrote and this one does not, so that under FINAL this build
 // replaces the earlier one key for key.
 //
-// Its memory grows with the events it reads: building the 705k events of
-// the demo's busiest hour took the process 455 MB more at its peak, three
-// hours of 1.19M events 865 MB. An aggregation state over 150 MB goes to
+// Its memory grows with the events it reads: its SELECT over the 705k
+// events of the demo's busiest hour took the process 455 MB more at its
+// peak, over three hours of 1.19M events 865 MB. An aggregation state over 150 MB goes to
 // disk (the engine's tmp directory, in the data directory): the busiest
 // hour then took 262 MB more, in 1.1 s instead of 0.75. The builder gives
 // a statement at most buildEvents events, unless one hour holds more.

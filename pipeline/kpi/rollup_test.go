@@ -597,7 +597,7 @@ func TestRollupChunks(t *testing.T) {
 	}
 	var got []string
 	for _, c := range b.chunks(hours, events) {
-		got = append(got, fmt.Sprintf("%s+%d", c[0].Format("02T15"), len(c)))
+		got = append(got, fmt.Sprintf("%s+%d", c.hours[0].Format("02T15"), len(c.hours)))
 	}
 	want := []string{"01T04+1", "01T02+2", "01T01+1", "01T00+1", "30T22+2", "30T20+1", "30T17+3"}
 	if !slices.Equal(got, want) {

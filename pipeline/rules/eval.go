@@ -310,8 +310,8 @@ func (e *Evaluator) Run(ctx context.Context, tick, timeout time.Duration, m *Rul
 		// the tick before it, mostly from the refresh the wall's stream
 		// made. Tolerating a whole tick, a process without a wall viewer
 		// refreshed its view only every other tick (a refresh a little
-		// less than a tick old answered the next), and an event took up
-		// to 2.2 s to fire its alert where 1.2 s is the most it needs
+		// less than a tick old answered the next): an event took 2.2 s to
+		// fire its alert at p99, 1.2 s with half a tick
 		// (BenchmarkEventToNotification, to-firing p99).
 		tctx, cancel := context.WithTimeout(kpi.WithStaleness(ctx, tick/2), timeout)
 		ev := e.evaluate(tctx, next, m)
