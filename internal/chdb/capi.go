@@ -167,6 +167,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 	"unsafe"
@@ -180,6 +181,20 @@ var loaded struct {
 	path string
 }
 
+// allocatorEnv configures the engine's allocator, a jemalloc built into
+// the library that reads this variable (not MALLOC_CONF) when it starts.
+const allocatorEnv = "JE_MALLOC_CONF"
+
+// allocatorDefault is allocatorEnv unless the environment sets it. The
+// engine's own configuration keeps memory its queries freed for 5 s
+// before giving it back (dirty_decay_ms), with no background thread, so a
+// run of large statements (a rollup build in parts) stacked each one's
+// peak on what the last had freed: rebuilding hours of 467k and 667k
+// events on an idle process took it 300 MB above its base at 5 s, 240 MB
+// at 1 s in the same time (1.9 and 2.4 s), 210 MB at none, which made the
+// builds 75 % slower. An operator's JE_MALLOC_CONF wins.
+const allocatorDefault = "dirty_decay_ms:1000"
+
 // load dlopens the library at path once per process.
 func load(path string) error {
 	loaded.Lock()
@@ -189,6 +204,12 @@ func load(path string) error {
 			return fmt.Errorf("cannot load %s: this process already loaded the engine from %s", path, loaded.path)
 		}
 		return nil
+	}
+	if os.Getenv(allocatorEnv) == "" {
+		// Read by the engine's allocator when the library loads.
+		if err := os.Setenv(allocatorEnv, allocatorDefault); err != nil {
+			return fmt.Errorf("cannot set %s: %w", allocatorEnv, err)
+		}
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))

@@ -71,7 +71,9 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 // TestSQLPlaceholdersFilled renders every query variant the store and the
 // builder send and finds no placeholder left.
 func TestSQLPlaceholdersFilled(t *testing.T) {
-	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupBuildSQL} {
+	_, build := rollupBuildStatements(1)
+	part, partBuild := rollupBuildStatements(3)
+	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, build, part, partBuild} {
 		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
 			for _, agents := range []bool{false, true} {
 				if s := render(q, dim, agents, agents); strings.Contains(s, "{{") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -239,6 +240,7 @@ type RollupBuilder struct {
 	logger  *slog.Logger
 	metrics rollupMetrics
 
+	budget    uint64    // the most events one build statement reads: buildEvents
 	scannedTo time.Time // zero until read from the store
 	fresh     chan struct{}
 }
@@ -323,7 +325,7 @@ func NewRollupBuilder(conn driver.Conn, cfg KPIConfig, reg prometheus.Registerer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &RollupBuilder{conn: conn, cfg: cfg.Rollup, sl: cfg.ServiceLevelThreshold, logger: logger.With("component", "kpi_rollup"), metrics: m, fresh: make(chan struct{}, 1)}, nil
+	return &RollupBuilder{conn: conn, cfg: cfg.Rollup, sl: cfg.ServiceLevelThreshold, logger: logger.With("component", "kpi_rollup"), metrics: m, budget: buildEvents, fresh: make(chan struct{}, 1)}, nil
 }
 
 // Run passes over the rollup every Interval while lead reports true,
@@ -453,12 +455,7 @@ func (b *RollupBuilder) Pass(ctx context.Context, lead func() bool) (PassResult,
 		if ctx.Err() != nil || (lead != nil && !lead()) {
 			break
 		}
-		if c.events >= bigBuild {
-			// The engine is about to take a few hundred MB; the Go heap
-			// gives back what it holds beyond its live objects first.
-			debug.FreeOSMemory()
-		}
-		if err := b.build(ctx, c.hours); err != nil {
+		if err := b.build(ctx, c); err != nil {
 			return res, err
 		}
 		done += len(c.hours)
@@ -562,10 +559,11 @@ func (b *RollupBuilder) recordEmpty(ctx context.Context, starts []time.Time, spa
 
 // buildDay adds up the hours of the day starting at d into day rows.
 func (b *RollupBuilder) buildDay(ctx context.Context, d time.Time) error {
-	qctx, err := b.buildContext(ctx, []time.Time{d}, 24)
+	p, err := b.buildParams(ctx, []time.Time{d}, 24)
 	if err != nil {
 		return err
 	}
+	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
 	t0 := time.Now()
 	if err := b.conn.Exec(qctx, rollupDaySQL); err != nil {
 		return fmt.Errorf("cannot build rollup day %s: %w", d.Format(time.DateOnly), err)
@@ -627,9 +625,9 @@ func (b *RollupBuilder) splitEmpty(ctx context.Context, hours []time.Time) (full
 	return full, events, empty, nil
 }
 
-// buildEvents is the most events one build statement reads, unless one
-// hour holds more: what the statement holds in memory grows with them
-// (rollupBuildSQL).
+// buildEvents is the most events one build statement reads: what the
+// statement holds in memory grows with them (rollupItemRowsSQL). An hour
+// holding more is built in parts.
 const buildEvents = 300_000
 
 // bigBuild is the size of a build statement (events) before which the Go
@@ -640,16 +638,19 @@ const buildEvents = 300_000
 // such statement.
 const bigBuild = 100_000
 
-// buildChunk is the hours one build statement covers and the events
-// stored in them.
+// buildChunk is the hours one build covers, the events stored in them and
+// the parts the build reads them in (1: one statement).
 type buildChunk struct {
 	hours  []time.Time
 	events uint64
+	parts  int
 }
 
 // chunks cuts hours (ascending) into runs of consecutive hours of one
-// month, at most ChunkHours long and holding at most buildEvents events
-// (events per hour) unless one hour alone does, newest run first.
+// month, at most ChunkHours long and holding at most budget events
+// (events per hour), newest run first. An hour holding more than budget
+// is a run of its own, read in as many parts as it takes to give each
+// about budget events.
 func (b *RollupBuilder) chunks(hours []time.Time, events map[time.Time]uint64) []buildChunk {
 	var out []buildChunk
 	for _, h := range hours {
@@ -657,22 +658,23 @@ func (b *RollupBuilder) chunks(hours []time.Time, events map[time.Time]uint64) [
 		if k := len(out); k > 0 {
 			last := &out[k-1]
 			prev := last.hours[len(last.hours)-1]
-			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last.hours) < b.cfg.ChunkHours && last.events+n <= buildEvents {
+			if h.Equal(prev.Add(time.Hour)) && h.Month() == prev.Month() && len(last.hours) < b.cfg.ChunkHours && last.events+n <= b.budget {
 				last.hours = append(last.hours, h)
 				last.events += n
 				continue
 			}
 		}
-		out = append(out, buildChunk{hours: []time.Time{h}, events: n})
+		parts := int(min((n+b.budget-1)/b.budget, rollupMaxParts))
+		out = append(out, buildChunk{hours: []time.Time{h}, events: n, parts: max(parts, 1)})
 	}
 	slices.Reverse(out)
 	return out
 }
 
-// buildContext carries the parameters of a build of the consecutive
-// periods starting at starts, each span hours long: the window they
-// cover, a new build version and the store's clock as the build's as_of.
-func (b *RollupBuilder) buildContext(ctx context.Context, starts []time.Time, span int) (context.Context, error) {
+// buildParams are the parameters of a build of the consecutive periods
+// starting at starts, each span hours long: the window they cover, a new
+// build version and the store's clock as the build's as_of.
+func (b *RollupBuilder) buildParams(ctx context.Context, starts []time.Time, span int) (clickhouse.Parameters, error) {
 	asOf, err := b.serverNow(ctx)
 	if err != nil {
 		return nil, err
@@ -683,29 +685,53 @@ func (b *RollupBuilder) buildContext(ctx context.Context, starts []time.Time, sp
 	p["as_of"] = asOf.Format(chTime)
 	p["hours"] = hoursParam(starts)
 	p["span"] = strconv.Itoa(span)
-	return clickhouse.Context(ctx, clickhouse.WithParameters(p)), nil
+	return p, nil
 }
 
 // build builds the consecutive hours of one month, then records them.
-func (b *RollupBuilder) build(ctx context.Context, hours []time.Time) error {
-	qctx, err := b.buildContext(ctx, hours, 1)
+func (b *RollupBuilder) build(ctx context.Context, c buildChunk) error {
+	p, err := b.buildParams(ctx, c.hours, 1)
 	if err != nil {
 		return err
 	}
-	from, to := hours[0], hours[len(hours)-1].Add(time.Hour)
-	t0 := time.Now()
-	if err := b.conn.Exec(qctx, render(rollupBuildSQL, DimNone, false, false)); err != nil {
+	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
+	from, to := c.hours[0], c.hours[len(c.hours)-1].Add(time.Hour)
+	fail := func(err error) error {
 		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
+	// Before each statement that reads many events the Go heap gives back
+	// what it holds beyond its live objects: the engine is about to take a
+	// few hundred MB.
+	big := c.events/uint64(c.parts) >= bigBuild
+	t0 := time.Now()
+	partSQL, buildSQL := rollupBuildStatements(c.parts)
+	if c.parts > 1 {
+		pp := maps.Clone(p)
+		pp["parts"] = strconv.Itoa(c.parts)
+		for part := range c.parts {
+			if big {
+				debug.FreeOSMemory()
+			}
+			pp["part"] = strconv.Itoa(part)
+			if err := b.conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(pp)), partSQL); err != nil {
+				return fail(err)
+			}
+		}
+	} else if big {
+		debug.FreeOSMemory()
+	}
+	if err := b.conn.Exec(qctx, buildSQL); err != nil {
+		return fail(err)
+	}
 	if err := b.conn.Exec(qctx, rollupCubeSQL); err != nil {
-		return fmt.Errorf("cannot build rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		return fail(err)
 	}
 	if err := b.conn.Exec(qctx, rollupRecordSQL); err != nil {
 		return fmt.Errorf("cannot record rollup hours %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	b.metrics.duration.Observe(time.Since(t0).Seconds())
-	b.metrics.built.Add(float64(len(hours)))
-	b.logger.Debug("rollup: built", "from", from.Format(time.RFC3339), "hours", len(hours), "took", time.Since(t0).Round(time.Millisecond))
+	b.metrics.built.Add(float64(len(c.hours)))
+	b.logger.Debug("rollup: built", "from", from.Format(time.RFC3339), "hours", len(c.hours), "events", c.events, "parts", c.parts, "took", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

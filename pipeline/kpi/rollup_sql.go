@@ -1,6 +1,9 @@
 package kpi
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // The SQL of the hourly rollup (schemas/migrations/0004). The rollup holds
 // what windowSQL returns, per closed hour: it is built by windowItemsSQL,
@@ -19,28 +22,17 @@ import "strconv"
 const rollupFullMask = 15
 
 // rollupBuildSQL builds the hours of [from, to) (whole hours of one
-// month) at full grain: the items of each hour grouped by their four
-// attributes, plus a zero row for every key an earlier build of these
+// month) at full grain from {{rows}}, the rows of each hour grouped by its
+// four attributes, plus a zero row for every key an earlier build of these
 // hours wrote and this one does not, so that under FINAL this build
-// replaces the earlier one key for key.
-//
-// Its memory grows with the events it reads: its SELECT over the 705k
-// events of the demo's busiest hour took the process 455 MB more at its
-// peak, over three hours of 1.19M events 865 MB. An aggregation state over 150 MB goes to
-// disk (the engine's tmp directory, in the data directory): the busiest
-// hour then took 262 MB more, in 1.1 s instead of 0.75. The builder gives
-// a statement at most buildEvents events, unless one hour holds more.
+// replaces the earlier one key for key. {{rows}} is rollupItemRowsSQL, the
+// items read from the events, or rollupPartRowsSQL, the parts of an hour
+// too large for one statement built before (rollupBuild).
 var rollupBuildSQL = `INSERT INTO kpi_hourly (hour, sl_ms, mask, region, queue, channel, business_line, build, sums, hist)
 SELECT hour, {sl_ms:Int64}, ` + strconv.Itoa(rollupFullMask) + `, region, queue, channel, business_line, {build:UInt64},
     sumForEach(sums), sumMap(hist)
 FROM (
-    SELECT toDateTime(intDiv(assumeNotNull(t_ms), 3600000) * 3600, 'UTC') AS hour,
-        toString(f_region) AS region, toString(f_queue) AS queue, toString(f_channel) AS channel,
-        toString(f_business_line) AS business_line,
-        ` + windowAggSQL + `
-    FROM (` + windowItemsSQL + `)
-    WHERE ` + windowInSQL + `
-    GROUP BY hour, region, queue, channel, business_line
+    {{rows}}
     UNION ALL
     SELECT DISTINCT hour, toString(region), toString(queue), toString(channel), toString(business_line),
         CAST([], 'Array(Int64)'), CAST(([], []), 'Tuple(Array(Int32), Array(UInt64))')
@@ -49,7 +41,72 @@ FROM (
         AND mask = ` + strconv.Itoa(rollupFullMask) + `
 )
 GROUP BY hour, region, queue, channel, business_line
-SETTINGS enable_analyzer = 0, distributed_foreground_insert = 1, max_bytes_before_external_group_by = 150000000`
+SETTINGS ` + rollupReadSettings
+
+// rollupItemRowsSQL is the items of the hours of [from, to) added up per
+// hour and full-grain key, from the events: every formula is
+// windowAggSQL's.
+//
+// Its memory grows with the events it reads: over the 705k events of the
+// demo's busiest hour it took the process 455 MB more at its peak, over
+// three hours of 1.19M events 865 MB. An aggregation state over 150 MB
+// goes to disk (the engine's tmp directory, in the data directory): the
+// busiest hour then took 262 MB more, in 1.1 s instead of 0.75. Read in
+// parts (rollupPartSQL) a 667k-event hour took 249 and 293 MB more whole,
+// 165 and 173 a half, 140 and 143 a third (0.5 s each). The builder gives
+// a statement at most buildEvents events.
+var rollupItemRowsSQL = `SELECT toDateTime(intDiv(assumeNotNull(t_ms), 3600000) * 3600, 'UTC') AS hour,
+        toString(f_region) AS region, toString(f_queue) AS queue, toString(f_channel) AS channel,
+        toString(f_business_line) AS business_line,
+        ` + windowAggSQL + `
+    FROM (` + windowItemsSQL + `)
+    WHERE ` + windowInSQL + `
+    GROUP BY hour, region, queue, channel, business_line`
+
+// rollupReadSettings are the settings of the statements that read events
+// into the rollup.
+const rollupReadSettings = `enable_analyzer = 0, distributed_foreground_insert = 1, max_bytes_before_external_group_by = 150000000`
+
+// rollupPartMask is the mask of the first part of an hour built in parts:
+// part {part} of {parts} holds the items of the conversations whose
+// cityHash64(conversation_id) % {parts} is {part}, at full grain, under
+// the mask rollupPartMask + {part} and the build's version. Every item of
+// the rollup belongs to one conversation and is computed from that
+// conversation's events alone, so the parts add up to the hour.
+// rollupPartRowsSQL reads a build's parts back; no reader of the rollup
+// asks for these masks, and a later build of the hour writes the same keys
+// with a higher version, so they take no more room than one build's.
+const rollupPartMask = 32
+
+// rollupMaxParts is the most parts an hour is built in.
+const rollupMaxParts = 16
+
+// rollupPartSQL builds part {part} of {parts} of the hours of [from, to).
+var rollupPartSQL = `INSERT INTO kpi_hourly (hour, sl_ms, mask, region, queue, channel, business_line, build, sums, hist)
+SELECT hour, {sl_ms:Int64}, ` + strconv.Itoa(rollupPartMask) + ` + {part:UInt8}, region, queue, channel, business_line, {build:UInt64}, sums, hist
+FROM (` + rollupItemRowsSQL + `)
+SETTINGS ` + rollupReadSettings
+
+// rollupPartRowsSQL is the rows the parts of build {build} stored.
+var rollupPartRowsSQL = `SELECT hour, toString(region) AS region, toString(queue) AS queue, toString(channel) AS channel,
+        toString(business_line) AS business_line, sums, hist
+    FROM kpi_hourly
+    WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')} AND sl_ms = {sl_ms:Int64}
+        AND mask >= ` + strconv.Itoa(rollupPartMask) + ` AND build = {build:UInt64}`
+
+// partSQL keeps the events and conversations of part {part} of {parts}.
+const partSQL = ` AND cityHash64(conversation_id) % {parts:UInt8} = {part:UInt8}`
+
+// rollupBuildStatements renders the statements of a build: one build
+// statement over the events, or parts > 1 part statements, each run with
+// its {part}, then a build statement over their rows.
+func rollupBuildStatements(parts int) (part, build string) {
+	if parts <= 1 {
+		return "", render(strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupItemRowsSQL), DimNone, false, false)
+	}
+	part = strings.NewReplacer("{{convs}}", partSQL, "{{inW}}", inWSQL+partSQL).Replace(rollupPartSQL)
+	return render(part, DimNone, false, false), strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupPartRowsSQL)
+}
 
 // rollupCubeSQL adds up the full-grain rows of build {build} into the
 // other grouping sets (bit 0 region, 1 queue, 2 channel, 3 business_line:
@@ -119,6 +176,7 @@ FROM (
             toString(business_line), CAST([], 'Array(Int64)')
         FROM kpi_hourly
         WHERE hour = {from:DateTime64(3, 'UTC')} AND sl_ms = {sl_ms:Int64} AND mask >= ` + strconv.Itoa(rollupDayMask) + `
+            AND mask < ` + strconv.Itoa(rollupPartMask) + `
     )
     GROUP BY day, hour_mask, region, queue, channel, business_line
 ) AS s
@@ -139,12 +197,13 @@ SETTINGS enable_analyzer = 0, distributed_foreground_insert = 1`
 
 // rollupRecordSQL records a finished build of the hours {hours}, after
 // its rows are stored.
-const rollupRecordSQL = `INSERT INTO kpi_hourly_builds (hour, sl_ms, span, build, as_of, rows)
+var rollupRecordSQL = `INSERT INTO kpi_hourly_builds (hour, sl_ms, span, build, as_of, rows)
 SELECT h.hour, {sl_ms:Int64}, {span:UInt8}, {build:UInt64}, {as_of:DateTime64(3, 'UTC')}, n.rows
 FROM (SELECT arrayJoin({hours:Array(DateTime('UTC'))}) AS hour) AS h
 LEFT JOIN (
     SELECT hour, count() AS rows FROM kpi_hourly
     WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')} AND sl_ms = {sl_ms:Int64} AND build = {build:UInt64}
+        AND mask < ` + strconv.Itoa(rollupPartMask) + `
     GROUP BY hour
 ) AS n ON h.hour = n.hour
 SETTINGS distributed_foreground_insert = 1`

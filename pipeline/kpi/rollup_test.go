@@ -169,6 +169,9 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 		if builders[i], err = NewRollupBuilder(conn, cfg, nil, nil); err != nil {
 			t.Fatal(err)
 		}
+		// A budget of statements small enough that most hours are built
+		// in parts (rollupPartSQL), the rest a few hours at a time.
+		builders[i].budget = 120
 	}
 	b := builders[0]
 	time.Sleep(cfg.Rollup.Settle)
@@ -191,6 +194,13 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 	// what was not recorded yet when it looked.
 	if built := results[0].Built + results[1].Built; built < hours {
 		t.Fatalf("the first passes built %d hours, want at least %d", built, hours)
+	}
+	var parted, whole int64
+	if err := conn.QueryRow(ctx, `SELECT toInt64(uniqExactIf(hour, mask >= 32)), toInt64(uniqExactIf(hour, mask = 15)) - uniqExactIf(hour, mask >= 32) FROM kpi_hourly`).Scan(&parted, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if parted == 0 || whole == 0 {
+		t.Fatalf("%d hours built in parts, %d in one statement: want both", parted, whole)
 	}
 
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -575,9 +585,10 @@ func TestRollupWaitsForSettle(t *testing.T) {
 
 // TestRollupChunks cuts the hours to build into statements: consecutive
 // hours of one month, at most ChunkHours of them and at most buildEvents
-// events unless one hour holds more, newest first.
+// events, newest first; an hour holding more is read in parts of at most
+// buildEvents, up to rollupMaxParts.
 func TestRollupChunks(t *testing.T) {
-	b := &RollupBuilder{cfg: RollupConfig{ChunkHours: 3}}
+	b := &RollupBuilder{cfg: RollupConfig{ChunkHours: 3}, budget: buildEvents}
 	at := func(day, hour int) time.Time { return time.Date(2026, 11, day, hour, 0, 0, 0, time.UTC) }
 	hours := []time.Time{
 		at(30, 17), at(30, 18), at(30, 19), at(30, 20), // 4 quiet hours: 3 + 1
@@ -588,18 +599,22 @@ func TestRollupChunks(t *testing.T) {
 		time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC), // two of these fit, not three
 		time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC),
 		time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC), // three parts
+		time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC), // no more than rollupMaxParts
 	}
 	events := map[time.Time]uint64{
 		hours[7]:  buildEvents + 1,
 		hours[8]:  buildEvents / 2,
 		hours[9]:  buildEvents / 2,
 		hours[10]: 1,
+		hours[11]: 3 * buildEvents,
+		hours[12]: 100 * buildEvents,
 	}
 	var got []string
 	for _, c := range b.chunks(hours, events) {
-		got = append(got, fmt.Sprintf("%s+%d", c.hours[0].Format("02T15"), len(c.hours)))
+		got = append(got, fmt.Sprintf("%s+%d/%d", c.hours[0].Format("02T15"), len(c.hours), c.parts))
 	}
-	want := []string{"01T04+1", "01T02+2", "01T01+1", "01T00+1", "30T22+2", "30T20+1", "30T17+3"}
+	want := []string{"01T06+1/16", "01T05+1/3", "01T04+1/1", "01T02+2/1", "01T01+1/2", "01T00+1/1", "30T22+2/1", "30T20+1/1", "30T17+3/1"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("chunks\n got %v\nwant %v", got, want)
 	}
