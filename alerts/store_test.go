@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -394,4 +395,42 @@ func TestOnceWhenOutboxUnreadable(t *testing.T) {
 	if next := NewDeliverer(cfg, NewStore(conn), nil, logger).Once(ctx, now); !next.Equal(now.Add(cfg.RetryMin)) {
 		t.Fatalf("unreadable outbox: next = %s, want %s", next, now.Add(cfg.RetryMin))
 	}
+}
+
+// BenchmarkDue reads the outbox for delivery when it holds a month of
+// delivered notifications (30 days is its TTL) and one pending: what each
+// delivery pass costs a long-running deployment. Reports the pass's p50.
+func BenchmarkDue(b *testing.B) {
+	_, conn := chtest.Start(b).Database(b)
+	ctx := context.Background()
+	const delivered = 50_000
+	for i, state := range []string{"pending", "sending", "sent"} {
+		if err := conn.Exec(ctx, `INSERT INTO notification_outbox (id, receiver, payload, state, attempts, next_attempt_at, last_error, created_at, updated_at, version, term)
+			SELECT concat('old-', toString(number)), 'ops', repeat('x', 2000), '`+state+`', 1, now64(3), '', now64(3) - toIntervalSecond(number * 50), now64(3), `+strconv.Itoa(i+1)+`, 0
+			FROM numbers(`+strconv.Itoa(delivered)+`)`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st := NewStore(conn)
+	now := time.Now().Truncate(time.Millisecond)
+	if err := st.UpdateOutbox(ctx, OutboxItem{Notification: Notification{ID: "new", Receiver: "ops", CreatedAt: now},
+		State: "pending", NextAttempt: now, CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	var took []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		items, err := st.Due(ctx, now, 200)
+		took = append(took, time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(items) != 1 || items[0].Notification.ID != "new" {
+			b.Fatalf("due: %d items, want the pending one", len(items))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 }

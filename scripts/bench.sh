@@ -134,6 +134,9 @@ run() {
 	run go test -run '^$' -bench 'BenchmarkIngest/(telegraf|embedded-kafka)$' -benchtime 1x -timeout 20m ./ingest
 	run go test -run '^$' -bench 'BenchmarkFreshness$' -benchtime 1x -timeout 10m ./internal/app
 	run go test -run '^$' -bench 'BenchmarkFiringToNotification$' -benchtime 100x -timeout 10m ./alerts
+	# A delivery pass's read of the outbox when it holds a month of
+	# delivered notifications.
+	run go test -run '^$' -bench 'BenchmarkDue$' -benchtime 20x -timeout 10m ./alerts
 	# An event produced → its notification at a webhook: `cockpit serve`
 	# and `cockpit store` as processes of their own, 50 complaints.
 	run go test -run '^$' -bench 'BenchmarkEventToNotification$' -benchtime 50x -timeout 20m ./internal/e2e
