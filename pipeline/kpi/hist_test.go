@@ -71,9 +71,7 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 // TestSQLPlaceholdersFilled renders every query variant the store and the
 // builder send and finds no placeholder left.
 func TestSQLPlaceholdersFilled(t *testing.T) {
-	_, build := rollupBuildStatements(1)
-	part, partBuild := rollupBuildStatements(3)
-	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, build, part, partBuild} {
+	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupWholeSQL, rollupPartsSQL, rollupPartsSumSQL} {
 		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
 			for _, agents := range []bool{false, true} {
 				if s := render(q, dim, agents, agents); strings.Contains(s, "{{") {

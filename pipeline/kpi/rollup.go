@@ -702,26 +702,29 @@ func (b *RollupBuilder) build(ctx context.Context, c buildChunk) error {
 	// Before each statement that reads many events the Go heap gives back
 	// what it holds beyond its live objects: the engine is about to take a
 	// few hundred MB.
-	big := c.events/uint64(c.parts) >= bigBuild
+	read := func(ctx context.Context, query string) error {
+		if c.events/uint64(c.parts) >= bigBuild {
+			debug.FreeOSMemory()
+		}
+		return b.conn.Exec(ctx, query)
+	}
 	t0 := time.Now()
-	partSQL, buildSQL := rollupBuildStatements(c.parts)
-	if c.parts > 1 {
+	if c.parts <= 1 {
+		if err := read(qctx, rollupWholeSQL); err != nil {
+			return fail(err)
+		}
+	} else {
 		pp := maps.Clone(p)
 		pp["parts"] = strconv.Itoa(c.parts)
 		for part := range c.parts {
-			if big {
-				debug.FreeOSMemory()
-			}
 			pp["part"] = strconv.Itoa(part)
-			if err := b.conn.Exec(clickhouse.Context(ctx, clickhouse.WithParameters(pp)), partSQL); err != nil {
+			if err := read(clickhouse.Context(ctx, clickhouse.WithParameters(pp)), rollupPartsSQL); err != nil {
 				return fail(err)
 			}
 		}
-	} else if big {
-		debug.FreeOSMemory()
-	}
-	if err := b.conn.Exec(qctx, buildSQL); err != nil {
-		return fail(err)
+		if err := b.conn.Exec(qctx, rollupPartsSumSQL); err != nil {
+			return fail(err)
+		}
 	}
 	if err := b.conn.Exec(qctx, rollupCubeSQL); err != nil {
 		return fail(err)

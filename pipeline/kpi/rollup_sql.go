@@ -27,7 +27,7 @@ const rollupFullMask = 15
 // hours wrote and this one does not, so that under FINAL this build
 // replaces the earlier one key for key. {{rows}} is rollupItemRowsSQL, the
 // items read from the events, or rollupPartRowsSQL, the parts of an hour
-// too large for one statement built before (rollupBuild).
+// too large for one statement, built before.
 var rollupBuildSQL = `INSERT INTO kpi_hourly (hour, sl_ms, mask, region, queue, channel, business_line, build, sums, hist)
 SELECT hour, {sl_ms:Int64}, ` + strconv.Itoa(rollupFullMask) + `, region, queue, channel, business_line, {build:UInt64},
     sumForEach(sums), sumMap(hist)
@@ -68,12 +68,10 @@ var rollupItemRowsSQL = `SELECT toDateTime(intDiv(assumeNotNull(t_ms), 3600000) 
 const rollupReadSettings = `enable_analyzer = 0, distributed_foreground_insert = 1, max_bytes_before_external_group_by = 150000000`
 
 // rollupPartMask is the mask of the first part of an hour built in parts:
-// part {part} of {parts} holds the items of the conversations whose
-// cityHash64(conversation_id) % {parts} is {part}, at full grain, under
-// the mask rollupPartMask + {part} and the build's version. Every item of
-// the rollup belongs to one conversation and is computed from that
-// conversation's events alone, so the parts add up to the hour.
-// rollupPartRowsSQL reads a build's parts back; no reader of the rollup
+// part {part} of {parts} holds the items of its conversations
+// (withConversationPart) at full grain, under the mask rollupPartMask +
+// {part} and the build's version. rollupPartRowsSQL reads a build's parts
+// back; no reader of the rollup
 // asks for these masks, and a later build of the hour writes the same keys
 // with a higher version, so they take no more room than one build's.
 const rollupPartMask = 32
@@ -94,19 +92,15 @@ var rollupPartRowsSQL = `SELECT hour, toString(region) AS region, toString(queue
     WHERE hour >= {from:DateTime64(3, 'UTC')} AND hour < {to:DateTime64(3, 'UTC')} AND sl_ms = {sl_ms:Int64}
         AND mask >= ` + strconv.Itoa(rollupPartMask) + ` AND build = {build:UInt64}`
 
-// partSQL keeps the events and conversations of part {part} of {parts}.
-const partSQL = ` AND cityHash64(conversation_id) % {parts:UInt8} = {part:UInt8}`
-
-// rollupBuildStatements renders the statements of a build: one build
-// statement over the events, or parts > 1 part statements, each run with
-// its {part}, then a build statement over their rows.
-func rollupBuildStatements(parts int) (part, build string) {
-	if parts <= 1 {
-		return "", render(strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupItemRowsSQL), DimNone, false, false)
-	}
-	part = strings.NewReplacer("{{convs}}", partSQL, "{{inW}}", inWSQL+partSQL).Replace(rollupPartSQL)
-	return render(part, DimNone, false, false), strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupPartRowsSQL)
-}
+// The build statements, rendered once: rollupWholeSQL reads the events
+// of its hours in one statement; an hour built in parts runs
+// rollupPartsSQL once per part (parameters {parts} and {part}), then
+// rollupPartsSumSQL over their rows.
+var (
+	rollupWholeSQL    = render(strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupItemRowsSQL), DimNone, false, false)
+	rollupPartsSQL    = render(withConversationPart(rollupPartSQL), DimNone, false, false)
+	rollupPartsSumSQL = strings.ReplaceAll(rollupBuildSQL, "{{rows}}", rollupPartRowsSQL)
+)
 
 // rollupCubeSQL adds up the full-grain rows of build {build} into the
 // other grouping sets (bit 0 region, 1 queue, 2 channel, 3 business_line:

@@ -533,6 +533,17 @@ func withConversations(query string, restrict bool) string {
 	).Replace(query)
 }
 
+// withConversationPart keeps, in windowItemsSQL, the events and the
+// attributes of the conversations of part {part} of {parts} (UInt8
+// parameters): those whose cityHash64(conversation_id) % {parts} is
+// {part}. Every item belongs to one conversation and is computed from
+// that conversation's events and attributes alone, so the parts' items add
+// up to the whole. Apply it before withConversations.
+func withConversationPart(query string) string {
+	const part = ` AND cityHash64(conversation_id) % {parts:UInt8} = {part:UInt8}`
+	return strings.NewReplacer("{{convs}}", part, "{{inW}}", inWSQL+part).Replace(query)
+}
+
 // afterWSQL: after W, only the events of conversations with a pair in W
 // (their followers) are read.
 const afterWSQL = `AND (occurred_at < {to:DateTime64(3, 'UTC')} OR conversation_id IN (
