@@ -50,7 +50,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		tables = append(tables, name)
 	}
 	for _, want := range []string{"events", "ingest_batches", "schema_migrations", "alerts", "alert_history", "silences", "notification_outbox",
-		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans", "event_ids", "rule_evaluations"} {
+		"conversations", "kpi_hourly", "kpi_hourly_builds", "kpi_hourly_dirty", "kpi_hourly_scans", "event_ids", "rule_evaluations", "complaints"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("table %s missing; have %v", want, tables)
 		}
@@ -187,6 +187,46 @@ func TestMigrateEventIDs(t *testing.T) {
 	}
 	if rows != 4 || ids != 3 {
 		t.Errorf("event_ids holds %d rows of %d ids, want 4 of 3", rows, ids)
+	}
+}
+
+// TestMigrateComplaints starts from the schema before the complaints table
+// (every migration but 0023) holding events, one complaint stored twice,
+// migrates, and requires the stored complaints in the table with their own
+// regions, nothing else, and the complaints inserted afterwards too.
+func TestMigrateComplaints(t *testing.T) {
+	s := chtest.Start(t)
+	admin := s.Conn(t, "")
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	old := "t_complaints_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
+	cfg := schemas.StoreConfig{Database: old}
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 23 }, logger); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+		VALUES ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 0, 0),
+		       ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 1, 0),
+		       ('e2', 'complaint.filed', now64(3) - INTERVAL 1 HOUR, 'c2', '', 0, 1),
+		       ('e3', 'conversation.started', now64(3) - INTERVAL 1 HOUR, 'c2', '深圳', 0, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+		VALUES ('e4', 'complaint.filed', now64(3), 'c3', '北京', 2, 0), ('e5', 'message.sent', now64(3), 'c3', '北京', 2, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := admin.QueryRow(ctx, "SELECT toString(groupArray((event_id, region))) FROM (SELECT DISTINCT event_id, region FROM "+old+".complaints ORDER BY event_id)").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[('e1','广州'),('e2',''),('e4','北京')]"; got != want {
+		t.Errorf("complaints hold %s, want %s", got, want)
 	}
 }
 

@@ -143,8 +143,9 @@ func (s *SpikeRules) EvaluateSpikeRule(ctx context.Context, now time.Time, r Rul
 // chTime is the layout of a DateTime64(3) value in ClickHouse query text.
 const chTime = "2006-01-02 15:04:05.000"
 
-// ClickHouseSpikeHistory reads complaint counts per region from the events
-// table, counting a repeated event_id once, with one query per evaluation.
+// ClickHouseSpikeHistory reads complaint counts per region from the
+// complaints table (every stored complaint.filed, by time), counting a
+// repeated event_id once, with one query per evaluation.
 type ClickHouseSpikeHistory struct {
 	conn driver.Conn
 
@@ -190,9 +191,8 @@ func (h *ClickHouseSpikeHistory) SpikeCounts(ctx context.Context, ranges []spike
 				arrayJoin(arrayFilter(i -> occurred_at >= {froms:Array(DateTime64(3, 'UTC'))}[i]
 					AND occurred_at < {tos:Array(DateTime64(3, 'UTC'))}[i],
 					range(1, length({froms:Array(DateTime64(3, 'UTC'))}) + 1))) AS idx
-			FROM events
-			WHERE type = 'complaint.filed'
-				AND occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}
+			FROM complaints
+			WHERE occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}
 		)
 		GROUP BY region, idx`)
 	if err != nil {
@@ -223,7 +223,7 @@ func (h *ClickHouseSpikeHistory) SpikeDataStart(ctx context.Context) (time.Time,
 	}
 	var n uint64
 	var t time.Time
-	if err := h.conn.QueryRow(ctx, "SELECT count(), min(occurred_at) FROM events WHERE type = 'complaint.filed'").Scan(&n, &t); err != nil {
+	if err := h.conn.QueryRow(ctx, "SELECT count(), min(occurred_at) FROM complaints").Scan(&n, &t); err != nil {
 		return time.Time{}, fmt.Errorf("cannot find the start of complaint history: %w", err)
 	}
 	if n == 0 {
@@ -237,8 +237,8 @@ func (h *ClickHouseSpikeHistory) SpikeDataStart(ctx context.Context) (time.Time,
 // (the same rule as SpikeCounts' uniqExact).
 func (h *ClickHouseSpikeHistory) SpikeRecords(ctx context.Context, from, to time.Time) ([]spike.Record, error) {
 	rows, err := h.conn.Query(ctx, `
-		SELECT region, occurred_at FROM events
-		WHERE type = 'complaint.filed' AND occurred_at >= ? AND occurred_at < ?
+		SELECT region, occurred_at FROM complaints
+		WHERE occurred_at >= ? AND occurred_at < ?
 		LIMIT 1 BY event_id, region`, from.UTC(), to.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("cannot list complaints: %w", err)

@@ -27,9 +27,8 @@ type Range struct {
 //	SELECT region, arrayJoin(arrayFilter(i -> occurred_at >= {from:Array(DateTime64(3))}[i]
 //	        AND occurred_at < {to:Array(DateTime64(3))}[i], range(1, length({from:Array(DateTime64(3))}) + 1))) AS idx,
 //	       count() AS n
-//	FROM events
-//	WHERE type = 'complaint.filed'
-//	  AND occurred_at >= {min_from:DateTime64(3)} AND occurred_at < {max_to:DateTime64(3)}
+//	FROM complaints
+//	WHERE occurred_at >= {min_from:DateTime64(3)} AND occurred_at < {max_to:DateTime64(3)}
 //	GROUP BY region, idx
 //
 // (or the same over an hourly or 5-minute rollup table when the range
