@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -151,38 +152,48 @@ func TestMigrateUpgrade(t *testing.T) {
 	}
 }
 
-// TestMigrateEventIDs starts from the schema before the event_id index
-// (every migration but 0021) holding events, one of them stored twice,
-// migrates, and requires every stored event_id in the index, and the
-// events inserted afterwards too.
-func TestMigrateEventIDs(t *testing.T) {
-	s := chtest.Start(t)
-	admin := s.Conn(t, "")
+// upgradeWithout builds a database with every migration but version,
+// runs before in it (its table names prefixed with "db."), migrates it to
+// the newest schema and runs after. It returns the connection and the
+// database's name.
+func upgradeWithout(t *testing.T, version int, before, after string) (driver.Conn, string) {
+	t.Helper()
+	admin := chtest.Start(t).Conn(t, "")
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	old := "t_ids_" + hex.EncodeToString(b[:])
+	old := fmt.Sprintf("t_before_%04d_%s", version, hex.EncodeToString(b[:]))
 	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
 	cfg := schemas.StoreConfig{Database: old}
-	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 21 }, logger); err != nil {
+	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != version }, logger); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
-		VALUES ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 0, 0),
-		       ('e1', 'complaint.filed', now64(3) - INTERVAL 1 HOUR, 'c2', '广州', 1, 0),
-		       ('e2', 'conversation.closed', now64(3) - INTERVAL 1 HOUR, 'c1', '', 0, 1)`); err != nil {
+	if err := admin.Exec(ctx, strings.ReplaceAll(before, "db.", old+".")); err != nil {
 		t.Fatal(err)
 	}
 	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
-	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, source_partition, source_offset)
-		VALUES ('e3', 'conversation.closed', now64(3), 'c3', 2, 0)`); err != nil {
+	if err := admin.Exec(ctx, strings.ReplaceAll(after, "db.", old+".")); err != nil {
 		t.Fatal(err)
 	}
+	return admin, old
+}
+
+// TestMigrateEventIDs starts from the schema before the event_id index
+// (every migration but 0021) holding events, one of them stored twice,
+// migrates, and requires every stored event_id in the index, and the
+// events inserted afterwards too.
+func TestMigrateEventIDs(t *testing.T) {
+	admin, old := upgradeWithout(t, 21, `INSERT INTO db.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+		VALUES ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 0, 0),
+		       ('e1', 'complaint.filed', now64(3) - INTERVAL 1 HOUR, 'c2', '广州', 1, 0),
+		       ('e2', 'conversation.closed', now64(3) - INTERVAL 1 HOUR, 'c1', '', 0, 1)`,
+		`INSERT INTO db.events (event_id, type, occurred_at, conversation_id, source_partition, source_offset)
+		VALUES ('e3', 'conversation.closed', now64(3), 'c3', 2, 0)`)
 	var rows, ids uint64
-	if err := admin.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM "+old+".event_ids").Scan(&rows, &ids); err != nil {
+	if err := admin.QueryRow(context.Background(), "SELECT count(), uniqExact(event_id) FROM "+old+".event_ids").Scan(&rows, &ids); err != nil {
 		t.Fatal(err)
 	}
 	if rows != 4 || ids != 3 {
@@ -195,34 +206,15 @@ func TestMigrateEventIDs(t *testing.T) {
 // migrates, and requires the stored complaints in the table with their own
 // regions, nothing else, and the complaints inserted afterwards too.
 func TestMigrateComplaints(t *testing.T) {
-	s := chtest.Start(t)
-	admin := s.Conn(t, "")
-	ctx := context.Background()
-	logger := slog.New(slog.DiscardHandler)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	old := "t_complaints_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+old) })
-	cfg := schemas.StoreConfig{Database: old}
-	if err := schemas.MigrateSome(ctx, admin, cfg, func(v int) bool { return v != 23 }, logger); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+	admin, old := upgradeWithout(t, 23, `INSERT INTO db.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
 		VALUES ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 0, 0),
 		       ('e1', 'complaint.filed', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', 1, 0),
 		       ('e2', 'complaint.filed', now64(3) - INTERVAL 1 HOUR, 'c2', '', 0, 1),
-		       ('e3', 'conversation.started', now64(3) - INTERVAL 1 HOUR, 'c2', '深圳', 0, 2)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := schemas.Migrate(ctx, admin, cfg, logger); err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	if err := admin.Exec(ctx, "INSERT INTO "+old+`.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
-		VALUES ('e4', 'complaint.filed', now64(3), 'c3', '北京', 2, 0), ('e5', 'message.sent', now64(3), 'c3', '北京', 2, 1)`); err != nil {
-		t.Fatal(err)
-	}
+		       ('e3', 'conversation.started', now64(3) - INTERVAL 1 HOUR, 'c2', '深圳', 0, 2)`,
+		`INSERT INTO db.events (event_id, type, occurred_at, conversation_id, region, source_partition, source_offset)
+		VALUES ('e4', 'complaint.filed', now64(3), 'c3', '北京', 2, 0), ('e5', 'message.sent', now64(3), 'c3', '北京', 2, 1)`)
 	var got string
-	if err := admin.QueryRow(ctx, "SELECT toString(groupArray((event_id, region))) FROM (SELECT DISTINCT event_id, region FROM "+old+".complaints ORDER BY event_id)").Scan(&got); err != nil {
+	if err := admin.QueryRow(context.Background(), "SELECT toString(groupArray((event_id, region))) FROM (SELECT DISTINCT event_id, region FROM "+old+".complaints ORDER BY event_id)").Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if want := "[('e1','广州'),('e2',''),('e4','北京')]"; got != want {
