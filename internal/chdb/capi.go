@@ -191,8 +191,8 @@ const allocatorEnv = "JE_MALLOC_CONF"
 // run of large statements (a rollup build in parts) stacked each one's
 // peak on what the last had freed: rebuilding hours of 467k and 667k
 // events on an idle process took it 300 MB above its base at 5 s, 240 MB
-// at 1 s in the same time (1.9 and 2.4 s), 210 MB at none, which made the
-// builds almost 80 % slower (2.9 and 4.3 s). An operator's
+// at 1 s in the same time, 210 MB at none, which made the builds almost
+// 80 % slower (1.6 → 2.9 s and 2.4 → 4.3 s). An operator's
 // JE_MALLOC_CONF wins.
 const allocatorDefault = "dirty_decay_ms:1000"
 

@@ -71,9 +71,9 @@ const rollupReadSettings = `enable_analyzer = 0, distributed_foreground_insert =
 // part {part} of {parts} holds the items of its conversations
 // (withConversationPart) at full grain, under the mask rollupPartMask +
 // {part} and the build's version. rollupPartRowsSQL reads a build's parts
-// back; no reader of the rollup
-// asks for these masks, and a later build of the hour writes the same keys
-// with a higher version, so they take no more room than one build's.
+// back; no reader of the rollup asks for these masks, and a later build of
+// the hour writes the same keys with a higher version, so they take no
+// more room than one build's.
 const rollupPartMask = 32
 
 // rollupMaxParts is the most parts an hour is built in.

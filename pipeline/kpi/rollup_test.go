@@ -196,7 +196,7 @@ func TestRollupAgreesWithRawPath(t *testing.T) {
 		t.Fatalf("the first passes built %d hours, want at least %d", built, hours)
 	}
 	var parted, whole int64
-	if err := conn.QueryRow(ctx, `SELECT toInt64(uniqExactIf(hour, mask >= 32)), toInt64(uniqExactIf(hour, mask = 15)) - uniqExactIf(hour, mask >= 32) FROM kpi_hourly`).Scan(&parted, &whole); err != nil {
+	if err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT toInt64(uniqExactIf(hour, mask >= %[1]d)), toInt64(uniqExactIf(hour, mask = %[2]d)) - uniqExactIf(hour, mask >= %[1]d) FROM kpi_hourly`, rollupPartMask, rollupFullMask)).Scan(&parted, &whole); err != nil {
 		t.Fatal(err)
 	}
 	if parted == 0 || whole == 0 {
