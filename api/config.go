@@ -89,7 +89,9 @@ type Config struct {
 	// StreamKeepAlive is the interval of keep-alive comments. Default 15s.
 	StreamKeepAlive time.Duration `yaml:"stream_keep_alive"`
 	// StreamPanelEvery is how often the stream sends the wall's charts
-	// (last-hour trends, complaints by region, firing alerts). Default 15s.
+	// (last-hour trends, complaints by region, firing alerts). Default 10s:
+	// SPEC §9 wants one at least every 15 s, and a panel is due only at a
+	// tick once its interval has passed.
 	StreamPanelEvery time.Duration `yaml:"stream_panel_every"`
 }
 
@@ -112,7 +114,7 @@ func DefaultConfig() Config {
 		StreamWindow:       15 * time.Minute,
 		StreamBuffer:       16,
 		StreamKeepAlive:    15 * time.Second,
-		StreamPanelEvery:   15 * time.Second,
+		StreamPanelEvery:   10 * time.Second,
 	}
 }
 

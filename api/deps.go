@@ -21,7 +21,8 @@ type KPISource interface {
 	KPIs(ctx context.Context, w kpi.Window, f kpi.Filters) (kpi.Snapshot, error)
 	KPIsBy(ctx context.Context, w kpi.Window, f kpi.Filters, dim kpi.Dimension) ([]kpi.KeyedSnapshot, error)
 	Timeseries(ctx context.Context, metric string, step time.Duration, w kpi.Window, f kpi.Filters, groupBy kpi.Dimension) ([]kpi.Series, error)
-	Trends(ctx context.Context, metrics []string, step time.Duration, w kpi.Window, f kpi.Filters) (map[string][]kpi.Point, error)
+	// Trends also returns the time of the newest data its points can hold.
+	Trends(ctx context.Context, metrics []string, step time.Duration, w kpi.Window, f kpi.Filters) (map[string][]kpi.Point, time.Time, error)
 }
 
 // AlertHistory lists stored alerts. *alerts.Store satisfies it.

@@ -172,7 +172,7 @@ func (h *Hub) tick(ctx context.Context) {
 	h.mu.Lock()
 	h.tickAt = time.Now()
 	h.mu.Unlock()
-	qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
+	qctx, cancel := context.WithTimeout(kpi.AsItIs(ctx, h.refreshWait()), streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
 	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
@@ -193,11 +193,7 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	} else {
-		asOf := to
-		if !snap.AsOf.IsZero() && snap.AsOf.Before(to) {
-			asOf = snap.AsOf
-		}
-		h.tiles.succeeded(asOf)
+		h.tiles.succeeded(dataTime(snap.AsOf, to))
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
@@ -207,6 +203,21 @@ func (h *Hub) tick(ctx context.Context) {
 		return
 	}
 	h.broadcast("kpi", data)
+}
+
+// refreshWait is the longest a snapshot waits for a refresh of the live
+// view under way: half a tick, so the frames keep their cadence whatever
+// the refresh takes. A refresh that follows a flush usually ends sooner,
+// and its events are then in the frame.
+func (h *Hub) refreshWait() time.Duration { return h.cfg.StreamTick / 2 }
+
+// dataTime is the time of the data an answer read at at holds: its asOf
+// when it says one, and at most at.
+func dataTime(asOf, at time.Time) time.Time {
+	if !asOf.IsZero() && asOf.Before(at) {
+		return asOf.UTC()
+	}
+	return at
 }
 
 // tilesStaleAfter is the age past which a snapshot is stale: several
@@ -373,13 +384,14 @@ func (h *Hub) panel(ctx context.Context) {
 	tw := kpi.Window{From: to.Add(-time.Hour), To: to}
 	w := kpi.Window{From: tw.From.Add(time.Minute), To: to.Add(time.Minute)}
 	read := func(fn func(context.Context) error) error {
-		qctx, cancel := context.WithTimeout(ctx, streamQueryTimeout)
+		qctx, cancel := context.WithTimeout(kpi.AsItIs(ctx, h.refreshWait()), streamQueryTimeout)
 		defer cancel()
 		return fn(qctx)
 	}
 	var (
 		firing                           []alerts.Record
 		trends                           map[string][]kpi.Point
+		trendsAsOf                       time.Time
 		rows                             []kpi.KeyedSnapshot
 		firingErr, trendsErr, regionsErr error
 	)
@@ -395,7 +407,7 @@ func (h *Hub) panel(ctx context.Context) {
 		})
 	}
 	trendsErr = read(func(ctx context.Context) (err error) {
-		trends, err = h.kpis.Trends(ctx, WallTrends, time.Minute, tw, kpi.Filters{})
+		trends, trendsAsOf, err = h.kpis.Trends(ctx, WallTrends, time.Minute, tw, kpi.Filters{})
 		return err
 	})
 	regionsErr = read(func(ctx context.Context) (err error) {
@@ -416,7 +428,7 @@ func (h *Hub) panel(ctx context.Context) {
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
 		}
-		h.trends.succeeded(at)
+		h.trends.succeeded(dataTime(trendsAsOf, at))
 		h.lastTrends = d
 	}
 	if regionsErr != nil {
@@ -430,7 +442,13 @@ func (h *Hub) panel(ctx context.Context) {
 		}
 		slices.SortStableFunc(d.Rows, func(a, b regionCount) int { return cmp.Compare(b.Complaints, a.Complaints) })
 		d.Rows = d.Rows[:min(len(d.Rows), panelRegions)]
-		h.regions.succeeded(at)
+		// The rows say how old they are; with no rows, the trends read
+		// just before from the same source do.
+		asOf := trendsAsOf
+		if len(rows) > 0 {
+			asOf = rows[0].AsOf
+		}
+		h.regions.succeeded(dataTime(asOf, at))
 		h.lastRegions = d
 	}
 	if firingErr != nil {

@@ -34,14 +34,14 @@ func (k *countingKPIs) KPIsBy(context.Context, kpi.Window, kpi.Filters, kpi.Dime
 func (k *countingKPIs) Timeseries(context.Context, string, time.Duration, kpi.Window, kpi.Filters, kpi.Dimension) ([]kpi.Series, error) {
 	return nil, nil
 }
-func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w kpi.Window, _ kpi.Filters) (map[string][]kpi.Point, error) {
+func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w kpi.Window, _ kpi.Filters) (map[string][]kpi.Point, time.Time, error) {
 	k.panelCalls.Add(1)
 	v := 0.5
 	out := map[string][]kpi.Point{}
 	for _, m := range ms {
 		out[m] = []kpi.Point{{Time: w.From, Value: &v}}
 	}
-	return out, nil
+	return out, time.Time{}, nil
 }
 
 func TestStreamSharesOneComputationPerTick(t *testing.T) {

@@ -364,7 +364,7 @@ func TestKPIsByAndTimeseries(t *testing.T) {
 	// Trends: several metrics from one computation, point for point what
 	// Timeseries gives for each.
 	names := []string{"conversations_started", "human_wait_seconds.avg", "first_response_seconds", "transfer_rate", "service_level"}
-	trends, err := st.Trends(ctx, names, 10*m, w10, kpi.Filters{Region: "广州"})
+	trends, _, err := st.Trends(ctx, names, 10*m, w10, kpi.Filters{Region: "广州"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestKPIsByAndTimeseries(t *testing.T) {
 			t.Errorf("Trends[%s] = %v, Timeseries = %+v", name, trends[name], one)
 		}
 	}
-	if _, err := st.Trends(ctx, []string{"service_level", "waiting_for_human"}, m, w10, kpi.Filters{}); err == nil {
+	if _, _, err := st.Trends(ctx, []string{"service_level", "waiting_for_human"}, m, w10, kpi.Filters{}); err == nil {
 		t.Error("gauge trend accepted")
 	}
 	active, waiting, err := st.Now(ctx, kpi.Filters{Region: "上海"})

@@ -222,6 +222,7 @@ func (l *liveView) floor(ms int64) int64 {
 func (l *liveView) ensure(ctx context.Context) error {
 	tolerated, _ := ctx.Value(stalenessKey{}).(time.Duration)
 	maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
+	asIsWait, asIs := ctx.Value(asIsKey{}).(time.Duration)
 	l.mu.Lock()
 	done := l.running
 	if done != nil && bounded && time.Since(l.readAt) > maxAge {
@@ -249,13 +250,20 @@ func (l *liveView) ensure(ctx context.Context) error {
 		}()
 	}
 	recent := l.loaded && time.Since(l.refreshed) < liveMaxLag-l.wait
+	// A view that has fallen behind its events takes longer than any
+	// wait to catch up: a caller that takes it as it is does not wait.
+	behind := asIs && l.loaded && !recent
+	wait := l.wait
+	if asIs {
+		wait = min(wait, asIsWait)
+	}
 	l.mu.Unlock()
-	if done != nil {
+	if done != nil && !behind {
 		// Once loaded, a caller waits a moment for the refresh and then
 		// takes the view as it is: its numbers say how old they are.
 		var late <-chan time.Time
 		if recent {
-			t := time.NewTimer(l.wait)
+			t := time.NewTimer(wait)
 			defer t.Stop()
 			late = t.C
 		}
@@ -273,7 +281,7 @@ func (l *liveView) ensure(ctx context.Context) error {
 		return l.err
 	case !l.loaded:
 		return errors.New("the live view is not loaded yet")
-	case time.Since(l.refreshed) > liveMaxLag:
+	case time.Since(l.refreshed) > liveMaxLag && !asIs:
 		return fmt.Errorf("the live view is %s behind: its refresh has not finished", time.Since(l.refreshed).Round(time.Second))
 	}
 	return nil
@@ -312,6 +320,22 @@ func (l *liveView) dataAge() time.Duration {
 // last refresh left rather than each running one more.
 func WithStaleness(ctx context.Context, age time.Duration) context.Context {
 	return context.WithValue(ctx, stalenessKey{}, age)
+}
+
+type asIsKey struct{}
+
+// AsItIs returns a context under which a window that ends now is answered
+// from a loaded live view however far behind its events it has fallen:
+// once loaded, the view answers at once when a refresh under way will not
+// finish soon, and waits for one (wait at most, and never more than
+// liveWait) only while it keeps up. The answer says how old it is (Snapshot.AsOf, and the as-of time
+// Trends returns); a refresh that failed is still an error. It is for the
+// wall, whose panels show the age of what they show and turn stale on
+// their own: under more events than the view's refreshes keep up with,
+// it gets numbers a little behind, marked so, on time, rather than a
+// timeout after ten seconds and nothing at all.
+func AsItIs(ctx context.Context, wait time.Duration) context.Context {
+	return context.WithValue(ctx, asIsKey{}, max(wait, 0))
 }
 
 // liveWait is how long a caller waits for a refresh under way before it

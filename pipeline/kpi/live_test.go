@@ -3,6 +3,7 @@ package kpi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -158,11 +159,11 @@ func TestLiveAgreesWithStore(t *testing.T) {
 		end := to.Truncate(time.Minute).Add(time.Minute)
 		tw := Window{From: end.Add(-time.Hour), To: end}
 		metrics := []string{"first_response_seconds.p90", "human_wait_seconds.p90", "service_level", "resolution_rate", "transfer_rate", "abandon_rate", "complaints", "response_seconds.avg"}
-		gt, err := live.Trends(ctx, metrics, time.Minute, tw, Filters{})
+		gt, _, err := live.Trends(ctx, metrics, time.Minute, tw, Filters{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		wt, err := raw.Trends(ctx, metrics, time.Minute, tw, Filters{})
+		wt, _, err := raw.Trends(ctx, metrics, time.Minute, tw, Filters{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -442,5 +443,78 @@ func TestLiveFreshnessBound(t *testing.T) {
 	l.mu.Unlock()
 	if got, err = live.KPIs(ctx, w, Filters{}); err != nil || !aligned(got) {
 		t.Fatalf("view behind, unbounded caller: answered %s–%s (%v), want the view as it is", got.From, got.To, err)
+	}
+}
+
+// TestLiveAsItIs: a view that has fallen behind, with a refresh under way
+// that does not end, keeps an ordinary caller waiting until its deadline,
+// while a caller that takes it as it is (AsItIs, the wall) is answered at
+// once, with the time of the view's data; a view whose last refresh
+// failed answers neither.
+func TestLiveAsItIs(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	var now time.Time
+	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.UTC()
+	tr := liveTraffic(22, now.Add(-30*time.Minute), now.Add(-2*time.Second), "a", 200)
+	insertChunks(t, conn, tr.early, 1000)
+	st, err := NewKPIStore(conn, KPIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := st.Live()
+	w := Window{From: now.Add(-15 * time.Minute), To: now}
+	if _, err := live.KPIs(ctx, w, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	l := st.live
+	l.mu.Lock()
+	old := l.asOf.Add(-time.Minute)
+	l.asOf, l.readAt, l.refreshed = old, time.Now().Add(-time.Minute), time.Now().Add(-time.Minute)
+	l.running, l.wait = make(chan struct{}), time.Hour
+	l.mu.Unlock()
+
+	short := func(ctx context.Context) (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, 2*time.Second)
+	}
+	c, cancel := short(ctx)
+	defer cancel()
+	if _, err := live.KPIs(c, w, Filters{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("view behind, ordinary caller: err = %v, want it to wait for the refresh until its deadline", err)
+	}
+	c, cancel = short(AsItIs(ctx, time.Hour))
+	defer cancel()
+	began := time.Now()
+	snap, err := live.KPIs(c, w, Filters{})
+	if err != nil || time.Since(began) > time.Second {
+		t.Fatalf("view behind, as it is: %v after %s, want an answer at once", err, time.Since(began))
+	}
+	if !snap.AsOf.Equal(old) || snap.ConversationsStarted == 0 {
+		t.Errorf("view behind, as it is: as of %s with %d started, want the view's data as of %s", snap.AsOf, snap.ConversationsStarted, old)
+	}
+	tw := Window{From: time.UnixMilli(l.floor(now.Add(-time.Hour).UnixMilli())).UTC(), To: now.Truncate(time.Minute)}
+	if _, asOf, err := live.Trends(c, []string{"service_level"}, time.Minute, tw, Filters{}); err != nil || !asOf.Equal(old) {
+		t.Errorf("view behind, trends as it is: as of %s (%v), want %s", asOf, err, old)
+	}
+	// A view that keeps up: the refresh under way is waited for, as long
+	// as the caller said and no longer.
+	l.mu.Lock()
+	l.refreshed, l.wait = time.Now(), liveWait
+	l.mu.Unlock()
+	began = time.Now()
+	if _, err := live.KPIs(AsItIs(ctx, 200*time.Millisecond), w, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < 200*time.Millisecond || took > 2*time.Second {
+		t.Errorf("recent view, as it is within 200ms: answered after %s", took)
+	}
+	l.mu.Lock()
+	l.err = errors.New("the store is down")
+	l.mu.Unlock()
+	if _, err := live.KPIs(c, w, Filters{}); err == nil {
+		t.Error("a view whose refresh failed answered a caller that takes it as it is")
 	}
 }

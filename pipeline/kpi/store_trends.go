@@ -10,23 +10,25 @@ import (
 // instead of one per metric. Metrics are named as Timeseries takes them;
 // the result maps each name to its points, which are the points
 // Timeseries gives for that metric (the same computation answers both).
-func (s *KPIStore) Trends(ctx context.Context, metrics []string, step time.Duration, w Window, f Filters) (map[string][]Point, error) {
+// asOf is the time of the newest data the points can hold (the live
+// view's last refresh, or the query itself).
+func (s *KPIStore) Trends(ctx context.Context, metrics []string, step time.Duration, w Window, f Filters) (_ map[string][]Point, asOf time.Time, _ error) {
 	type ref struct{ name, stat string }
 	refs := make([]ref, len(metrics))
 	for i, metric := range metrics {
 		name, stat, err := seriesMetric(metric)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		refs[i] = ref{name, stat}
 	}
 	steps, err := s.stepCount(w, step)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	cells, _, err := s.compute(ctx, w, f, DimNone, step, false)
+	cells, a, err := s.compute(ctx, w, f, DimNone, step, false)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	out := make(map[string][]Point, len(metrics))
 	for _, m := range metrics {
@@ -43,5 +45,5 @@ func (s *KPIStore) Trends(ctx context.Context, metrics []string, step time.Durat
 			out[metrics[j]] = append(out[metrics[j]], Point{Time: at, Value: v})
 		}
 	}
-	return out, nil
+	return out, a.asOf, nil
 }
