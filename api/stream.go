@@ -464,10 +464,8 @@ func (h *Hub) panel(ctx context.Context) {
 		switch {
 		case evaluated.IsZero():
 			h.firing.failed(at, errNotEvaluated)
-		case evaluated.Before(at):
-			h.firing.succeeded(evaluated.UTC())
 		default:
-			h.firing.succeeded(at)
+			h.firing.succeeded(dataTime(evaluated, at))
 		}
 	}
 

@@ -17,11 +17,7 @@ import (
 func TestLateFollowersCount(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC()
+	now := storeNow(t, conn)
 	base := now.Truncate(time.Hour).Add(-5 * 24 * time.Hour)
 	var evs []schemas.Event
 	add := func(conv, id string, typ schemas.EventType, at time.Duration, role string) {

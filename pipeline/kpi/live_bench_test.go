@@ -20,11 +20,7 @@ import (
 func BenchmarkLiveRefresh(b *testing.B) {
 	_, conn := chtest.Start(b).Database(b)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		b.Fatal(err)
-	}
-	now = now.UTC()
+	now := storeNow(b, conn)
 	const step = 500 * time.Millisecond
 	cfg := simulate.DefaultConfig()
 	cfg.Anchor, cfg.PeakRate, cfg.Floor, cfg.LogEvery = now.Add(-2*time.Hour), 20, 1, 0
@@ -104,11 +100,7 @@ func BenchmarkLiveRefresh(b *testing.B) {
 func BenchmarkLiveCompute(b *testing.B) {
 	_, conn := chtest.Start(b).Database(b)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		b.Fatal(err)
-	}
-	now = now.UTC()
+	now := storeNow(b, conn)
 	cfg := simulate.DefaultConfig()
 	cfg.Anchor, cfg.PeakRate, cfg.Floor, cfg.LogEvery = now.Add(-2*time.Hour), 20, 1, 0
 	sim, err := simulate.New(cfg, nil)

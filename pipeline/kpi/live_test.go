@@ -43,11 +43,7 @@ func liveTraffic(seed uint64, base, cut time.Time, prefix string, convs int) rol
 func TestLiveAgreesWithStore(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC()
+	now := storeNow(t, conn)
 	cut := now.Add(-2 * time.Second)
 	a := liveTraffic(11, now.Add(-62*time.Minute), cut, "a", 500)
 	b := liveTraffic(12, now.Add(-2*time.Hour), cut, "b", 300)
@@ -395,19 +391,8 @@ func TestLiveOldRows(t *testing.T) {
 // has fallen behind with a refresh still under way; an unbounded caller
 // (the stream, the rules) still takes the view as it is.
 func TestLiveFreshnessBound(t *testing.T) {
-	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC()
-	tr := liveTraffic(21, now.Add(-30*time.Minute), now.Add(-2*time.Second), "f", 200)
-	insertChunks(t, conn, tr.early, 1000)
-	st, err := NewKPIStore(conn, KPIConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, now := liveHalfHour(t, 21)
 	st.live.wait = 50 * time.Millisecond
 	live := st.Live()
 	w := Window{From: now.Add(-15*time.Minute - 1234*time.Millisecond), To: now}
@@ -452,19 +437,8 @@ func TestLiveFreshnessBound(t *testing.T) {
 // once, with the time of the view's data; a view whose last refresh
 // failed answers neither.
 func TestLiveAsItIs(t *testing.T) {
-	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC()
-	tr := liveTraffic(22, now.Add(-30*time.Minute), now.Add(-2*time.Second), "a", 200)
-	insertChunks(t, conn, tr.early, 1000)
-	st, err := NewKPIStore(conn, KPIConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, now := liveHalfHour(t, 22)
 	live := st.Live()
 	w := Window{From: now.Add(-15 * time.Minute), To: now}
 	if _, err := live.KPIs(ctx, w, Filters{}); err != nil {
@@ -511,10 +485,26 @@ func TestLiveAsItIs(t *testing.T) {
 	if took := time.Since(began); took < 200*time.Millisecond || took > 2*time.Second {
 		t.Errorf("recent view, as it is within 200ms: answered after %s", took)
 	}
+	down := errors.New("the store is down")
 	l.mu.Lock()
-	l.err = errors.New("the store is down")
+	l.err = down
 	l.mu.Unlock()
-	if _, err := live.KPIs(c, w, Filters{}); err == nil {
-		t.Error("a view whose refresh failed answered a caller that takes it as it is")
+	if _, err := live.KPIs(AsItIs(ctx, 0), w, Filters{}); !errors.Is(err, down) {
+		t.Errorf("a view whose refresh failed, as it is: err = %v, want the refresh's error", err)
 	}
+}
+
+// liveHalfHour is a store over a fresh database holding half an hour of
+// generated traffic up to 2 s ago (seed seeds it), and the store's clock.
+func liveHalfHour(t *testing.T, seed uint64) (*KPIStore, time.Time) {
+	t.Helper()
+	_, conn := chtest.Start(t).Database(t)
+	now := storeNow(t, conn)
+	tr := liveTraffic(seed, now.Add(-30*time.Minute), now.Add(-2*time.Second), "h", 200)
+	insertChunks(t, conn, tr.early, 1000)
+	st, err := NewKPIStore(conn, KPIConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, now
 }

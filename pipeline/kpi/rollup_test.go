@@ -110,6 +110,17 @@ func insertChunks(t testing.TB, conn driver.Conn, evs []schemas.Event, chunk int
 	}
 }
 
+// storeNow is the store's clock (UTC), the one ingested_at is written
+// with.
+func storeNow(tb testing.TB, conn driver.Conn) time.Time {
+	tb.Helper()
+	var now time.Time
+	if err := conn.QueryRow(context.Background(), "SELECT now64(3)").Scan(&now); err != nil {
+		tb.Fatal(err)
+	}
+	return now.UTC()
+}
+
 // snapshots is everything a window answers, as JSON: KPIs for the
 // filters, KPIsBy a dimension and an hourly time series.
 func snapshots(t *testing.T, st *KPIStore, w Window, f Filters, dim Dimension) string {
@@ -139,10 +150,7 @@ func snapshots(t *testing.T, st *KPIStore, w Window, f Filters, dim Dimension) s
 func TestRollupAgreesWithRawPath(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
+	now := storeNow(t, conn)
 	// 50 hours hold at least one whole UTC day.
 	const hours = 50
 	base := now.UTC().Truncate(time.Hour).Add(-(hours + 2) * time.Hour)
@@ -449,11 +457,7 @@ func TestRollupEmptyDays(t *testing.T) {
 	store := chtest.Start(t)
 	_, conn := store.Database(t)
 	ctx := context.Background()
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
-	now = now.UTC()
+	now := storeNow(t, conn)
 	yesterday := now.Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	tr := genRollupTraffic(11, yesterday.Add(3*time.Hour), 6, 60)
 	insertChunks(t, conn, tr.early, 1000)
@@ -549,10 +553,7 @@ func TestRollupWaitsForSettle(t *testing.T) {
 	if _, err := b.Pass(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	var now time.Time
-	if err := conn.QueryRow(ctx, "SELECT now64(3)").Scan(&now); err != nil {
-		t.Fatal(err)
-	}
+	now := storeNow(t, conn)
 	tr := genRollupTraffic(5, now.UTC().Truncate(time.Hour).Add(-5*time.Hour), 3, 20)
 	insertChunks(t, conn, tr.early, 1000)
 
