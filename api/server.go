@@ -50,6 +50,14 @@ type Deps struct {
 	RuleVersions RuleVersions
 	// Producer serves POST /events.
 	Producer EventProducer
+	// IngestBehind, if set, is how long ago this process's ingest was
+	// last caught up with its partitions (ingest.Consumer.Behind): the
+	// wall's panels describe no later time than that, so while the
+	// ingest catches up (a backlog, a start-up backfill, more events than
+	// it keeps up with) they say how old their data is and turn stale,
+	// rather than show a window that ends now with its newest events
+	// missing.
+	IngestBehind func(time.Time) time.Duration
 	// Registerer, if set, receives the HTTP and stream metrics.
 	Registerer prometheus.Registerer
 	// Now is the server clock (default time.Now): the default window
@@ -100,6 +108,7 @@ func New(deps Deps, logger *slog.Logger) (*Server, error) {
 		streamKPIs = deps.LiveKPIs
 	}
 	s.hub = newHub(streamKPIs, deps.AlertHistory, cfg, now, logger)
+	s.hub.ingestBehind = deps.IngestBehind
 	if deps.Registerer != nil {
 		hm, err := newHTTPMetrics(deps.Registerer, s.hub)
 		if err != nil {

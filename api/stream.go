@@ -30,6 +30,8 @@ type Hub struct {
 	cfg    Config
 	now    func() time.Time
 	logger *slog.Logger
+	// ingestBehind, if set, bounds the time of the panels' data (Deps).
+	ingestBehind func(time.Time) time.Duration
 
 	mu        sync.Mutex
 	clients   map[*streamClient]struct{}
@@ -193,7 +195,7 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	} else {
-		h.tiles.succeeded(dataTime(snap.AsOf, to))
+		h.tiles.succeeded(h.storedTime(snap.AsOf, to))
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
@@ -218,6 +220,19 @@ func dataTime(asOf, at time.Time) time.Time {
 		return asOf.UTC()
 	}
 	return at
+}
+
+// storedTime is the time of the data a window of events read at at holds
+// (dataTime), and no later than when the ingest was last caught up: the
+// events produced since may not be stored yet.
+func (h *Hub) storedTime(asOf, at time.Time) time.Time {
+	t := dataTime(asOf, at)
+	if h.ingestBehind != nil {
+		if c := at.Add(-h.ingestBehind(at)).UTC(); c.Before(t) {
+			t = c
+		}
+	}
+	return t
 }
 
 // tilesStaleAfter is the age past which a snapshot is stale: several
@@ -428,7 +443,7 @@ func (h *Hub) panel(ctx context.Context) {
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
 		}
-		h.trends.succeeded(dataTime(trendsAsOf, at))
+		h.trends.succeeded(h.storedTime(trendsAsOf, at))
 		h.lastTrends = d
 	}
 	if regionsErr != nil {
@@ -448,7 +463,7 @@ func (h *Hub) panel(ctx context.Context) {
 		if len(rows) > 0 {
 			asOf = rows[0].AsOf
 		}
-		h.regions.succeeded(dataTime(asOf, at))
+		h.regions.succeeded(h.storedTime(asOf, at))
 		h.lastRegions = d
 	}
 	if firingErr != nil {

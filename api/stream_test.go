@@ -278,3 +278,53 @@ func TestStreamEndsWithHub(t *testing.T) {
 		t.Errorf("%d viewers left after the hub stopped", n)
 	}
 }
+
+// TestStreamIngestBehind: while the ingest catches up, the tiles, trends
+// and regions describe no later time than when it was last caught up, so
+// the wall shows them as old as they are (and stale once past their
+// limit) instead of a window ending now without its newest events; once
+// it keeps up again they are as of the view.
+func TestStreamIngestBehind(t *testing.T) {
+	kpis := &countingKPIs{}
+	now := time.Date(2026, 11, 22, 8, 30, 20, 0, time.UTC)
+	h := newHub(kpis, nil, Config{StreamBuffer: 8, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	var behind atomic.Int64
+	h.ingestBehind = func(time.Time) time.Duration { return time.Duration(behind.Load()) }
+	c, _ := h.subscribe()
+	frame := func() map[string]any {
+		t.Helper()
+		f := string(<-c.ch)
+		var m map[string]any
+		if err := json.Unmarshal([]byte(f[strings.Index(f, "data: ")+len("data: "):]), &m); err != nil {
+			t.Fatalf("frame: %v\n%s", err, f)
+		}
+		return m
+	}
+	asOf := func(m map[string]any) string {
+		t.Helper()
+		if m["ok"] != true {
+			t.Errorf("a panel read while the ingest catches up is not ok: %v", m)
+		}
+		s, _ := m["as_of"].(string)
+		return s
+	}
+
+	behind.Store(int64(40 * time.Second))
+	h.tick(context.Background())
+	if got, want := asOf(frame()), "2026-11-22T08:29:40Z"; got != want {
+		t.Errorf("tiles as of %s with the ingest caught up 40 s ago, want %s", got, want)
+	}
+	h.panel(context.Background())
+	wall := frame()
+	for _, p := range []string{"trends", "regions"} {
+		if got, want := asOf(wall[p].(map[string]any)), "2026-11-22T08:29:40Z"; got != want {
+			t.Errorf("%s as of %s with the ingest caught up 40 s ago, want %s", p, got, want)
+		}
+	}
+
+	behind.Store(int64(time.Second / 2))
+	h.tick(context.Background())
+	if got, want := asOf(frame()), "2026-11-22T08:30:19.5Z"; got != want {
+		t.Errorf("tiles as of %s with the ingest caught up half a second ago, want %s", got, want)
+	}
+}

@@ -100,6 +100,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		Metrics:       promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
 		KPIs:          p.alerting.kpi,
 		LiveKPIs:      p.alerting.kpi.Live(),
+		IngestBehind:  p.ingest.Behind,
 		Conversations: convs,
 		AlertHistory:  p.alerting.store,
 		Alerts:        p.alerting.manager,
