@@ -199,6 +199,10 @@ func (h *Hub) tick(ctx context.Context) {
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
+	if h.ingestBehind != nil {
+		s := h.ingestBehind(f.ComputedAt).Round(100 * time.Millisecond).Seconds()
+		f.IngestBehindSeconds = &s
+	}
 	data, err := json.Marshal(f)
 	if err != nil {
 		h.logger.Error("stream: cannot encode KPIs", "err", err)
@@ -224,7 +228,8 @@ func dataTime(asOf, at time.Time) time.Time {
 
 // storedTime is the time of the data a window of events read at at holds
 // (dataTime), and no later than when the ingest was last caught up: the
-// events produced since may not be stored yet.
+// events produced since may not be stored yet. The firing list takes it
+// too: an evaluation is no newer than the events it was judged on.
 func (h *Hub) storedTime(asOf, at time.Time) time.Time {
 	t := dataTime(asOf, at)
 	if h.ingestBehind != nil {
@@ -321,6 +326,11 @@ func (r *readState) state(staleAfter time.Duration) panelState {
 type kpiFrame struct {
 	// ComputedAt is when the frame was made.
 	ComputedAt time.Time `json:"computed_at"`
+	// IngestBehindSeconds is how long ago this process's ingest was last
+	// caught up (Deps.IngestBehind; about a second while it keeps up),
+	// so a wall whose tiles went stale can say why; absent when this
+	// process does not ingest.
+	IngestBehindSeconds *float64 `json:"ingest_behind_seconds,omitempty"`
 	panelState
 	*kpi.Snapshot
 }
@@ -480,7 +490,7 @@ func (h *Hub) panel(ctx context.Context) {
 		case evaluated.IsZero():
 			h.firing.failed(at, errNotEvaluated)
 		default:
-			h.firing.succeeded(dataTime(evaluated, at))
+			h.firing.succeeded(h.storedTime(evaluated, at))
 		}
 	}
 

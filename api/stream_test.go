@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
@@ -287,7 +288,8 @@ func TestStreamEndsWithHub(t *testing.T) {
 func TestStreamIngestBehind(t *testing.T) {
 	kpis := &countingKPIs{}
 	now := time.Date(2026, 11, 22, 8, 30, 20, 0, time.UTC)
-	h := newHub(kpis, nil, Config{StreamBuffer: 8, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	evaluated := evaluatedAt(now.Add(-2 * time.Second))
+	h := newHub(kpis, evaluated, Config{StreamBuffer: 8, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
 	var behind atomic.Int64
 	h.ingestBehind = func(time.Time) time.Duration { return time.Duration(behind.Load()) }
 	c, _ := h.subscribe()
@@ -311,12 +313,19 @@ func TestStreamIngestBehind(t *testing.T) {
 
 	behind.Store(int64(40 * time.Second))
 	h.tick(context.Background())
-	if got, want := asOf(frame()), "2026-11-22T08:29:40Z"; got != want {
+	tiles := frame()
+	if got, want := asOf(tiles), "2026-11-22T08:29:40Z"; got != want {
 		t.Errorf("tiles as of %s with the ingest caught up 40 s ago, want %s", got, want)
+	}
+	// The page says why its tiles are stale.
+	if got := tiles["ingest_behind_seconds"]; got != 40.0 {
+		t.Errorf("kpi frame ingest_behind_seconds = %v, want 40", got)
 	}
 	h.panel(context.Background())
 	wall := frame()
-	for _, p := range []string{"trends", "regions"} {
+	// The firing list too: the rules judged windows whose newest events
+	// were not stored yet.
+	for _, p := range []string{"trends", "regions", "firing"} {
 		if got, want := asOf(wall[p].(map[string]any)), "2026-11-22T08:29:40Z"; got != want {
 			t.Errorf("%s as of %s with the ingest caught up 40 s ago, want %s", p, got, want)
 		}
@@ -327,4 +336,17 @@ func TestStreamIngestBehind(t *testing.T) {
 	if got, want := asOf(frame()), "2026-11-22T08:30:19.5Z"; got != want {
 		t.Errorf("tiles as of %s with the ingest caught up half a second ago, want %s", got, want)
 	}
+	now = now.Add(time.Minute)
+	h.panel(context.Background())
+	if got, want := asOf(frame()["firing"].(map[string]any)), "2026-11-22T08:30:18Z"; got != want {
+		t.Errorf("firing as of %s with the ingest keeping up, want the evaluation's %s", got, want)
+	}
 }
+
+// evaluatedAt is an alert history with nothing firing, last evaluated at.
+type evaluatedAt time.Time
+
+func (evaluatedAt) ListAlerts(context.Context, string, time.Time, time.Time, int) ([]alerts.Record, error) {
+	return nil, nil
+}
+func (e evaluatedAt) LastEvaluation(context.Context) (time.Time, error) { return time.Time(e), nil }

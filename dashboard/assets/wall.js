@@ -72,8 +72,23 @@
   // The tiles show the last snapshot read; coloured by the rules only
   // while it is fresh, grey otherwise.
   let snapshot = null;
+  // catchingUp says whether the ingest is further behind its events than
+  // the tiles may be old (a start-up backfill, an outage's catch-up).
+  function catchingUp() {
+    const t = state.tiles;
+    return !!t && t.ingest_behind_seconds > (t.stale_after_seconds || STALE_MS / 1000);
+  }
+
   function renderTiles() {
     const f = stamp(asof, state.tiles, T('asof'));
+    // Stale because the ingest is working through a backlog: say so, and
+    // how far behind.
+    if (f === 'stale' && catchingUp()) {
+      asof.textContent += ' · ' + T('catching_up').replace('%s', Math.round(state.tiles.ingest_behind_seconds));
+      asof.dataset.catchingUp = 'true';
+    } else {
+      delete asof.dataset.catchingUp;
+    }
     for (const t of C.tiles) {
       const node = document.getElementById(t.id);
       if (!node) continue;
@@ -97,7 +112,10 @@
   function renderBanner() {
     const banner = document.getElementById('banner');
     const st = state.firing;
-    const f = freshness(st);
+    let f = freshness(st);
+    // While the ingest works through a backlog the rules judge windows
+    // whose newest events are not stored yet: no all-clear from them.
+    if (f === 'fresh' && catchingUp()) f = 'stale';
     const list = [...firing.values()].sort((a, b) => (rank[b.severity] || 0) - (rank[a.severity] || 0));
     // Re-rendered every second for its age; the DOM only when it changed.
     const key = JSON.stringify([f, st && st.unknown_since, st && st.as_of, list.map((a) => a.id)]);
