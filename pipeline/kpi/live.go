@@ -191,8 +191,6 @@ type liveView struct {
 	// recomputed counts the conversations whose pieces were computed,
 	// lastRecomputed those of the newest refresh.
 	recomputed, lastRecomputed int64
-	// probed counts the refreshes that liveProbeSQL alone answered.
-	probed int64
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
@@ -401,14 +399,6 @@ const liveChangedSQL = `SELECT now64(3) AS server_now,
             GROUP BY conversation_id))
     SETTINGS enable_analyzer = 0`
 
-// liveProbeSQL counts the rows liveChangedSQL would return, with the
-// store's clock. A view that found nothing last time asks it first: on
-// an idle store it costs ~3 ms of the engine where liveChangedSQL, whose
-// analysis is most of its cost, took ~18 ms (every 2-3 s while idle,
-// about a quarter of an idle process's engine time).
-const liveProbeSQL = `SELECT now64(3), count() FROM events
-    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}`
-
 // liveOpenSQL returns the state the "now" gauges need of the
 // conversations of the ids subquery, and whether they are still open.
 const liveOpenSQL = `SELECT conversation_id,
@@ -449,7 +439,7 @@ func (l *liveView) update(ctx context.Context) error {
 	}
 	since := l.scannedTo.Add(-l.cfg.Overlap)
 	began := time.Now()
-	serverNow, stored, err := l.changed(ctx, since, l.idle)
+	serverNow, stored, err := l.changed(ctx, since)
 	if err != nil {
 		return err
 	}
@@ -572,7 +562,7 @@ func (r *liveChangedRows) convs() func(yield func(changedConv) bool) {
 
 // changed returns the store's clock and the rows stored since since
 // (the overlap before this process's clock when since is zero).
-func (l *liveView) changed(ctx context.Context, since time.Time, probe bool) (time.Time, liveChangedRows, error) {
+func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liveChangedRows, error) {
 	day := l.asOf.Add(-24 * time.Hour)
 	if since.IsZero() {
 		// The first look: the store's clock is not known yet; a day
@@ -580,20 +570,6 @@ func (l *liveView) changed(ctx context.Context, since time.Time, probe bool) (ti
 		since, day = time.Now().Add(-l.cfg.Overlap), time.Now().Add(-24*time.Hour)
 	}
 	p := clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
-	if probe {
-		var (
-			serverNow time.Time
-			rows      uint64
-		)
-		row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveProbeSQL)
-		if err := row.Scan(&serverNow, &rows); err != nil {
-			return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot look for changed conversations: %w", err)
-		}
-		if rows == 0 {
-			l.probed++
-			return serverNow.UTC(), liveChangedRows{}, nil
-		}
-	}
 	var (
 		serverNow   time.Time
 		out         liveChangedRows
@@ -628,7 +604,7 @@ func (l *liveView) load(ctx context.Context) error {
 	// are taken in, so that the first refresh does not find them new (a
 	// backfill that has just ended would be recomputed whole).
 	began := time.Now()
-	serverNow, seen, err := l.changed(ctx, time.Time{}, false)
+	serverNow, seen, err := l.changed(ctx, time.Time{})
 	if err != nil {
 		return err
 	}
