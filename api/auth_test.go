@@ -27,12 +27,20 @@ type fakeAlerts struct {
 	mu       sync.Mutex
 	acked    map[string]string
 	silences []alerts.Silence
+	// evaluated is the last rule evaluation LastEvaluation reports;
+	// zero: now.
+	evaluated time.Time
 }
 
 func (f *fakeAlerts) ListAlerts(_ context.Context, state string, from, to time.Time, limit int) ([]alerts.Record, error) {
 	return []alerts.Record{{ID: "a1", Rule: "r", State: alerts.StateFiring, Labels: map[string]string{"region": "广州"}}}, nil
 }
-func (f *fakeAlerts) LastEvaluation(context.Context) (time.Time, error) { return time.Now(), nil }
+func (f *fakeAlerts) LastEvaluation(context.Context) (time.Time, error) {
+	if f.evaluated.IsZero() {
+		return time.Now(), nil
+	}
+	return f.evaluated, nil
+}
 func (f *fakeAlerts) Ack(_ context.Context, id, by, note string, now time.Time) (alerts.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

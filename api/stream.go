@@ -178,6 +178,7 @@ func (h *Hub) tick(ctx context.Context) {
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
 	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
+	lag := h.ingestLag(to)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: not a store failure
@@ -195,12 +196,12 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	} else {
-		h.tiles.succeeded(h.storedTime(snap.AsOf, to))
+		h.tiles.succeeded(dataTime(snap.AsOf, to.Add(-lag)))
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
 	if h.ingestBehind != nil {
-		s := h.ingestBehind(f.ComputedAt).Round(100 * time.Millisecond).Seconds()
+		s := lag.Round(100 * time.Millisecond).Seconds()
 		f.IngestBehindSeconds = &s
 	}
 	data, err := json.Marshal(f)
@@ -217,27 +218,26 @@ func (h *Hub) tick(ctx context.Context) {
 // and its events are then in the frame.
 func (h *Hub) refreshWait() time.Duration { return h.cfg.StreamTick / 2 }
 
-// dataTime is the time of the data an answer read at at holds: its asOf
-// when it says one, and at most at.
-func dataTime(asOf, at time.Time) time.Time {
-	if !asOf.IsZero() && asOf.Before(at) {
+// dataTime is the time of the data an answer holds: its asOf when it
+// says one, and at most stored, when the events it could hold were all
+// stored (the read's time less ingestLag).
+func dataTime(asOf, stored time.Time) time.Time {
+	if !asOf.IsZero() && asOf.Before(stored) {
 		return asOf.UTC()
 	}
-	return at
+	return stored
 }
 
-// storedTime is the time of the data a window of events read at at holds
-// (dataTime), and no later than when the ingest was last caught up: the
-// events produced since may not be stored yet. The firing list takes it
-// too: an evaluation is no newer than the events it was judged on.
-func (h *Hub) storedTime(asOf, at time.Time) time.Time {
-	t := dataTime(asOf, at)
-	if h.ingestBehind != nil {
-		if c := at.Add(-h.ingestBehind(at)).UTC(); c.Before(t) {
-			t = c
-		}
+// ingestLag is how long before at this process's ingest was last caught
+// up with its partitions (Deps.IngestBehind; 0 when it ingests nothing
+// here): the events produced since may not be stored yet, so no panel's
+// data is newer, the firing list's included (an evaluation is no newer
+// than the events it judged).
+func (h *Hub) ingestLag(at time.Time) time.Duration {
+	if h.ingestBehind == nil {
+		return 0
 	}
-	return t
+	return h.ingestBehind(at)
 }
 
 // tilesStaleAfter is the age past which a snapshot is stale: several
@@ -445,6 +445,7 @@ func (h *Hub) panel(ctx context.Context) {
 	if err := errors.Join(trendsErr, regionsErr, firingErr); err != nil {
 		h.logger.Warn("stream: wall panel incomplete", "err", err)
 	}
+	stored := at.Add(-h.ingestLag(at))
 
 	if trendsErr != nil {
 		h.trends.failed(at, trendsErr)
@@ -453,7 +454,7 @@ func (h *Hub) panel(ctx context.Context) {
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
 		}
-		h.trends.succeeded(h.storedTime(trendsAsOf, at))
+		h.trends.succeeded(dataTime(trendsAsOf, stored))
 		h.lastTrends = d
 	}
 	if regionsErr != nil {
@@ -473,7 +474,7 @@ func (h *Hub) panel(ctx context.Context) {
 		if len(rows) > 0 {
 			asOf = rows[0].AsOf
 		}
-		h.regions.succeeded(h.storedTime(asOf, at))
+		h.regions.succeeded(dataTime(asOf, stored))
 		h.lastRegions = d
 	}
 	if firingErr != nil {
@@ -490,7 +491,7 @@ func (h *Hub) panel(ctx context.Context) {
 		case evaluated.IsZero():
 			h.firing.failed(at, errNotEvaluated)
 		default:
-			h.firing.succeeded(h.storedTime(evaluated, at))
+			h.firing.succeeded(dataTime(evaluated, stored))
 		}
 	}
 

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cockpit-cs/cockpit/alerts"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
@@ -288,8 +287,7 @@ func TestStreamEndsWithHub(t *testing.T) {
 func TestStreamIngestBehind(t *testing.T) {
 	kpis := &countingKPIs{}
 	now := time.Date(2026, 11, 22, 8, 30, 20, 0, time.UTC)
-	evaluated := evaluatedAt(now.Add(-2 * time.Second))
-	h := newHub(kpis, evaluated, Config{StreamBuffer: 8, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
+	h := newHub(kpis, &fakeAlerts{evaluated: now.Add(-2 * time.Second)}, Config{StreamBuffer: 8, StreamPanelEvery: time.Minute}, func() time.Time { return now }, slog.New(slog.DiscardHandler))
 	var behind atomic.Int64
 	h.ingestBehind = func(time.Time) time.Duration { return time.Duration(behind.Load()) }
 	c, _ := h.subscribe()
@@ -342,11 +340,3 @@ func TestStreamIngestBehind(t *testing.T) {
 		t.Errorf("firing as of %s with the ingest keeping up, want the evaluation's %s", got, want)
 	}
 }
-
-// evaluatedAt is an alert history with nothing firing, last evaluated at.
-type evaluatedAt time.Time
-
-func (evaluatedAt) ListAlerts(context.Context, string, time.Time, time.Time, int) ([]alerts.Record, error) {
-	return nil, nil
-}
-func (e evaluatedAt) LastEvaluation(context.Context) (time.Time, error) { return time.Time(e), nil }

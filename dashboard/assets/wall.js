@@ -31,8 +31,12 @@
   // (the last read failed, or nothing was read yet).
   function freshness(st) {
     if (!st || !st.ok || !st.as_of) return 'unknown';
-    const limit = st.stale_after_seconds ? st.stale_after_seconds * 1000 : STALE_MS;
-    return serverNow() - Date.parse(st.as_of) > limit ? 'stale' : 'fresh';
+    return serverNow() - Date.parse(st.as_of) > staleMs(st) ? 'stale' : 'fresh';
+  }
+
+  // staleMs is how old a panel's data may grow before it is stale.
+  function staleMs(st) {
+    return st.stale_after_seconds ? st.stale_after_seconds * 1000 : STALE_MS;
   }
 
   // stamp writes a panel's freshness into its marker.
@@ -76,7 +80,7 @@
   // the tiles may be old (a start-up backfill, an outage's catch-up).
   function catchingUp() {
     const t = state.tiles;
-    return !!t && t.ingest_behind_seconds > (t.stale_after_seconds || STALE_MS / 1000);
+    return !!t && t.ingest_behind_seconds * 1000 > staleMs(t);
   }
 
   function renderTiles() {
