@@ -1,10 +1,13 @@
 package alerts
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -82,6 +85,18 @@ type Deliverer struct {
 	Fence func(ctx context.Context) error
 	// Metrics, if set, count attempts and their outcomes.
 	Metrics *DeliveryMetrics
+
+	// What the last outbox read (Once) and the deliveries since tell of
+	// the outbox, for handed: the receivers with nothing undelivered
+	// (clear; nil when unknown) and the notifications that read found.
+	clear map[string]bool
+	seen  map[string]bool
+
+	// queued holds the notifications written since Run last looked
+	// (Enqueued); kick wakes it.
+	queuedMu sync.Mutex
+	queued   []OutboxItem
+	kick     chan struct{}
 }
 
 // claimMargin is added to the attempt timeout for a claim's lifetime:
@@ -91,7 +106,59 @@ const claimMargin = 5 * time.Second
 // NewDeliverer returns a deliverer for the named notifiers, with cfg's
 // defaults applied.
 func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]Notifier, logger *slog.Logger) *Deliverer {
-	return &Deliverer{cfg: cfg.WithDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery")}
+	return &Deliverer{cfg: cfg.WithDefaults(), store: store, notifiers: notifiers, logger: logger.With("component", "delivery"),
+		kick: make(chan struct{}, 1)}
+}
+
+// Enqueued tells Run of a notification just written to the outbox
+// (Store.OnEnqueue) and wakes it.
+func (d *Deliverer) Enqueued(it OutboxItem) {
+	d.queuedMu.Lock()
+	d.queued = append(d.queued, it)
+	d.queuedMu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends. It reads the outbox at once (for what an
+// earlier leader left), when a retry or an expiring claim falls due
+// (Once) and every poll; a notification told of by Enqueued goes out as
+// soon as it comes, without a read of the outbox when the deliverer knows
+// its receiver has nothing older waiting (handed). Whatever was told of
+// before Run starts is in its first read.
+func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	d.takeQueued()
+	read := true
+	for {
+		its := d.takeQueued()
+		if read || !d.handed(ctx, time.Now(), its) {
+			wait := poll
+			if next := d.Once(ctx, time.Now()); !next.IsZero() {
+				wait = min(wait, max(time.Until(next), 50*time.Millisecond))
+			}
+			t.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			read = true
+		case <-d.kick:
+			read = false
+		}
+	}
+}
+
+func (d *Deliverer) takeQueued() []OutboxItem {
+	d.queuedMu.Lock()
+	defer d.queuedMu.Unlock()
+	its := d.queued
+	d.queued = nil
+	return its
 }
 
 // Once delivers every notification due at now, in order per receiver: a
@@ -100,15 +167,69 @@ func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]
 // before it hears it fire. It returns when the outbox next has something
 // due (a next attempt, a claim that expires, a failed attempt's retry, a
 // read of the outbox that failed), or the zero time when nothing is
-// pending: new notifications are announced by Store.OnEnqueue.
+// pending: new notifications are announced by Enqueued.
 func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
-	items, err := d.store.Due(ctx, now, 200)
+	d.clear, d.seen = nil, nil
+	items, err := d.store.Due(ctx, now, dueLimit)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.logger.Warn("cannot read the outbox", "err", err)
 		}
 		return now.Add(d.cfg.RetryMin)
 	}
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		seen[it.Notification.ID] = true
+	}
+	next = d.send(ctx, now, items)
+	d.seen = seen
+	return next
+}
+
+// dueLimit is the most notifications of one receiver an outbox read
+// returns.
+const dueLimit = 200
+
+// handed delivers notifications this process has just written to the
+// outbox (Enqueued) without reading the outbox again, when the
+// last read and the deliveries since say their receivers have nothing
+// older undelivered: they go out in the order a read would return them.
+// It reports false, having sent nothing, when it cannot tell (no read
+// yet, a receiver with notifications waiting for a retry, an attempt that
+// failed since): Once must run, and delivers them. It also reports false
+// when one of them was not accepted, so that Once says when to try again.
+// A notification the last read already found is not sent again. Once and
+// handed are called from one goroutine.
+func (d *Deliverer) handed(ctx context.Context, now time.Time, items []OutboxItem) bool {
+	if d.clear == nil {
+		return false
+	}
+	var todo []OutboxItem
+	for _, it := range items {
+		if d.seen[it.Notification.ID] {
+			continue
+		}
+		if !d.clear[it.Notification.Receiver] {
+			return false
+		}
+		todo = append(todo, it)
+	}
+	slices.SortStableFunc(todo, func(a, b OutboxItem) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Notification.ID, b.Notification.ID))
+	})
+	d.send(ctx, now, todo)
+	for _, it := range todo {
+		if !d.clear[it.Notification.Receiver] {
+			return false
+		}
+	}
+	return true
+}
+
+// send delivers items (per receiver in their order) and notes in d.clear
+// the receivers left with nothing undelivered: those whose every item was
+// accepted, when items holds all that was pending for them.
+func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem) (next time.Time) {
 	var mu sync.Mutex
 	later := func(t time.Time) {
 		mu.Lock()
@@ -120,6 +241,16 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 	byReceiver := map[string][]OutboxItem{}
 	for _, it := range items {
 		byReceiver[it.Notification.Receiver] = append(byReceiver[it.Notification.Receiver], it)
+	}
+	empty := map[string]bool{}
+	if d.clear == nil {
+		// An outbox read: every receiver it found nothing for is clear.
+		for recv := range d.notifiers {
+			empty[recv] = true
+		}
+	}
+	for recv := range byReceiver {
+		empty[recv] = false
 	}
 	var wg sync.WaitGroup
 	for recv, its := range byReceiver {
@@ -137,9 +268,19 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 					return
 				}
 			}
+			if len(its) < dueLimit {
+				mu.Lock()
+				empty[recv] = true
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
+	if d.clear == nil {
+		d.clear = empty
+	} else {
+		maps.Copy(d.clear, empty)
+	}
 	return next
 }
 

@@ -21,9 +21,10 @@ type Store struct {
 	// term is the leadership term written with alert states and outbox
 	// versions (0 when this instance does not lead).
 	term atomic.Uint64
-	// OnEnqueue, if set, is called after a notification was written to
-	// the outbox, so that delivery reads it at once rather than on a poll.
-	OnEnqueue func()
+	// OnEnqueue, if set, is given each notification written to the
+	// outbox, after the write, so that delivery sends it at once
+	// (Deliverer.Handed) rather than on a poll.
+	OnEnqueue func(OutboxItem)
 	// silencesSeen is the newest stamp of the silences table a term check
 	// read (nil before the first); probes numbers the checks.
 	silencesSeen atomic.Pointer[silenceStamp]
@@ -312,9 +313,10 @@ type OutboxItem struct {
 // Enqueue writes a notification to the outbox as pending. Writing the
 // same notification twice is harmless: the id is the key.
 func (s *Store) Enqueue(ctx context.Context, n *Notification) error {
-	err := s.writeOutbox(ctx, OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt})
+	it := OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt}
+	err := s.writeOutbox(ctx, it)
 	if err == nil && s.OnEnqueue != nil {
-		s.OnEnqueue()
+		s.OnEnqueue(it)
 	}
 	return err
 }

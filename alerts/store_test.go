@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,6 +374,138 @@ func TestDeliveryKeepsOrderAcrossBackoff(t *testing.T) {
 	d.Once(ctx, now.Add(20*time.Second))
 	if len(ops.ids) != 2 || len(duty.ids) != 1 {
 		t.Fatalf("delivered again: %v %v", ops.ids, duty.ids)
+	}
+}
+
+// countingOutbox counts the deliverer's outbox reads.
+type countingOutbox struct {
+	*Store
+	reads atomic.Int64
+}
+
+func (c *countingOutbox) Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
+	c.reads.Add(1)
+	return c.Store.Due(ctx, now, limit)
+}
+
+// TestHandedDelivery: a notification this process wrote goes out without
+// a read of the outbox once a read showed its receiver has nothing older
+// waiting; it waits behind an older one in back-off, and one that a read
+// already found is not sent twice.
+func TestHandedDelivery(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := &countingOutbox{Store: NewStore(conn)}
+	var written []OutboxItem
+	st.OnEnqueue = func(it OutboxItem) { written = append(written, it) }
+	enqueue := func(id, recv string, at time.Time) OutboxItem {
+		t.Helper()
+		written = nil
+		if err := st.Enqueue(ctx, &Notification{ID: id, Receiver: recv, CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		if len(written) != 1 {
+			t.Fatalf("OnEnqueue told of %d notifications, want 1", len(written))
+		}
+		return written[0]
+	}
+	ops, duty := &orderNotifier{}, &orderNotifier{}
+	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops, "duty": duty}, slog.New(slog.DiscardHandler))
+	now := time.Now().Truncate(time.Millisecond)
+
+	// Before any read the deliverer cannot tell: Once must run.
+	n1 := enqueue("n1", "ops", now)
+	if d.handed(ctx, now, []OutboxItem{n1}) || len(ops.ids) != 0 {
+		t.Fatalf("sent %v before reading the outbox", ops.ids)
+	}
+	d.Once(ctx, now)
+	if !slices.Equal(ops.ids, []string{"n1"}) || st.reads.Load() != 1 {
+		t.Fatalf("after the read: sent %v, %d reads", ops.ids, st.reads.Load())
+	}
+	// n1 was found by that read: handing it over again sends nothing.
+	if !d.handed(ctx, now, []OutboxItem{n1}) || len(ops.ids) != 1 {
+		t.Fatalf("a notification the read found was sent again: %v", ops.ids)
+	}
+	// Receivers are clear: new ones go out at once, in their order,
+	// without another read.
+	n3, n2 := enqueue("n3", "ops", now.Add(2*time.Second)), enqueue("n2", "ops", now.Add(time.Second))
+	n4 := enqueue("n4", "duty", now.Add(time.Second))
+	if !d.handed(ctx, now.Add(2*time.Second), []OutboxItem{n3, n4, n2}) {
+		t.Fatal("handed: false with every receiver clear")
+	}
+	if !slices.Equal(ops.ids, []string{"n1", "n2", "n3"}) || !slices.Equal(duty.ids, []string{"n4"}) || st.reads.Load() != 1 {
+		t.Fatalf("sent %v and %v with %d reads, want [n1 n2 n3], [n4] and 1", ops.ids, duty.ids, st.reads.Load())
+	}
+	if due, err := st.Store.Due(ctx, now.Add(time.Minute), 10); err != nil || len(due) != 0 {
+		t.Fatalf("outbox after handed delivery: %+v, %v", due, err)
+	}
+	// An older notification of ops waits out its back-off: a new one for
+	// ops is not sent ahead of it, and handed sends nothing at all.
+	older := OutboxItem{Notification: Notification{ID: "n5-older", Receiver: "ops", CreatedAt: now.Add(-time.Minute)},
+		State: "pending", Attempts: 3, NextAttempt: now.Add(10 * time.Second), CreatedAt: now.Add(-time.Minute)}
+	if err := st.UpdateOutbox(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	d.Once(ctx, now.Add(3*time.Second))
+	n6, n7 := enqueue("n6", "ops", now.Add(4*time.Second)), enqueue("n7", "duty", now.Add(4*time.Second))
+	if d.handed(ctx, now.Add(4*time.Second), []OutboxItem{n7, n6}) || len(ops.ids) != 3 || len(duty.ids) != 1 {
+		t.Fatalf("handed sent %v and %v past a notification in back-off", ops.ids, duty.ids)
+	}
+	d.Once(ctx, now.Add(11*time.Second))
+	if !slices.Equal(ops.ids, []string{"n1", "n2", "n3", "n5-older", "n6"}) || !slices.Equal(duty.ids, []string{"n4", "n7"}) {
+		t.Fatalf("after the back-off: sent %v and %v", ops.ids, duty.ids)
+	}
+}
+
+// TestRunSendsWhatItIsTold: Run reads the outbox when it starts and then
+// sends what Enqueued tells it of without reading it again; what it was
+// told of before it started, and another member sent meanwhile, it does
+// not send again.
+func TestRunSendsWhatItIsTold(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &countingOutbox{Store: NewStore(conn)}
+	ops := &orderNotifier{}
+	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops}, slog.New(slog.DiscardHandler))
+	st.OnEnqueue = d.Enqueued
+	now := time.Now().Truncate(time.Millisecond)
+	// Told of before Run, and sent by another member since.
+	if err := st.Enqueue(ctx, &Notification{ID: "n0", Receiver: "ops", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateOutbox(ctx, OutboxItem{Notification: Notification{ID: "n0", Receiver: "ops", CreatedAt: now},
+		State: "sent", Attempts: 1, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(ctx, time.Hour)
+	}()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the first read", func() bool { return st.reads.Load() == 1 })
+	for i := 1; i <= 3; i++ {
+		if err := st.Enqueue(ctx, &Notification{ID: "n" + strconv.Itoa(i), Receiver: "ops", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("n"+strconv.Itoa(i), func() bool {
+			ops.mu.Lock()
+			defer ops.mu.Unlock()
+			return len(ops.ids) == i
+		})
+	}
+	cancel()
+	<-done
+	if !slices.Equal(ops.ids, []string{"n1", "n2", "n3"}) || st.reads.Load() != 1 {
+		t.Fatalf("sent %v with %d outbox reads, want [n1 n2 n3] and 1", ops.ids, st.reads.Load())
 	}
 }
 

@@ -296,18 +296,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	a.deliverer.Fence = fence
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// kick wakes delivery as soon as a notification was written to the
-	// outbox (or the session starts, for what an earlier leader left);
-	// otherwise the outbox is read when a retry falls due, and every
-	// outboxPoll.
-	kick := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
-	a.store.OnEnqueue = wake
+	a.store.OnEnqueue = a.deliverer.Enqueued
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
@@ -343,21 +332,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	}()
 	go func() {
 		defer wg.Done()
-		t := time.NewTimer(0)
-		defer t.Stop()
-		for {
-			wait := outboxPoll
-			if next := a.deliverer.Once(sctx, time.Now()); !next.IsZero() {
-				wait = min(wait, max(time.Until(next), 50*time.Millisecond))
-			}
-			t.Reset(wait)
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			case <-kick:
-			}
-		}
+		a.deliverer.Run(sctx, outboxPoll)
 	}()
 	go func() {
 		defer wg.Done()
