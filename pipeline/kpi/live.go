@@ -158,12 +158,16 @@ type liveView struct {
 	version   uint64
 	answersMu sync.Mutex
 	answers   map[answerKey]map[cellKey]*cell
-	answersAt uint64             // the version answers were computed at
-	convs     map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
-	keyIDs    map[string]uint32  // the full-grain keys met so far, by their SQL form …
-	keyList   []liveKey          // … and by id
-	pruned    int64              // the horizon's start when convs was last pruned
-	open      map[string]openConv
+	answersAt uint64 // the version answers were computed at
+	// gauged are answers with the "now" gauges added, kept while neither
+	// the buckets (version) nor the gauges (gaugesGen) change.
+	gauged   map[answerKey]map[cellKey]*cell
+	gaugedAt [2]uint64
+	convs    map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
+	keyIDs   map[string]uint32  // the full-grain keys met so far, by their SQL form …
+	keyList  []liveKey          // … and by id
+	pruned   int64              // the horizon's start when convs was last pruned
+	open     map[string]openConv
 	// gauges are the "now" gauges of the open conversations by full-grain
 	// key, counted once per refresh: gaugesAt is the refreshed of the
 	// refresh they were counted after (every refresh changes open and
@@ -171,6 +175,7 @@ type liveView struct {
 	gaugesMu  sync.Mutex
 	gauges    map[liveKey]gaugeCount
 	gaugesAt  time.Time
+	gaugesGen uint64    // counts the changes of gauges
 	scannedTo time.Time // store clock: rows stored before it are in the buckets
 	asOf      time.Time // when the last refresh ended, by the store's clock
 	refreshed time.Time // when the last refresh ended, by this process's clock
@@ -882,8 +887,9 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // The sums are kept until the buckets change: the rules ask the same
 // windows every tick, and while nothing new arrives (or until their
 // window moves on by a bucket) the answer is the one before, its
-// snapshots (quantiles) computed once (cell.memo). The gauges count at
-// the view's time, on every call. Callers only read the cells.
+// snapshots (quantiles) computed once (cell.memo). The gauges are those
+// at the view's time, added once while they and the buckets stay as they
+// are (withGaugesCached). Callers only read the cells.
 func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -915,9 +921,33 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		l.answersMu.Unlock()
 	}
 	if withGauges {
-		out = l.withGaugesLocked(out, f, dim)
+		out = l.withGaugesCached(key, out, f, dim)
 	}
 	return out, a
+}
+
+// withGaugesCached is addGauges of the answer key, computed once
+// while neither the buckets nor the gauges change: the rules ask the same
+// windows with gauges every tick. l.mu is held (read).
+func (l *liveView) withGaugesCached(key answerKey, cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
+	g, gen := l.gaugesLocked()
+	at := [2]uint64{l.version, gen}
+	l.answersMu.Lock()
+	if l.gaugedAt != at || len(l.gauged) >= maxAnswers {
+		l.gauged, l.gaugedAt = map[answerKey]map[cellKey]*cell{}, at
+	}
+	out, ok := l.gauged[key]
+	l.answersMu.Unlock()
+	if ok {
+		return out
+	}
+	out = addGauges(cells, g, f, dim)
+	l.answersMu.Lock()
+	if l.gaugedAt == at {
+		l.gauged[key] = out
+	}
+	l.answersMu.Unlock()
+	return out
 }
 
 // answerKey names a computed window: its bucket range, filters, breakdown
@@ -937,14 +967,15 @@ const maxAnswers = 256
 type gaugeCount struct{ active, waiting uint64 }
 
 // gaugesLocked returns the "now" gauges at the view's time by full-grain
-// key; l.mu is held (read). They are counted over the open conversations
-// once per refresh: the rules ask for them by several breakdowns every
-// tick, and there are far fewer keys than open conversations.
-func (l *liveView) gaugesLocked() map[liveKey]gaugeCount {
+// key, and a number that changes when they do; l.mu is held (read). They
+// are counted over the open conversations once per refresh: the rules ask
+// for them by several breakdowns every tick, and there are far fewer keys
+// than open conversations.
+func (l *liveView) gaugesLocked() (map[liveKey]gaugeCount, uint64) {
 	l.gaugesMu.Lock()
 	defer l.gaugesMu.Unlock()
 	if l.gauges != nil && l.gaugesAt.Equal(l.refreshed) {
-		return l.gauges
+		return l.gauges, l.gaugesGen
 	}
 	now := l.asOf.UnixMilli()
 	day := now - 24*time.Hour.Milliseconds()
@@ -964,16 +995,19 @@ func (l *liveView) gaugesLocked() map[liveKey]gaugeCount {
 		}
 		g[c.key] = n
 	}
+	if l.gauges == nil || !maps.Equal(g, l.gauges) {
+		l.gaugesGen++
+	}
 	l.gauges, l.gaugesAt = g, l.refreshed
-	return g
+	return g, l.gaugesGen
 }
 
-// withGaugesLocked returns cells with the "now" gauges of the open
-// conversations matching f added, at the view's time, by dim; cells is
-// not changed (a cell with gauges is a copy). l.mu is held.
-func (l *liveView) withGaugesLocked(cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
+// addGauges returns cells with the "now" gauges g of the open
+// conversations matching f added, by dim; cells is not changed (a cell
+// with gauges is a copy).
+func addGauges(cells map[cellKey]*cell, g map[liveKey]gaugeCount, f Filters, dim Dimension) map[cellKey]*cell {
 	var out map[cellKey]*cell
-	for key, n := range l.gaugesLocked() {
+	for key, n := range g {
 		if !key.matches(f) {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 )
 
 // decodePieces applies every piece of ps to a cell of its own, in order.
@@ -210,5 +211,44 @@ func TestSeenRows(t *testing.T) {
 				t.Fatalf("row %d of another conversation seen", i)
 			}
 		}
+	}
+}
+
+// TestLiveGaugesCached: an answer with the "now" gauges is computed once
+// while the buckets and the gauges stay as they are, and anew when the
+// gauges change though no bucket did (a conversation leaving the day).
+func TestLiveGaugesCached(t *testing.T) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	l.loaded, l.version, l.asOf, l.refreshed = true, 1, now, time.Now() // as load leaves it
+	gz := liveKey{region: "广州"}
+	l.open = map[string]openConv{
+		"c1": {key: gz, startMs: now.Add(-time.Hour).UnixMilli()},
+		"c2": {key: gz, startMs: now.Add(-24*time.Hour + 3*time.Millisecond).UnixMilli()},
+		"c3": {key: liveKey{region: "成都"}, startMs: now.Add(-time.Minute).UnixMilli(), transferMs: now.Add(-time.Second).UnixMilli()},
+	}
+	w := Window{From: now.Add(-15 * time.Minute), To: now}
+	first, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	if c := first[cellKey{key: "广州"}]; c == nil || c.active != 2 {
+		t.Fatalf("广州: %+v, want 2 active", c)
+	}
+	if c := first[cellKey{key: "成都"}]; c == nil || c.active != 1 || c.waiting != 1 {
+		t.Fatalf("成都: %+v, want 1 active and 1 waiting", c)
+	}
+	// A refresh that changes nothing: the same answer, not a copy.
+	l.refreshed = time.Now().Add(time.Second)
+	again, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	if again[cellKey{key: "广州"}] != first[cellKey{key: "广州"}] {
+		t.Error("an unchanged view computed its gauges again")
+	}
+	// 5 ms on, in the same bucket, c2 started more than a day ago: the
+	// buckets and the window are the same, the gauges not.
+	l.asOf, l.refreshed = now.Add(5*time.Millisecond), time.Now().Add(2*time.Second)
+	later, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	if c := later[cellKey{key: "广州"}]; c == nil || c.active != 1 {
+		t.Fatalf("广州 5 ms on: %+v, want 1 active", c)
+	}
+	if c := first[cellKey{key: "广州"}]; c.active != 2 {
+		t.Errorf("the earlier answer changed: %+v", c)
 	}
 }
