@@ -73,7 +73,7 @@ var text = map[string][2]string{
 	"nav.alerts":       {"告警", "Alerts"},
 	"asof":             {"数据时间", "data as of"},
 	"stale":            {"数据已过期", "stale"},
-	"catching_up":      {"数据接入追赶中，落后 %s 秒", "ingest catching up, %s s behind"},
+	"catching_up":      {"数据接入落后 %s 秒", "ingest %s s behind"},
 	"connecting":       {"连接中…", "connecting…"},
 	"reconnecting":     {"重新连接中…", "reconnecting…"},
 	"live":             {"实时", "live"},

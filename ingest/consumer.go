@@ -37,9 +37,12 @@ type Consumer struct {
 // member reads was last caught up: a fetch of it left no more than the
 // next one brings. About a second while the ingest keeps up (an idle
 // partition is fetched every second); it grows through a backlog, a store
-// outage (a batch that cannot be stored holds its partition's fetches) and
-// a partition just taken over until its first fetches. It knows only this
-// member's partitions: with several members, each answers for its own.
+// outage (a batch that cannot be stored holds its partition's fetches), a
+// partition just taken over until its first fetches, and while the
+// member's generation has ended and no new one has begun (the broker
+// unreachable): it is not caught up until it reads again. It knows only
+// this member's partitions: with several members, each answers for its
+// own, and one that is given none is not behind.
 func (c *Consumer) Behind(now time.Time) time.Duration { return c.progress.behind(now) }
 
 // Leader reports whether this member currently owns partition 0 of the
@@ -191,6 +194,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		c.logger.Info("ingest stopped")
 	}()
+	c.progress.begin(time.Now())
 	failures := 0
 	for {
 		gen, err := group.Next(ctx)
@@ -208,6 +212,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		failures = 0
 		assigned := gen.Assignments[c.cfg.Topic]
+		c.progress.assigned(len(assigned))
 		ids := make([]int, len(assigned))
 		for i, pa := range assigned {
 			ids[i] = pa.ID

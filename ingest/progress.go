@@ -12,17 +12,30 @@ import (
 type progress struct {
 	mu sync.Mutex
 	// caughtUp is, per partition read here, when a fetch last left it
-	// caught up (its worker's start until one does).
+	// caught up (its worker's start until one does, or the time it
+	// inherits).
 	caughtUp map[int32]*time.Time
+	// held is, once this member's partitions stopped (their generation
+	// ended), when they were all last caught up; inherit is what the
+	// partitions of the next generation start from. A member whose
+	// generation ended because the broker cannot be reached reads
+	// nothing until it is back: it is as far behind as when it stopped,
+	// and further every second, not caught up. A generation that gives
+	// it no partition (another member reads them) ends that.
+	held, inherit *time.Time
 }
 
-// start registers partition id as read by this member from now on; the
-// returned func unregisters it.
+// start registers partition id as read by this member from now on (or
+// from the time the generation inherited, if earlier); the returned func
+// unregisters it.
 func (p *progress) start(id int32, now time.Time) func() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.caughtUp == nil {
 		p.caughtUp = map[int32]*time.Time{}
+	}
+	if p.inherit != nil && p.inherit.Before(now) {
+		now = *p.inherit
 	}
 	at := &now
 	p.caughtUp[id] = at
@@ -31,7 +44,32 @@ func (p *progress) start(id int32, now time.Time) func() {
 		defer p.mu.Unlock()
 		if p.caughtUp[id] == at {
 			delete(p.caughtUp, id)
+			if p.held == nil || at.Before(*p.held) {
+				t := *at
+				p.held = &t
+			}
 		}
+	}
+}
+
+// begin records that the member starts to read at now: until its first
+// generation gives it partitions it has read nothing, and is behind since.
+func (p *progress) begin(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.caughtUp) == 0 && p.held == nil {
+		p.held = &now
+	}
+}
+
+// assigned records that a generation began and gave this member n
+// partitions.
+func (p *progress) assigned(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inherit, p.held = p.held, nil
+	if n == 0 {
+		p.inherit = nil
 	}
 }
 
@@ -54,13 +92,17 @@ func (p *progress) fetched(id int32, read, lag int64, now time.Time) {
 
 // behind is how long ago the least recent of this member's partitions was
 // last caught up: about a second when the ingest keeps up (an idle
-// partition is fetched every second), zero when none is read here.
+// partition is fetched every second); between two generations, since its
+// partitions were (held); zero when none is read here.
 func (p *progress) behind(now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var d time.Duration
 	for _, at := range p.caughtUp {
 		d = max(d, now.Sub(*at))
+	}
+	if len(p.caughtUp) == 0 && p.held != nil {
+		d = max(d, now.Sub(*p.held))
 	}
 	return d
 }
