@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -131,9 +130,10 @@ func (d *Deliverer) Enqueued(it OutboxItem) {
 func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
-	d.takeQueued()
 	read := true
 	for {
+		// An iteration that reads the outbox drops what it was told of:
+		// each was written before it was told, so the read finds it.
 		its := d.takeQueued()
 		if read || !d.handed(ctx, time.Now(), its) {
 			wait := poll
@@ -178,11 +178,21 @@ func (d *Deliverer) Once(ctx context.Context, now time.Time) (next time.Time) {
 		return now.Add(d.cfg.RetryMin)
 	}
 	seen := make(map[string]bool, len(items))
+	empty := make(map[string]bool, len(d.notifiers))
+	for recv := range d.notifiers {
+		empty[recv] = true // nothing found for it
+	}
+	count := map[string]int{}
 	for _, it := range items {
 		seen[it.Notification.ID] = true
+		count[it.Notification.Receiver]++
 	}
-	next = d.send(ctx, now, items)
-	d.seen = seen
+	next, accepted := d.send(ctx, now, items)
+	for recv, n := range count {
+		// A receiver with a full read's worth may have more waiting.
+		empty[recv] = accepted[recv] && n < dueLimit
+	}
+	d.clear, d.seen = empty, seen
 	return next
 }
 
@@ -217,19 +227,20 @@ func (d *Deliverer) handed(ctx context.Context, now time.Time, items []OutboxIte
 	slices.SortStableFunc(todo, func(a, b OutboxItem) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Notification.ID, b.Notification.ID))
 	})
-	d.send(ctx, now, todo)
+	_, accepted := d.send(ctx, now, todo)
+	ok := true
 	for _, it := range todo {
-		if !d.clear[it.Notification.Receiver] {
-			return false
-		}
+		recv := it.Notification.Receiver
+		d.clear[recv] = accepted[recv]
+		ok = ok && accepted[recv]
 	}
-	return true
+	return ok
 }
 
-// send delivers items (per receiver in their order) and notes in d.clear
-// the receivers left with nothing undelivered: those whose every item was
-// accepted, when items holds all that was pending for them.
-func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem) (next time.Time) {
+// send delivers items (per receiver in their order). It returns when
+// something is next due, as Once does, and the receivers that accepted
+// every item of theirs.
+func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem) (next time.Time, accepted map[string]bool) {
 	var mu sync.Mutex
 	later := func(t time.Time) {
 		mu.Lock()
@@ -242,16 +253,7 @@ func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem)
 	for _, it := range items {
 		byReceiver[it.Notification.Receiver] = append(byReceiver[it.Notification.Receiver], it)
 	}
-	empty := map[string]bool{}
-	if d.clear == nil {
-		// An outbox read: every receiver it found nothing for is clear.
-		for recv := range d.notifiers {
-			empty[recv] = true
-		}
-	}
-	for recv := range byReceiver {
-		empty[recv] = false
-	}
+	accepted = map[string]bool{}
 	var wg sync.WaitGroup
 	for recv, its := range byReceiver {
 		wg.Add(1)
@@ -268,20 +270,13 @@ func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem)
 					return
 				}
 			}
-			if len(its) < dueLimit {
-				mu.Lock()
-				empty[recv] = true
-				mu.Unlock()
-			}
+			mu.Lock()
+			accepted[recv] = true
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if d.clear == nil {
-		d.clear = empty
-	} else {
-		maps.Copy(d.clear, empty)
-	}
-	return next
+	return next, accepted
 }
 
 // deliver tries one notification and records the outcome; it reports

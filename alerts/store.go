@@ -23,7 +23,7 @@ type Store struct {
 	term atomic.Uint64
 	// OnEnqueue, if set, is given each notification written to the
 	// outbox, after the write, so that delivery sends it at once
-	// (Deliverer.Handed) rather than on a poll.
+	// (Deliverer.Enqueued) rather than on a poll.
 	OnEnqueue func(OutboxItem)
 	// silencesSeen is the newest stamp of the silences table a term check
 	// read (nil before the first); probes numbers the checks.

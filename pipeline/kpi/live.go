@@ -158,16 +158,12 @@ type liveView struct {
 	version   uint64
 	answersMu sync.Mutex
 	answers   map[answerKey]map[cellKey]*cell
-	answersAt uint64 // the version answers were computed at
-	// gauged are answers with the "now" gauges added, kept while neither
-	// the buckets (version) nor the gauges (gaugesGen) change.
-	gauged   map[answerKey]map[cellKey]*cell
-	gaugedAt [2]uint64
-	convs    map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
-	keyIDs   map[string]uint32  // the full-grain keys met so far, by their SQL form …
-	keyList  []liveKey          // … and by id
-	pruned   int64              // the horizon's start when convs was last pruned
-	open     map[string]openConv
+	answersAt [2]uint64          // the version and gaugesGen answers were computed at
+	convs     map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
+	keyIDs    map[string]uint32  // the full-grain keys met so far, by their SQL form …
+	keyList   []liveKey          // … and by id
+	pruned    int64              // the horizon's start when convs was last pruned
+	open      map[string]openConv
 	// gauges are the "now" gauges of the open conversations by full-grain
 	// key, counted once per refresh: gaugesAt is the refreshed of the
 	// refresh they were counted after (every refresh changes open and
@@ -887,9 +883,9 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // The sums are kept until the buckets change: the rules ask the same
 // windows every tick, and while nothing new arrives (or until their
 // window moves on by a bucket) the answer is the one before, its
-// snapshots (quantiles) computed once (cell.memo). The gauges are those
-// at the view's time, added once while they and the buckets stay as they
-// are (withGaugesCached). Callers only read the cells.
+// snapshots (quantiles) computed once (cell.memo); so is the answer with
+// the gauges (those at the view's time) added, until they change too.
+// Callers only read the cells.
 func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -902,49 +898,41 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		to = from + l.bucketMs()
 	}
 	a := answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
+	g, gen := l.gaugesLocked()
+	at := [2]uint64{l.version, gen}
 	key := answerKey{from: from, to: to, f: f, dim: dim, step: step}
-	l.answersMu.Lock()
-	if l.answersAt != l.version || len(l.answers) >= maxAnswers {
-		l.answers, l.answersAt = map[answerKey]map[cellKey]*cell{}, l.version
-	}
-	out, ok := l.answers[key]
-	l.answersMu.Unlock()
-	if !ok {
-		out = l.computeLocked(from, to, f, dim, step)
-		for _, c := range out {
+	out := l.answer(at, key, func() map[cellKey]*cell {
+		cells := l.computeLocked(from, to, f, dim, step)
+		for _, c := range cells {
 			c.memo = &snapMemo{}
 		}
-		l.answersMu.Lock()
-		if l.answersAt == l.version {
-			l.answers[key] = out
-		}
-		l.answersMu.Unlock()
-	}
+		return cells
+	})
 	if withGauges {
-		out = l.withGaugesCached(key, out, f, dim)
+		sums := out
+		key.gauges = true
+		out = l.answer(at, key, func() map[cellKey]*cell { return addGauges(sums, g, f, dim) })
 	}
 	return out, a
 }
 
-// withGaugesCached is addGauges of the answer key, computed once
-// while neither the buckets nor the gauges change: the rules ask the same
-// windows with gauges every tick. l.mu is held (read).
-func (l *liveView) withGaugesCached(key answerKey, cells map[cellKey]*cell, f Filters, dim Dimension) map[cellKey]*cell {
-	g, gen := l.gaugesLocked()
-	at := [2]uint64{l.version, gen}
+// answer returns the answer kept for key while the buckets and the gauges
+// are as at says (their version and gaugesGen), computing it once; l.mu is
+// held (read).
+func (l *liveView) answer(at [2]uint64, key answerKey, compute func() map[cellKey]*cell) map[cellKey]*cell {
 	l.answersMu.Lock()
-	if l.gaugedAt != at || len(l.gauged) >= maxAnswers {
-		l.gauged, l.gaugedAt = map[answerKey]map[cellKey]*cell{}, at
+	if l.answersAt != at || len(l.answers) >= maxAnswers {
+		l.answers, l.answersAt = map[answerKey]map[cellKey]*cell{}, at
 	}
-	out, ok := l.gauged[key]
+	out, ok := l.answers[key]
 	l.answersMu.Unlock()
 	if ok {
 		return out
 	}
-	out = addGauges(cells, g, f, dim)
+	out = compute()
 	l.answersMu.Lock()
-	if l.gaugedAt == at {
-		l.gauged[key] = out
+	if l.answersAt == at {
+		l.answers[key] = out
 	}
 	l.answersMu.Unlock()
 	return out
@@ -957,6 +945,7 @@ type answerKey struct {
 	f        Filters
 	dim      Dimension
 	step     time.Duration
+	gauges   bool // with the "now" gauges added
 }
 
 // maxAnswers bounds the answers kept for one version of the view.
