@@ -74,10 +74,25 @@ func TestKPIsDefaultWindowLive(t *testing.T) {
 		return "from=" + url.QueryEscape(from.Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339Nano))
 	}
 
-	live, liveBody := getJSON("/api/v1/kpis")
-	if live.From.UnixMilli()%10_000 != 0 || live.To.UnixMilli()%10_000 != 0 {
-		t.Fatalf("default window %s–%s is not whole 10-s buckets: not answered by the live view", live.From, live.To)
+	// The view answers only while its data is at most 3 s old, else the
+	// store does (exactly, for the last 15 minutes to the millisecond). On
+	// a machine busy with other tests its first load, or a refresh, can
+	// take longer than that: ask until the view keeps up, for a while.
+	liveGet := func(path string) (answer, string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			a, body := getJSON(path)
+			if a.From.UnixMilli()%10_000 == 0 && a.To.UnixMilli()%10_000 == 0 {
+				return a, body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: window %s–%s is not whole 10-s buckets: never answered by the live view in 30 s", path, a.From, a.To)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	}
+	live, liveBody := liveGet("/api/v1/kpis")
 	if d := live.To.Sub(live.From); d < 15*time.Minute || d > 15*time.Minute+20*time.Second || live.From.After(now.Add(-15*time.Minute)) {
 		t.Fatalf("default window %s–%s, the data's clock at %s", live.From, live.To, now)
 	}
@@ -89,8 +104,8 @@ func TestKPIsDefaultWindowLive(t *testing.T) {
 		t.Fatalf("the live answer and the store's for the window it names differ:\nlive  %s\nstore %s", liveBody, exactBody)
 	}
 
-	by, _ := getJSON("/api/v1/kpis/by/region")
-	if len(by.Rows) != 2 || !by.From.Equal(by.Rows[0].From) || by.From.UnixMilli()%10_000 != 0 {
+	by, _ := liveGet("/api/v1/kpis/by/region")
+	if len(by.Rows) != 2 || !by.From.Equal(by.Rows[0].From) {
 		t.Fatalf("by region: window %s, rows %+v", by.From, by.Rows)
 	}
 
