@@ -32,6 +32,8 @@ type Hub struct {
 	logger *slog.Logger
 	// ingestBehind, if set, bounds the time of the panels' data (Deps).
 	ingestBehind func(time.Time) time.Duration
+	// stored is what ingestBehind said at each tick of the last minutes.
+	stored storedLog
 
 	mu        sync.Mutex
 	clients   map[*streamClient]struct{}
@@ -131,6 +133,7 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		case <-early.C:
 		}
+		h.noteStored(h.now())
 		if h.viewers() == 0 {
 			continue
 		}
@@ -177,6 +180,7 @@ func (h *Hub) tick(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(kpi.AsItIs(ctx, h.refreshWait()), streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
+	h.noteStored(to)
 	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
 	lag := h.ingestLag(to)
 	if err != nil {
@@ -196,7 +200,7 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	} else {
-		h.tiles.succeeded(dataTime(snap.AsOf, to.Add(-lag)))
+		h.tiles.succeeded(h.dataTime(snap.AsOf, to))
 		h.lastSnap = &snap
 	}
 	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
@@ -218,14 +222,81 @@ func (h *Hub) tick(ctx context.Context) {
 // and its events are then in the frame.
 func (h *Hub) refreshWait() time.Duration { return h.cfg.StreamTick / 2 }
 
-// dataTime is the time of the data an answer holds: its asOf when it
-// says one, and at most stored, when the events it could hold were all
-// stored (the read's time less ingestLag).
-func dataTime(asOf, stored time.Time) time.Time {
-	if !asOf.IsZero() && asOf.Before(stored) {
-		return asOf.UTC()
+// dataTime is the time of the data an answer read at at holds: when the
+// events it could hold were all stored (at less ingestLag), or, when the
+// answer says it was read earlier (asOf: a live view refreshed before, an
+// evaluation made before), when they were all stored at that time by the
+// log's last note at or before it (never later than asOf). A view
+// refreshed while the ingest was a minute behind, answering after it
+// caught up, holds a minute less than its asOf says.
+func (h *Hub) dataTime(asOf, at time.Time) time.Time {
+	t := at.Add(-h.ingestLag(at))
+	if !asOf.IsZero() && asOf.Before(at) {
+		t = asOf
+		if upTo := h.stored.upTo(asOf); h.ingestBehind != nil && upTo.Before(t) {
+			t = upTo
+		}
 	}
-	return stored
+	return t.UTC()
+}
+
+// noteStored records how far the events were all stored at at.
+func (h *Hub) noteStored(at time.Time) {
+	if h.ingestBehind != nil {
+		h.stored.note(at, at.Add(-h.ingestLag(at)))
+	}
+}
+
+// storedLog remembers, for storedHistory, up to when the events were all
+// stored at each tick (its time less the ingest's lag then), so that an
+// answer read a while ago is dated by what was stored when it was read,
+// not by what is stored now.
+type storedLog struct {
+	mu        sync.Mutex
+	at, upTos []time.Time // in the order noted
+}
+
+// storedHistory is how long the log keeps what it noted: an answer read
+// longer ago than that is stale on every panel anyway.
+const storedHistory = 15 * time.Minute
+
+func (l *storedLog) note(at, upTo time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.at); n > 0 && !at.After(l.at[n-1]) {
+		// Kept in order: a note no later than the last (the clock set
+		// back) adds nothing the log can find.
+		return
+	}
+	old := 0
+	for old < len(l.at) && at.Sub(l.at[old]) > storedHistory {
+		old++
+	}
+	if old > 0 {
+		l.at, l.upTos = slices.Delete(l.at, 0, old), slices.Delete(l.upTos, 0, old)
+	}
+	l.at, l.upTos = append(l.at, at), append(l.upTos, upTo)
+}
+
+// upTo is up to when the events were all stored at t, as far as the log
+// knows, never later: what was noted last at or before t (stores only
+// catch up later), or before the first note what it said (the most it can
+// have been); t itself when nothing was noted.
+func (l *storedLog) upTo(t time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(l.at, t, func(a, t time.Time) int { return a.Compare(t) })
+	// l.at[i-1] < t <= l.at[i]: the last at or before t.
+	if i < len(l.at) && l.at[i].Equal(t) {
+		return l.upTos[i]
+	}
+	switch {
+	case i > 0:
+		return l.upTos[i-1]
+	case len(l.at) > 0:
+		return l.upTos[0]
+	}
+	return t
 }
 
 // ingestLag is how long before at this process's ingest was last caught
@@ -401,6 +472,7 @@ const panelRegions = 12
 // queries to a store already struggling.
 func (h *Hub) panel(ctx context.Context) {
 	at := h.now().UTC().Truncate(time.Millisecond)
+	h.noteStored(at)
 	// The regions count the hour up to now. The trends end with the last
 	// whole minute: in the minute under way only the quickest replies and
 	// assignments have happened yet, so its wait p90 would plunge and its
@@ -445,8 +517,6 @@ func (h *Hub) panel(ctx context.Context) {
 	if err := errors.Join(trendsErr, regionsErr, firingErr); err != nil {
 		h.logger.Warn("stream: wall panel incomplete", "err", err)
 	}
-	stored := at.Add(-h.ingestLag(at))
-
 	if trendsErr != nil {
 		h.trends.failed(at, trendsErr)
 	} else {
@@ -454,7 +524,7 @@ func (h *Hub) panel(ctx context.Context) {
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
 		}
-		h.trends.succeeded(dataTime(trendsAsOf, stored))
+		h.trends.succeeded(h.dataTime(trendsAsOf, at))
 		h.lastTrends = d
 	}
 	if regionsErr != nil {
@@ -474,7 +544,7 @@ func (h *Hub) panel(ctx context.Context) {
 		if len(rows) > 0 {
 			asOf = rows[0].AsOf
 		}
-		h.regions.succeeded(dataTime(asOf, stored))
+		h.regions.succeeded(h.dataTime(asOf, at))
 		h.lastRegions = d
 	}
 	if firingErr != nil {
@@ -491,7 +561,7 @@ func (h *Hub) panel(ctx context.Context) {
 		case evaluated.IsZero():
 			h.firing.failed(at, errNotEvaluated)
 		default:
-			h.firing.succeeded(dataTime(evaluated, stored))
+			h.firing.succeeded(h.dataTime(evaluated, at))
 		}
 	}
 

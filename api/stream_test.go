@@ -22,14 +22,26 @@ import (
 // countingKPIs counts computations; each snapshot carries its number.
 // It stands for the store only in these fan-out tests, which count calls;
 // the numbers themselves are tested against the real engine elsewhere.
-type countingKPIs struct{ calls, panelCalls atomic.Uint64 }
+// Its answers say they were read at asOf (zero: they do not say).
+type countingKPIs struct {
+	calls, panelCalls atomic.Uint64
+	asOf              atomic.Pointer[time.Time]
+}
+
+func (k *countingKPIs) read() time.Time {
+	if t := k.asOf.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
 
 func (k *countingKPIs) KPIs(ctx context.Context, w kpi.Window, f kpi.Filters) (kpi.Snapshot, error) {
-	return kpi.Snapshot{ConversationsStarted: k.calls.Add(1), From: w.From, To: w.To}, nil
+	return kpi.Snapshot{ConversationsStarted: k.calls.Add(1), From: w.From, To: w.To, AsOf: k.read()}, nil
 }
 func (k *countingKPIs) KPIsBy(context.Context, kpi.Window, kpi.Filters, kpi.Dimension) ([]kpi.KeyedSnapshot, error) {
 	k.panelCalls.Add(1)
-	return []kpi.KeyedSnapshot{{Key: "a", Snapshot: kpi.Snapshot{Complaints: 1}}, {Key: "b", Snapshot: kpi.Snapshot{Complaints: 5}}, {Key: "c"}}, nil
+	return []kpi.KeyedSnapshot{{Key: "a", Snapshot: kpi.Snapshot{Complaints: 1, AsOf: k.read()}}, {Key: "b", Snapshot: kpi.Snapshot{Complaints: 5, AsOf: k.read()}},
+		{Key: "c", Snapshot: kpi.Snapshot{AsOf: k.read()}}}, nil
 }
 func (k *countingKPIs) Timeseries(context.Context, string, time.Duration, kpi.Window, kpi.Filters, kpi.Dimension) ([]kpi.Series, error) {
 	return nil, nil
@@ -41,7 +53,7 @@ func (k *countingKPIs) Trends(_ context.Context, ms []string, _ time.Duration, w
 	for _, m := range ms {
 		out[m] = []kpi.Point{{Time: w.From, Value: &v}}
 	}
-	return out, time.Time{}, nil
+	return out, k.read(), nil
 }
 
 func TestStreamSharesOneComputationPerTick(t *testing.T) {
@@ -329,14 +341,72 @@ func TestStreamIngestBehind(t *testing.T) {
 		}
 	}
 
+	// Caught up now, but the answers were read, and the rules evaluated,
+	// while it was still 40 s behind (a live view refreshed in the last
+	// seconds of a backfill): they hold no more than was stored then.
 	behind.Store(int64(time.Second / 2))
+	now = now.Add(10 * time.Second)
+	read := now.Add(-5 * time.Second)
+	kpis.asOf.Store(&read)
 	h.tick(context.Background())
-	if got, want := asOf(frame()), "2026-11-22T08:30:19.5Z"; got != want {
-		t.Errorf("tiles as of %s with the ingest caught up half a second ago, want %s", got, want)
+	if got, want := asOf(frame()), "2026-11-22T08:29:40Z"; got != want {
+		t.Errorf("tiles read at 08:30:25 (ingest caught up at 08:29:40 by the last note before), as of %s, want %s", got, want)
 	}
-	now = now.Add(time.Minute)
 	h.panel(context.Background())
-	if got, want := asOf(frame()["firing"].(map[string]any)), "2026-11-22T08:30:18Z"; got != want {
-		t.Errorf("firing as of %s with the ingest keeping up, want the evaluation's %s", got, want)
+	wall = frame()
+	for _, p := range []string{"trends", "regions", "firing"} {
+		if got, want := asOf(wall[p].(map[string]any)), "2026-11-22T08:29:40Z"; got != want {
+			t.Errorf("%s read or evaluated while the ingest was 40 s behind, as of %s, want %s", p, got, want)
+		}
+	}
+
+	// Read after a note that the ingest kept up: as of what was stored
+	// then, or of the read if earlier.
+	now = now.Add(time.Second)
+	read = now.Add(-500 * time.Millisecond)
+	kpis.asOf.Store(&read)
+	h.tick(context.Background())
+	if got, want := asOf(frame()), "2026-11-22T08:30:29.5Z"; got != want {
+		t.Errorf("tiles read at 08:30:30.5 with the ingest keeping up, as of %s, want %s", got, want)
+	}
+	// An evaluation made while the ingest kept up: as of what was stored
+	// when it was made.
+	now = now.Add(time.Minute)
+	h.noteStored(now.Add(-20 * time.Second))
+	h.alerts = &fakeAlerts{evaluated: now.Add(-20 * time.Second)}
+	h.panel(context.Background())
+	if got, want := asOf(frame()["firing"].(map[string]any)), "2026-11-22T08:31:10.5Z"; got != want {
+		t.Errorf("firing evaluated at 08:31:11 with the ingest half a second behind then, as of %s, want %s", got, want)
+	}
+}
+
+// TestStoredLog: the log answers, for a time, up to when the events were
+// all stored by the last note at or before it, never later than that.
+func TestStoredLog(t *testing.T) {
+	var l storedLog
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	if got := l.upTo(t0); !got.Equal(t0) {
+		t.Errorf("empty log: %s, want the time asked", got)
+	}
+	l.note(t0, t0.Add(-time.Minute))
+	l.note(t0.Add(10*time.Second), t0.Add(9*time.Second))
+	for _, c := range []struct {
+		at   time.Duration
+		want time.Duration
+	}{
+		{-time.Second, -time.Minute}, // before the first note: what it said
+		{0, -time.Minute},
+		{5 * time.Second, -time.Minute},
+		{10 * time.Second, 9 * time.Second},
+		{time.Hour, 9 * time.Second},
+	} {
+		if got := l.upTo(t0.Add(c.at)); !got.Equal(t0.Add(c.want)) {
+			t.Errorf("up to at t0%+v: %s, want t0%+v", c.at, got, c.want)
+		}
+	}
+	// Notes older than storedHistory go.
+	l.note(t0.Add(storedHistory+5*time.Second), t0.Add(storedHistory))
+	if len(l.at) != 2 || !l.upTo(t0).Equal(t0.Add(9*time.Second)) {
+		t.Errorf("after storedHistory: %d notes, up to at t0 %s", len(l.at), l.upTo(t0))
 	}
 }

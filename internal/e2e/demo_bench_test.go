@@ -44,7 +44,8 @@ const clockTicks = 100
 //
 //   - startup-s: from the start to the first `kpi` frame of the wall's
 //     stream, /api/v1/stream, with its tiles filled (a snapshot that
-//     counts conversations);
+//     counts conversations) and current (its as_of within its
+//     stale_after_seconds: the wall does not grey it);
 //   - backfill-s: from the start to the simulator's "backfill done";
 //     ingested-s: to the ingest lag falling under backfillLagDone
 //     records, the backfill taken in (start-up ends there);
@@ -218,14 +219,21 @@ func watchStream(ctx context.Context, base string, t0 time.Time, filled, frames 
 				continue
 			}
 			var f struct {
-				OK      bool    `json:"ok"`
-				Started *uint64 `json:"conversations_started"`
+				OK         bool       `json:"ok"`
+				Started    *uint64    `json:"conversations_started"`
+				ComputedAt time.Time  `json:"computed_at"`
+				AsOf       *time.Time `json:"as_of"`
+				StaleAfter int        `json:"stale_after_seconds"`
 			}
 			if err := json.Unmarshal([]byte(data), &f); err != nil {
 				resp.Body.Close()
 				return fmt.Errorf("kpi frame: %w", err)
 			}
-			if f.OK && f.Started != nil && *f.Started > 0 {
+			// Filled: numbers the wall shows as current, not greyed as
+			// older than their limit (the start-up's backfill is being
+			// stored, or the live view has not taken it in yet).
+			current := f.AsOf != nil && f.ComputedAt.Sub(*f.AsOf) <= time.Duration(f.StaleAfter)*time.Second
+			if f.OK && f.Started != nil && *f.Started > 0 && current {
 				filled.CompareAndSwap(0, int64(time.Since(t0)))
 			}
 		}
