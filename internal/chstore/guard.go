@@ -113,6 +113,7 @@ const (
 	tokQuotedIdent
 	tokString
 	tokPunct
+	tokParam // a {name:Type} query parameter
 )
 
 type token struct {
@@ -210,6 +211,21 @@ func (l *lexer) next() token {
 		content := l.q[j+1 : j+1+end]
 		l.i = j + 1 + end + len(tag)
 		return token{kind: tokString, text: strings.ToLower(string(content)), start: start}
+	case c == '{':
+		if name, typ, typeAt, ok := placeholder(l.q, l.i); ok {
+			if strings.EqualFold(strings.TrimSpace(typ), "identifier") {
+				// An Identifier parameter stands for a name the query
+				// text does not show: a table name, which may be a file.
+				l.err = refusef("The query parameter {%s:Identifier} is not allowed on this endpoint: the name it stands for is not in the query", name)
+				return token{kind: tokEnd, start: start}
+			}
+			// The name is no keyword of the query ({from:DateTime64(3,
+			// 'UTC')} is a value); its type is read on as query text.
+			l.i = typeAt
+			return token{kind: tokParam, text: name, start: start}
+		}
+		l.i++
+		return token{kind: tokPunct, text: "{", start: start}
 	case isGuardWordByte(c):
 		j := l.i
 		for j < len(l.q) && isGuardWordByte(l.q[j]) {
@@ -221,6 +237,44 @@ func (l *lexer) next() token {
 		l.i++
 		return token{kind: tokPunct, text: string(c), start: start}
 	}
+}
+
+// placeholder reads a query parameter {name:Type} at q[i] (q[i] is '{'):
+// its name, its type and the offset where the type begins. The type may
+// hold parentheses and quoted text (DateTime64(3, 'UTC')).
+func placeholder(q []byte, i int) (name, typ string, typeAt int, ok bool) {
+	j := i + 1
+	for j < len(q) && (q[j] == ' ' || q[j] == '\t' || q[j] == '\n' || q[j] == '\r') {
+		j++
+	}
+	n := j
+	for j < len(q) && (q[j] == '_' || q[j] >= 'a' && q[j] <= 'z' || q[j] >= 'A' && q[j] <= 'Z' || q[j] >= '0' && q[j] <= '9') {
+		j++
+	}
+	name = string(q[n:j])
+	for j < len(q) && (q[j] == ' ' || q[j] == '\t' || q[j] == '\n' || q[j] == '\r') {
+		j++
+	}
+	if name == "" || j >= len(q) || q[j] != ':' {
+		return "", "", 0, false
+	}
+	t := j + 1
+	for k := t; k < len(q); k++ {
+		switch q[k] {
+		case '\'', '"', '`':
+			quote := q[k]
+			for k++; k < len(q) && q[k] != quote; k++ {
+				if q[k] == '\\' {
+					k++
+				}
+			}
+		case '}':
+			return name, string(q[t:k]), t, true
+		case '{', ';':
+			return "", "", 0, false
+		}
+	}
+	return "", "", 0, false
 }
 
 // quoted reads a literal or quoted identifier: a backslash escapes the next
