@@ -31,6 +31,7 @@ type Consumer struct {
 	// leaderGen is the generation in which leader was last set.
 	leaderGen atomic.Int64
 	progress  progress
+	watch     *groupWatch
 }
 
 // Behind reports how long ago the least recent of the partitions this
@@ -40,10 +41,13 @@ type Consumer struct {
 // outage (a batch that cannot be stored holds its partition's fetches), a
 // partition just taken over until its first fetches, and while the
 // member's generation has ended and no new one has begun (the broker
-// unreachable): it is not caught up until it reads again. It knows only
-// this member's partitions: with several members, each answers for its
-// own, and one that is given none is not behind.
-func (c *Consumer) Behind(now time.Time) time.Duration { return c.progress.behind(now) }
+// unreachable): it is not caught up until it reads again. The partitions
+// other members read count too, from the group's committed offsets
+// (groupWatch, polled every second): a member that reads some of them, or
+// none, is as far behind as the group.
+func (c *Consumer) Behind(now time.Time) time.Duration {
+	return max(c.progress.behind(now), c.watch.behind(now))
+}
 
 // Leader reports whether this member currently owns partition 0 of the
 // events topic. Exactly one member of the group does (but for a moment
@@ -120,6 +124,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 		m:      m,
 		logger: logger.With("component", "ingest", "topic", cfg.Topic),
 		dialer: &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true},
+		watch:  newGroupWatch(cfg.Brokers, cfg.Topic, cfg.GroupID, time.Now()),
 	}
 	// Which member leads is what an operator (and the fault tests) asks
 	// first when alerts go quiet after a rebalance.
@@ -137,7 +142,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 	// turns unknown.
 	behind := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cockpit_ingest_behind_seconds",
-		Help: "How long ago the least recent of this member's partitions was last caught up (about 1 while the ingest keeps up; 0 with no partition).",
+		Help: "How long ago the events topic was last all stored: this member's partitions by its fetches, the others by the group's committed offsets (about 1 while the ingest keeps up).",
 	}, func() float64 { return c.Behind(time.Now()).Seconds() })
 	for _, g := range []prometheus.Collector{leader, behind} {
 		if err := reg.Register(g); err != nil {
@@ -176,6 +181,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(reported)
 		c.reportProgress(stop)
 	}()
+	watched := make(chan struct{})
+	wctx, stopWatch := context.WithCancel(ctx)
+	go func() {
+		defer close(watched)
+		c.watch.run(wctx, func(err error) { c.logger.Warn("cannot tell how far the other members have stored", "err", err) })
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -187,8 +198,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 	defer func() {
 		close(stop)
+		stopWatch()
 		<-closed //nolint:errcheck // a wait: the generation is over either way
 		<-reported
+		<-watched
 		if err := c.dlq.close(); err != nil {
 			c.logger.Warn("cannot close the dead-letter writer", "err", err)
 		}
@@ -216,6 +229,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ids := make([]int, len(assigned))
 		for i, pa := range assigned {
 			ids[i] = pa.ID
+		}
+		c.watch.assign(ids)
+		for _, pa := range assigned {
 			gen.Start(func(gctx context.Context) {
 				c.runPartition(gctx, gen, pa)
 			})
