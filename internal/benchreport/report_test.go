@@ -230,3 +230,26 @@ func TestKPIs30dHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestKPIsLargestHistory: with the small endpoint benchmark and the large
+// one in the same raw output, the 15-minute row is judged on the large
+// one's history, whichever comes first.
+func TestKPIsLargestHistory(t *testing.T) {
+	small := "BenchmarkKPIEndpoints//api/v1/kpis-2 \t 10\t 5 ns/op\t 0.05 p50_ms\t 0.3 p99_ms\t 4953980 events"
+	large := "BenchmarkKPIEndpointsLarge/15m/api/v1/kpis-2 \t 100\t 5 ns/op\t 537 p50_ms\t 739.2 p99_ms\t 50714201 events"
+	for _, lines := range [][]string{{small, large}, {large, small}} {
+		raw, err := Parse(strings.NewReader(strings.Join(lines, "\n") + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var row Row
+		for _, r := range Evaluate(raw) {
+			if strings.HasPrefix(r.What, "/api/v1/kpis over 15 minutes") {
+				row = r
+			}
+		}
+		if want := "739.2 ms over 50,714,201 events"; row.Measured != want || row.Verdict != Fail {
+			t.Errorf("%s first: %s %q, want FAIL %q", lines[0][:30], row.Verdict, row.Measured, want)
+		}
+	}
+}

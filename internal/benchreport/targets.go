@@ -133,10 +133,8 @@ var targets = []target{
 		named(`^EventToNotification$`), "p99-ms", "<=", 3000, millis),
 	metric("alert evaluation → notification received, p99", "≤ 250 ms",
 		named(`^FiringToNotification$`), "p99-ms", "<=", 250, millis),
-	history(metric("/api/v1/kpis over 15 minutes (history ≥ 50M events), p99", "≤ 50 ms",
-		kpis15m, "p99-ms", "<=", 50, millis), kpis15m),
-	history(metric("/api/v1/kpis over 30 days (≥ 50M events), p99", "≤ 50 ms",
-		kpis30d, "p99-ms", "<=", 50, millis), kpis30d),
+	history("/api/v1/kpis over 15 minutes (history ≥ 50M events), p99", kpis15m),
+	history("/api/v1/kpis over 30 days (≥ 50M events), p99", kpis30d),
 	metric("wall: update lag p99 with 10,000 SSE viewers", "≤ 1 s",
 		streamMany, "lag-p99-ms", "<=", 1000, millis),
 	queriesPerTick(),
@@ -266,18 +264,27 @@ func freshness(t target, q float64) target {
 	return t
 }
 
-// history adds the size of the history a KPI figure was measured over
-// (the benchmark's events metric); one smaller than the 50M events the
-// target names cannot pass it.
-func history(t target, bench func(string) bool) target {
-	eval := t.eval
-	t.eval = func(r *Raw) (string, Verdict) {
-		m, v := eval(r)
-		res, ok := r.Find(bench)
-		if !ok || v == NotMeasured {
+// history judges a /api/v1/kpis p99 (≤ 50 ms) on the result of bench
+// with the largest history (the benchmark's events metric: the large
+// benchmark's when it ran beside the small one), and says how large it
+// was; one smaller than the 50M events the target names cannot pass.
+func history(what string, bench func(string) bool) target {
+	return target{what: what, target: "≤ 50 ms", eval: func(r *Raw) (string, Verdict) {
+		var best Result
+		found := false
+		for _, res := range r.Results {
+			if bench(res.Name) && (!found || res.Metrics["events"] > best.Metrics["events"]) {
+				best, found = res, true
+			}
+		}
+		if !found {
+			return "—", NotMeasured
+		}
+		m, v := metric(what, "", func(name string) bool { return name == best.Name }, "p99-ms", "<=", 50, millis).eval(r)
+		if v == NotMeasured {
 			return m, v
 		}
-		n, ok := res.Metrics["events"]
+		n, ok := best.Metrics["events"]
 		if !ok {
 			return m + " (history size not reported)", v
 		}
@@ -287,8 +294,7 @@ func history(t target, bench func(string) bool) target {
 			v = Fail
 		}
 		return m, v
-	}
-	return t
+	}}
 }
 
 // peerRatio judges cockpit's ingest rate against Telegraf's in the same run.
