@@ -133,6 +133,9 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		case <-early.C:
 		}
+		// Noted here, before any read of this tick, and whether or not
+		// anyone watches: an answer read before a viewer came is dated
+		// by what was stored then.
 		h.noteStored(h.now())
 		if h.viewers() == 0 {
 			continue
@@ -180,7 +183,6 @@ func (h *Hub) tick(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(kpi.AsItIs(ctx, h.refreshWait()), streamQueryTimeout)
 	defer cancel()
 	to := h.now().UTC().Truncate(time.Millisecond)
-	h.noteStored(to)
 	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
 	lag := h.ingestLag(to)
 	if err != nil {
@@ -233,8 +235,10 @@ func (h *Hub) dataTime(asOf, at time.Time) time.Time {
 	t := at.Add(-h.ingestLag(at))
 	if !asOf.IsZero() && asOf.Before(at) {
 		t = asOf
-		if upTo := h.stored.upTo(asOf); h.ingestBehind != nil && upTo.Before(t) {
-			t = upTo
+		if h.ingestBehind != nil {
+			if upTo := h.stored.upTo(asOf); upTo.Before(t) {
+				t = upTo
+			}
 		}
 	}
 	return t.UTC()
@@ -472,7 +476,6 @@ const panelRegions = 12
 // queries to a store already struggling.
 func (h *Hub) panel(ctx context.Context) {
 	at := h.now().UTC().Truncate(time.Millisecond)
-	h.noteStored(at)
 	// The regions count the hour up to now. The trends end with the last
 	// whole minute: in the minute under way only the quickest replies and
 	// assignments have happened yet, so its wait p90 would plunge and its

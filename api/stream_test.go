@@ -321,8 +321,15 @@ func TestStreamIngestBehind(t *testing.T) {
 		return s
 	}
 
+	// As Run does each tick: note how far the events are stored, then
+	// read.
+	run := func(read func(context.Context)) {
+		h.noteStored(now)
+		read(context.Background())
+	}
+
 	behind.Store(int64(40 * time.Second))
-	h.tick(context.Background())
+	run(h.tick)
 	tiles := frame()
 	if got, want := asOf(tiles), "2026-11-22T08:29:40Z"; got != want {
 		t.Errorf("tiles as of %s with the ingest caught up 40 s ago, want %s", got, want)
@@ -331,7 +338,7 @@ func TestStreamIngestBehind(t *testing.T) {
 	if got := tiles["ingest_behind_seconds"]; got != 40.0 {
 		t.Errorf("kpi frame ingest_behind_seconds = %v, want 40", got)
 	}
-	h.panel(context.Background())
+	run(h.panel)
 	wall := frame()
 	// The firing list too: the rules judged windows whose newest events
 	// were not stored yet.
@@ -348,11 +355,11 @@ func TestStreamIngestBehind(t *testing.T) {
 	now = now.Add(10 * time.Second)
 	read := now.Add(-5 * time.Second)
 	kpis.asOf.Store(&read)
-	h.tick(context.Background())
+	run(h.tick)
 	if got, want := asOf(frame()), "2026-11-22T08:29:40Z"; got != want {
 		t.Errorf("tiles read at 08:30:25 (ingest caught up at 08:29:40 by the last note before), as of %s, want %s", got, want)
 	}
-	h.panel(context.Background())
+	run(h.panel)
 	wall = frame()
 	for _, p := range []string{"trends", "regions", "firing"} {
 		if got, want := asOf(wall[p].(map[string]any)), "2026-11-22T08:29:40Z"; got != want {
@@ -365,7 +372,7 @@ func TestStreamIngestBehind(t *testing.T) {
 	now = now.Add(time.Second)
 	read = now.Add(-500 * time.Millisecond)
 	kpis.asOf.Store(&read)
-	h.tick(context.Background())
+	run(h.tick)
 	if got, want := asOf(frame()), "2026-11-22T08:30:29.5Z"; got != want {
 		t.Errorf("tiles read at 08:30:30.5 with the ingest keeping up, as of %s, want %s", got, want)
 	}
@@ -374,7 +381,7 @@ func TestStreamIngestBehind(t *testing.T) {
 	now = now.Add(time.Minute)
 	h.noteStored(now.Add(-20 * time.Second))
 	h.alerts = &fakeAlerts{evaluated: now.Add(-20 * time.Second)}
-	h.panel(context.Background())
+	run(h.panel)
 	if got, want := asOf(frame()["firing"].(map[string]any)), "2026-11-22T08:31:10.5Z"; got != want {
 		t.Errorf("firing evaluated at 08:31:11 with the ingest half a second behind then, as of %s, want %s", got, want)
 	}

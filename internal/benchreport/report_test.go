@@ -215,16 +215,7 @@ func TestKPIs30dHistory(t *testing.T) {
 		{"BenchmarkKPIEndpoints/30d/api/v1/kpis-2 \t 100\t 5 ns/op\t 3.1 p50_ms\t 12.5 p99_ms",
 			"12.5 ms (history size not reported)", Pass},
 	} {
-		raw, err := Parse(strings.NewReader(c.line + "\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var row Row
-		for _, r := range Evaluate(raw) {
-			if strings.HasPrefix(r.What, "/api/v1/kpis over 30 days") {
-				row = r
-			}
-		}
+		row := rowOf(t, c.line, "/api/v1/kpis over 30 days")
 		if row.Measured != c.measured || row.Verdict != c.want {
 			t.Errorf("%s:\ngot  %s %q\nwant %s %q", c.line, row.Verdict, row.Measured, c.want, c.measured)
 		}
@@ -238,18 +229,26 @@ func TestKPIsLargestHistory(t *testing.T) {
 	small := "BenchmarkKPIEndpoints//api/v1/kpis-2 \t 10\t 5 ns/op\t 0.05 p50_ms\t 0.3 p99_ms\t 4953980 events"
 	large := "BenchmarkKPIEndpointsLarge/15m/api/v1/kpis-2 \t 100\t 5 ns/op\t 537 p50_ms\t 739.2 p99_ms\t 50714201 events"
 	for _, lines := range [][]string{{small, large}, {large, small}} {
-		raw, err := Parse(strings.NewReader(strings.Join(lines, "\n") + "\n"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var row Row
-		for _, r := range Evaluate(raw) {
-			if strings.HasPrefix(r.What, "/api/v1/kpis over 15 minutes") {
-				row = r
-			}
-		}
+		row := rowOf(t, strings.Join(lines, "\n"), "/api/v1/kpis over 15 minutes")
 		if want := "739.2 ms over 50,714,201 events"; row.Measured != want || row.Verdict != Fail {
 			t.Errorf("%s first: %s %q, want FAIL %q", lines[0][:30], row.Verdict, row.Measured, want)
 		}
 	}
+}
+
+// rowOf evaluates raw output and returns the report's row whose text
+// begins with what.
+func rowOf(t *testing.T, raw, what string) Row {
+	t.Helper()
+	r, err := Parse(strings.NewReader(raw + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range Evaluate(r) {
+		if strings.HasPrefix(row.What, what) {
+			return row
+		}
+	}
+	t.Fatalf("no row %q", what)
+	return Row{}
 }

@@ -158,7 +158,7 @@ type liveView struct {
 	version   uint64
 	answersMu sync.Mutex
 	answers   map[answerKey]map[cellKey]*cell
-	answersAt [2]uint64          // the version and gaugesGen answers were computed at
+	answersAt uint64             // the version answers were computed at
 	convs     map[string][]int64 // conversation → what it adds to the buckets (its pieces, live_cells.go)
 	keyIDs    map[string]uint32  // the full-grain keys met so far, by their SQL form …
 	keyList   []liveKey          // … and by id
@@ -898,10 +898,8 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		to = from + l.bucketMs()
 	}
 	a := answered{Window: Window{From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()}, asOf: l.asOf}
-	g, gen := l.gaugesLocked()
-	at := [2]uint64{l.version, gen}
 	key := answerKey{from: from, to: to, f: f, dim: dim, step: step}
-	out := l.answer(at, key, func() map[cellKey]*cell {
+	out := l.answer(key, func() map[cellKey]*cell {
 		cells := l.computeLocked(from, to, f, dim, step)
 		for _, c := range cells {
 			c.memo = &snapMemo{}
@@ -910,16 +908,17 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 	})
 	if withGauges {
 		sums := out
-		key.gauges = true
-		out = l.answer(at, key, func() map[cellKey]*cell { return addGauges(sums, g, f, dim) })
+		g, gen := l.gaugesLocked()
+		key.gauges = gen
+		out = l.answer(key, func() map[cellKey]*cell { return addGauges(sums, g, f, dim) })
 	}
 	return out, a
 }
 
-// answer returns the answer kept for key while the buckets and the gauges
-// are as at says (their version and gaugesGen), computing it once; l.mu is
-// held (read).
-func (l *liveView) answer(at [2]uint64, key answerKey, compute func() map[cellKey]*cell) map[cellKey]*cell {
+// answer returns the answer kept for key while the buckets are at the
+// view's version, computing it once; l.mu is held (read).
+func (l *liveView) answer(key answerKey, compute func() map[cellKey]*cell) map[cellKey]*cell {
+	at := l.version
 	l.answersMu.Lock()
 	if l.answersAt != at || len(l.answers) >= maxAnswers {
 		l.answers, l.answersAt = map[answerKey]map[cellKey]*cell{}, at
@@ -945,7 +944,9 @@ type answerKey struct {
 	f        Filters
 	dim      Dimension
 	step     time.Duration
-	gauges   bool // with the "now" gauges added
+	// gauges is, for an answer with the "now" gauges added, their
+	// gaugesGen (which starts at 1); 0 for the sums alone.
+	gauges uint64
 }
 
 // maxAnswers bounds the answers kept for one version of the view.
