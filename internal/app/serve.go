@@ -79,6 +79,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		return nil, err
 	}
 	p.alerting.behind = p.ingest.Behind
+	p.alerting.kpi.FollowIngest(p.ingest.Behind)
 	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		_ = conn.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -509,4 +510,95 @@ func liveHalfHour(t *testing.T, seed uint64) (*KPIStore, time.Time) {
 		t.Fatal(err)
 	}
 	return st, now
+}
+
+// TestLiveIngestPause: while the ingest is more than liveIngestPause
+// behind, a loaded view is not refreshed, whatever was stored (a caller
+// gets it as it was, dated by its last refresh); once the ingest has
+// caught up, the refresh that finds more conversations than
+// liveReloadAbove loads the view anew rather than recomputing them by
+// ids, and the view agrees with the store. A view that was not paused
+// recomputes by ids however many conversations changed.
+func TestLiveIngestPause(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	now := storeNow(t, conn)
+	tr := liveTraffic(21, now.Add(-40*time.Minute), now.Add(-2*time.Second), "p", 300)
+	third := len(tr.early) / 3
+	insertChunks(t, conn, tr.early[:third], 1000)
+	st, raw := liveAndRaw(t, conn)
+	var behind atomic.Int64
+	st.FollowIngest(func(time.Time) time.Duration { return time.Duration(behind.Load()) })
+	saved := liveReloadAbove
+	liveReloadAbove = 20
+	t.Cleanup(func() { liveReloadAbove = saved })
+	live := st.Live()
+	window := func() Window {
+		to := time.Now().Truncate(time.Millisecond)
+		return Window{From: to.Add(-30 * time.Minute), To: to}
+	}
+	agree := func(stage string, got Snapshot) {
+		t.Helper()
+		want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+			t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
+		}
+	}
+	first, err := live.KPIs(ctx, window(), Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.live.loads != 1 {
+		t.Fatalf("%d loads for the first answer", st.live.loads)
+	}
+
+	// Keeping up: many new conversations are recomputed by ids.
+	insertChunks(t, conn, tr.early[third:2*third], 1000)
+	st.Fresh()
+	kept, err := live.KPIs(ctx, window(), Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.live.loads != 1 || st.live.lastRecomputed <= int64(liveReloadAbove) {
+		t.Errorf("keeping up: %d loads, %d conversations recomputed by ids (want more than %d, no load)", st.live.loads, st.live.lastRecomputed, liveReloadAbove)
+	}
+	agree("keeping up", kept)
+	if kept.ConversationsStarted <= first.ConversationsStarted {
+		t.Fatalf("%d conversations started, before %d: the traffic is too thin to test", kept.ConversationsStarted, first.ConversationsStarted)
+	}
+
+	// Behind: not refreshed, whatever was stored.
+	behind.Store(int64(liveIngestPause + time.Second))
+	insertChunks(t, conn, tr.early[2*third:], 1000)
+	st.Fresh()
+	recomputed := st.live.recomputed
+	paused, err := live.KPIs(ctx, window(), Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.live.recomputed != recomputed || st.live.loads != 1 || !paused.AsOf.Equal(kept.AsOf) {
+		t.Errorf("the ingest %s behind: %d conversations recomputed, %d loads, answer as of %s (the last refresh's %s)",
+			time.Duration(behind.Load()), st.live.recomputed-recomputed, st.live.loads, paused.AsOf, kept.AsOf)
+	}
+	if paused.ConversationsStarted != kept.ConversationsStarted {
+		t.Errorf("paused: %d conversations started, the view had %d", paused.ConversationsStarted, kept.ConversationsStarted)
+	}
+
+	// Caught up: the refresh finds the last third's conversations, more
+	// than liveReloadAbove, and loads.
+	behind.Store(int64(time.Second))
+	got, err := live.KPIs(ctx, window(), Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.live.loads != 2 {
+		t.Errorf("caught up: %d loads, want the first and one after the pause", st.live.loads)
+	}
+	agree("after the pause", got)
+	if got.ConversationsStarted <= kept.ConversationsStarted {
+		t.Errorf("after the pause %d conversations started, before it %d: the traffic is too thin to test", got.ConversationsStarted, kept.ConversationsStarted)
+	}
 }

@@ -127,6 +127,16 @@ func (s *KPIStore) Fresh() {
 	}
 }
 
+// FollowIngest tells the live view how long the ingest has not been caught
+// up (ingest.Consumer.Behind): while that is more than a few seconds the
+// view does not refresh, and it loads anew once the ingest has caught up
+// (liveIngestPause). Call it before the store is used.
+func (s *KPIStore) FollowIngest(behind func(time.Time) time.Duration) {
+	if s.live != nil {
+		s.live.ingestBehind = behind
+	}
+}
+
 // KPIs returns every metric over w for the conversations matching f.
 func (s *KPIStore) KPIs(ctx context.Context, w Window, f Filters) (Snapshot, error) {
 	cells, a, err := s.compute(ctx, w, f, DimNone, 0, true)
