@@ -25,7 +25,10 @@ import (
 // stored. The watch is behind since the newest such poll (or since it
 // began, before one). A member that reads every partition watches none
 // and asks the broker nothing but the topic's partitions, every
-// groupMetadataEvery.
+// groupMetadataEvery. A broker that does not know the topic (one that came
+// back empty) leaves the group nothing to read and nothing to watch: the
+// watch is behind since it last saw the topic, and asks for it every poll
+// until it exists again.
 type groupWatch struct {
 	client       *kafka.Client
 	topic, group string
@@ -46,7 +49,15 @@ type groupWatch struct {
 	storedAt, since time.Time
 	watching        bool // the last poll found partitions to watch
 	watched         bool // one ever did
+	// missing is set while the broker does not know the topic (a broker
+	// that came back empty); existedAt is when a metadata read last
+	// found it, zero before one did.
+	missing   bool
+	existedAt time.Time
 }
+
+// errTopicMissing: the broker does not know the events topic.
+var errTopicMissing = errors.New("the broker does not know the topic: nothing is ingested until it exists again")
 
 type groupPoll struct {
 	at  time.Time
@@ -84,6 +95,14 @@ func (g *groupWatch) assign(ids []int) {
 func (g *groupWatch) behind(now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.missing {
+		// No partition to read, none to watch: not caught up, since the
+		// topic was last seen (or the watch began).
+		if g.existedAt.IsZero() {
+			return max(now.Sub(g.since), 0)
+		}
+		return max(now.Sub(g.existedAt), 0)
+	}
 	if !g.watching {
 		return 0
 	}
@@ -112,7 +131,7 @@ func (g *groupWatch) others() []int {
 // offsets.
 func (g *groupWatch) poll(ctx context.Context, now time.Time) error {
 	g.mu.Lock()
-	due := g.metadataAt.IsZero() || now.Sub(g.metadataAt) >= groupMetadataEvery
+	due := g.metadataAt.IsZero() || g.missing || now.Sub(g.metadataAt) >= groupMetadataEvery
 	g.mu.Unlock()
 	if due {
 		parts, err := g.readPartitions(ctx)
@@ -120,8 +139,14 @@ func (g *groupWatch) poll(ctx context.Context, now time.Time) error {
 			return err
 		}
 		g.mu.Lock()
-		g.partitions, g.metadataAt = parts, now
+		g.partitions, g.metadataAt, g.missing = parts, now, len(parts) == 0
+		if !g.missing {
+			g.existedAt = now
+		}
 		g.mu.Unlock()
+		if len(parts) == 0 {
+			return fmt.Errorf("%s: %w", g.topic, errTopicMissing)
+		}
 	}
 	others := g.others()
 	if len(others) == 0 {

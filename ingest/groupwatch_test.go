@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -115,5 +116,81 @@ func TestGroupWatch(t *testing.T) {
 	poll(20)
 	if d := g.behind(at(30)); d != 0 {
 		t.Fatalf("a member reading every partition: behind %s, want 0", d)
+	}
+}
+
+// TestGroupWatchMissingTopic: while the broker does not know the topic
+// (one that came back empty), the member has nothing to read and the
+// watch nothing to watch, yet it is not caught up: behind since it last
+// saw the topic, or since it began; current again once the topic exists
+// and holds nothing unstored. A member that reads every partition counts
+// a topic gone from under it the same way.
+func TestGroupWatchMissingTopic(t *testing.T) {
+	brokers := kafkatest.Broker(t)
+	topic := fmt.Sprintf("cockpit-missing-%d", time.Now().UnixNano())
+	ctx := context.Background()
+	t0 := time.Now()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	g := newGroupWatch(strings.Split(brokers, ","), topic, "watch-missing", at(0))
+	if err := g.poll(ctx, at(1)); !errors.Is(err, errTopicMissing) {
+		t.Fatalf("poll of a topic the broker does not know: %v, want errTopicMissing", err)
+	}
+	if d := g.behind(at(4)); d != 4*time.Second {
+		t.Fatalf("topic missing: behind %s at 4 s, want 4 s (since the watch began)", d)
+	}
+	res, err := g.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err == nil {
+		err = res.Errors[topic]
+	}
+	if err != nil {
+		t.Fatalf("create %s: %v", topic, err)
+	}
+	t.Cleanup(func() {
+		_, _ = g.client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
+	// The topic exists and holds nothing: caught up as of the poll that
+	// found it (a new group has no coordinator for a moment: ask again).
+	s := 5
+	for err = g.poll(ctx, at(s)); err != nil && s < 60; err = g.poll(ctx, at(s)) {
+		time.Sleep(200 * time.Millisecond)
+		s++
+	}
+	if err != nil {
+		t.Fatalf("poll once the topic exists: %v", err)
+	}
+	if d := g.behind(at(s)); d != 0 {
+		t.Fatalf("topic created, nothing in it: behind %s, want 0", d)
+	}
+	// This member reads its one partition; the topic goes away.
+	g.assign([]int{0})
+	if err := g.poll(ctx, at(s+1)); err != nil {
+		t.Fatal(err)
+	}
+	last := s + 1
+	if d := g.behind(at(s + 2)); d != 0 {
+		t.Fatalf("a member reading every partition: behind %s, want 0", d)
+	}
+	if _, err := g.client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
+		t.Fatal(err)
+	}
+	// The next metadata read (every 30 s while the topic is there) finds
+	// it gone once the deletion has gone through.
+	s = last
+	for {
+		s += 31
+		err = g.poll(ctx, at(s))
+		if errors.Is(err, errTopicMissing) || s > 2000 {
+			break
+		}
+		if err == nil {
+			last = s
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !errors.Is(err, errTopicMissing) {
+		t.Fatalf("poll after the topic was deleted: %v", err)
+	}
+	if d, want := g.behind(at(s+1)), time.Duration(s+1-last)*time.Second; d != want {
+		t.Fatalf("topic deleted: behind %s, want %s (since it was last seen)", d, want)
 	}
 }
