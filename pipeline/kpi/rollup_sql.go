@@ -280,6 +280,14 @@ GROUP BY h
 ORDER BY h
 SETTINGS enable_analyzer = 0`
 
+// rollupStoredSQL counts the events stored in each whole second of
+// [since, until) (ingested_at; both whole seconds).
+const rollupStoredSQL = `SELECT toUInt32(toUnixTimestamp(ingested_at)) AS s, count()
+FROM events
+WHERE ingested_at >= {since:DateTime64(3, 'UTC')} AND ingested_at < {until:DateTime64(3, 'UTC')}
+GROUP BY s
+SETTINGS enable_analyzer = 0`
+
 const (
 	// rollupMarkSQL is the insert of the marks rollupChangedSQL found.
 	rollupMarkSQL = `INSERT INTO kpi_hourly_dirty (hour, changed_at)`

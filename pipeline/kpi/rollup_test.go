@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/ingest"
@@ -618,5 +619,73 @@ func TestRollupChunks(t *testing.T) {
 	want := []string{"01T06+1/16", "01T05+1/3", "01T04+1/1", "01T02+2/1", "01T01+1/2", "01T00+1/1", "30T22+2/1", "30T20+1/1", "30T17+3/1"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("chunks\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestRollupLateVisibleInsert: a builder's scan reads the events stored
+// since the last scan, and from further back only when the count of
+// events stored in a second of the overlap (Settle) changed since the
+// last scan counted it. An insert that became visible after the last
+// scan though its ingested_at is before that scan's end still marks its
+// hours; a scan that finds no such second reads from the last one's end.
+// It fails when the overlap is not looked at (the late insert unmarked)
+// and when it is read whole every time.
+func TestRollupLateVisibleInsert(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	cfg := KPIConfig{Rollup: RollupConfig{Settle: time.Minute, Horizon: 48 * time.Hour}}
+	b, err := NewRollupBuilder(conn, cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := func() {
+		t.Helper()
+		if _, err := b.Pass(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marked := func(h time.Time) bool {
+		t.Helper()
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM kpi_hourly_dirty WHERE hour = {h:DateTime('UTC')}",
+			clickhouse.Named("h", h.Format(time.DateTime))).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	pass() // the first scan: the position and the overlap's counts
+	hour := storeNow(t, conn).Truncate(time.Hour)
+	h1, h2 := hour.Add(-5*time.Hour), hour.Add(-7*time.Hour)
+	insertChunks(t, conn, []schemas.Event{{EventID: "a", SchemaVersion: 1, Type: schemas.ConversationStarted,
+		OccurredAt: h1.Add(10 * time.Minute), ConversationID: "ca", Channel: "chat", Entry: "bot"}}, 1)
+	before := b.scannedTo
+	pass()
+	if !marked(h1) {
+		t.Fatalf("an event stored since the last scan did not mark its hour %s", h1)
+	}
+	if want := before.Truncate(time.Second); !b.scanFrom.Equal(want) {
+		t.Fatalf("the scan read from %s, want from the last scan's end %s", b.scanFrom, want)
+	}
+
+	// Visible only now, stored (by its ingested_at) 20 s before the last
+	// scan ended: an insert that took that long.
+	scanned := b.scannedTo
+	late := scanned.Add(-20 * time.Second)
+	if err := conn.Exec(ctx, `INSERT INTO events (event_id, type, occurred_at, conversation_id, channel, entry, schema_version, ingested_at)
+		VALUES ('b', 'conversation.started', {at:DateTime64(3, 'UTC')}, 'cb', 'chat', 'bot', 1, {stored:DateTime64(3, 'UTC')})`,
+		clickhouse.Named("at", h2.Add(10*time.Minute).Format(chTime)), clickhouse.Named("stored", late.Format(chTime))); err != nil {
+		t.Fatal(err)
+	}
+	pass()
+	if !marked(h2) {
+		t.Fatalf("an insert visible after the scan that its ingested_at precedes did not mark its hour %s", h2)
+	}
+	if b.scanFrom.After(late) {
+		t.Fatalf("the scan read from %s, after the late insert's ingested_at %s", b.scanFrom, late)
+	}
+	before = b.scannedTo
+	pass()
+	if want := before.Truncate(time.Second); !b.scanFrom.Equal(want) {
+		t.Fatalf("with nothing late the scan read from %s, want from the last scan's end %s", b.scanFrom, want)
 	}
 }
