@@ -105,6 +105,9 @@ func newAlerting(ctx context.Context, cfg config.Config, conn driver.Conn, leade
 	if err != nil {
 		return nil, err
 	}
+	if err := kpis.RegisterMetrics(reg); err != nil {
+		return nil, err
+	}
 	rollup, err := kpi.NewRollupBuilder(conn, kcfg, reg, logger)
 	if err != nil {
 		return nil, err

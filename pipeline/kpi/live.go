@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cockpit-cs/cockpit/schemas"
 )
@@ -197,14 +198,21 @@ type liveView struct {
 	taken   int64
 
 	// recomputed counts the conversations whose pieces were computed,
-	// lastRecomputed those of the newest refresh; loads counts the loads.
-	recomputed, lastRecomputed, loads int64
+	// loads the loads, refreshes and failures the refreshes (loads
+	// included) that ended without and with an error (RegisterMetrics
+	// exposes them); lastRecomputed is the newest refresh's recomputed.
+	recomputed, loads, refreshes, failures atomic.Int64
+	lastRecomputed                         int64
+	refreshSeconds                         prometheus.Histogram
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
 	return &liveView{cfg: cfg, s: s, wait: liveWait, buckets: map[int64]*lbucket{},
 		convs:  map[string][]int64{},
 		keyIDs: map[string]uint32{}, open: map[string]openConv{},
+		refreshSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cockpit_kpi_live_refresh_seconds",
+			Help:    "Duration of one refresh of the live view (a load included), successful or not.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 	}
 }
 
@@ -245,7 +253,14 @@ func (l *liveView) ensure(ctx context.Context) error {
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveRefreshTimeout)
 			defer cancel()
+			began := time.Now()
 			err := l.update(rctx)
+			l.refreshSeconds.Observe(time.Since(began).Seconds())
+			if err != nil {
+				l.failures.Add(1)
+			} else {
+				l.refreshes.Add(1)
+			}
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.err = err
@@ -560,7 +575,7 @@ func (l *liveView) update(ctx context.Context) error {
 	l.seen.forget(since.UnixMilli())
 	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.idle, l.paused = len(ids) == 0, false
-	l.recomputed += int64(len(recompute))
+	l.recomputed.Add(int64(len(recompute)))
 	l.lastRecomputed = int64(len(recompute))
 	return nil
 }
@@ -684,8 +699,8 @@ func (l *liveView) load(ctx context.Context) error {
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.loaded, l.idle, l.paused = true, false, false
-	l.recomputed += int64(len(fresh))
-	l.loads++
+	l.recomputed.Add(int64(len(fresh)))
+	l.loads.Add(1)
 	return nil
 }
 
@@ -1093,4 +1108,41 @@ func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step 
 		}
 	}
 	return out
+}
+
+// RegisterMetrics registers the live view's metrics with reg (nothing
+// when the store has no live view): its refreshes, loads, failures and
+// their durations, the conversations it recomputed, and how old its data
+// is. A refresh costs what its conversations do: recomputed per refresh
+// is the figure to watch against the events' rate.
+func (s *KPIStore) RegisterMetrics(reg prometheus.Registerer) error {
+	l := s.live
+	if l == nil {
+		return nil
+	}
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	for _, c := range []prometheus.Collector{
+		counter("cockpit_kpi_live_refreshes_total", "Refreshes of the live view that ended without error, loads included.", &l.refreshes),
+		counter("cockpit_kpi_live_refresh_failures_total", "Refreshes of the live view that failed (the next caller tries again).", &l.failures),
+		counter("cockpit_kpi_live_loads_total", "Loads of the live view: the first, and after a pause while the ingest was behind.", &l.loads),
+		counter("cockpit_kpi_live_recomputed_conversations_total", "Conversations whose pieces the live view computed (by refreshes and loads).", &l.recomputed),
+		l.refreshSeconds,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cockpit_kpi_live_data_age_seconds",
+			Help: "Age of the live view's data: since its last refresh asked the store what changed (0 before the first)."},
+			func() float64 {
+				l.mu.RLock()
+				defer l.mu.RUnlock()
+				if l.readAt.IsZero() {
+					return 0
+				}
+				return time.Since(l.readAt).Seconds()
+			}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("cannot register live view metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -74,14 +74,14 @@ func BenchmarkLiveRefresh(b *testing.B) {
 			future = future[n:]
 		}
 		time.Sleep(time.Until(until))
-		before, cpu0 := l.recomputed, processCPU(b)
+		before, cpu0 := l.recomputed.Load(), processCPU(b)
 		b.StartTimer()
 		if err := l.update(ctx); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
 		cpu += processCPU(b) - cpu0
-		recomputed += l.recomputed - before
+		recomputed += l.recomputed.Load() - before
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(recomputed)/float64(b.N), "convs/op")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -56,6 +57,10 @@ func TestLiveAgreesWithStore(t *testing.T) {
 
 	st, raw := liveAndRaw(t, conn)
 	live := st.Live()
+	reg := prometheus.NewRegistry()
+	if err := st.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 
 	filters := []Filters{{}, {Region: "广州"}, {Queue: "q2"}, {Channel: "voice", BusinessLine: "billing"}}
 	dims := []Dimension{DimRegion, DimQueue, DimChannel, DimBusinessLine}
@@ -170,12 +175,37 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	}
 	compare("loaded")
 
-	before := st.live.recomputed
+	before := st.live.recomputed.Load()
 	insertChunks(t, conn, late, 400)
 	insertChunks(t, conn, late[:50], 50)
 	compare("late")
-	if st.live.recomputed == before {
+	if st.live.recomputed.Load() == before {
 		t.Fatal("late events recomputed no conversation")
+	}
+	// The operator sees the same: one load, refreshes after it, each
+	// timed, the conversations they computed, data seconds old.
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		m := f.GetMetric()[0]
+		switch {
+		case m.Counter != nil:
+			got[f.GetName()] = m.Counter.GetValue()
+		case m.Gauge != nil:
+			got[f.GetName()] = m.Gauge.GetValue()
+		case m.Histogram != nil:
+			got[f.GetName()] = float64(m.Histogram.GetSampleCount())
+		}
+	}
+	refreshes := got["cockpit_kpi_live_refreshes_total"]
+	if got["cockpit_kpi_live_loads_total"] != 1 || refreshes < 2 || got["cockpit_kpi_live_refresh_failures_total"] != 0 ||
+		got["cockpit_kpi_live_refresh_seconds"] != refreshes ||
+		got["cockpit_kpi_live_recomputed_conversations_total"] != float64(st.live.recomputed.Load()) ||
+		got["cockpit_kpi_live_data_age_seconds"] <= 0 || got["cockpit_kpi_live_data_age_seconds"] > 60 {
+		t.Errorf("live view metrics %v (recomputed %d)", got, st.live.recomputed.Load())
 	}
 
 	// One new reply to a message of a minute ago recomputes its own
@@ -220,14 +250,14 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	if st.live.lastRecomputed == 0 {
 		t.Fatal("a new customer message recomputed no conversation")
 	}
-	before = st.live.recomputed
+	before = st.live.recomputed.Load()
 	for range 3 {
 		time.Sleep(2 * time.Millisecond)
 		if _, err := live.KPIs(ctx, Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()}, Filters{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := st.live.recomputed - before; n != 0 {
+	if n := st.live.recomputed.Load() - before; n != 0 {
 		t.Errorf("with nothing new, refreshes recomputed %d conversations", n)
 	}
 
@@ -363,7 +393,7 @@ func TestLiveOldRows(t *testing.T) {
 	if got := check("loaded"); got.ActiveConversations != 2 {
 		t.Fatalf("loaded: %d active conversations, want 2", got.ActiveConversations)
 	}
-	before := st.live.recomputed
+	before := st.live.recomputed.Load()
 
 	// The old conversation was closed two hours ago: no piece to redo,
 	// one conversation fewer open.
@@ -373,7 +403,7 @@ func TestLiveOldRows(t *testing.T) {
 	if got := check("old conversation closed long ago"); got.ActiveConversations != 1 {
 		t.Errorf("after the old close: %d active conversations, want 1", got.ActiveConversations)
 	}
-	if n := st.live.recomputed - before; n != 0 {
+	if n := st.live.recomputed.Load() - before; n != 0 {
 		t.Errorf("a row before the horizon of a conversation without pieces recomputed %d conversations", n)
 	}
 
@@ -381,7 +411,7 @@ func TestLiveOldRows(t *testing.T) {
 	// pieces (first response, region) change, so it is recomputed.
 	insertChunks(t, conn, []schemas.Event{start("new", "广州", now.Add(-90*time.Minute))}, 1)
 	check("new conversation started earlier")
-	if n := st.live.recomputed - before; n != 1 {
+	if n := st.live.recomputed.Load() - before; n != 1 {
 		t.Errorf("an earlier start of a conversation with pieces recomputed %d conversations, want 1", n)
 	}
 }
@@ -551,8 +581,8 @@ func TestLiveIngestPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.live.loads != 1 {
-		t.Fatalf("%d loads for the first answer", st.live.loads)
+	if st.live.loads.Load() != 1 {
+		t.Fatalf("%d loads for the first answer", st.live.loads.Load())
 	}
 
 	// Keeping up: many new conversations are recomputed by ids.
@@ -562,8 +592,8 @@ func TestLiveIngestPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.live.loads != 1 || st.live.lastRecomputed <= int64(liveReloadAbove) {
-		t.Errorf("keeping up: %d loads, %d conversations recomputed by ids (want more than %d, no load)", st.live.loads, st.live.lastRecomputed, liveReloadAbove)
+	if st.live.loads.Load() != 1 || st.live.lastRecomputed <= int64(liveReloadAbove) {
+		t.Errorf("keeping up: %d loads, %d conversations recomputed by ids (want more than %d, no load)", st.live.loads.Load(), st.live.lastRecomputed, liveReloadAbove)
 	}
 	agree("keeping up", kept)
 	if kept.ConversationsStarted <= first.ConversationsStarted {
@@ -574,14 +604,14 @@ func TestLiveIngestPause(t *testing.T) {
 	behind.Store(int64(liveIngestPause + time.Second))
 	insertChunks(t, conn, tr.early[2*third:], 1000)
 	st.Fresh()
-	recomputed := st.live.recomputed
+	recomputed := st.live.recomputed.Load()
 	paused, err := live.KPIs(ctx, window(), Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.live.recomputed != recomputed || st.live.loads != 1 || !paused.AsOf.Equal(kept.AsOf) {
+	if st.live.recomputed.Load() != recomputed || st.live.loads.Load() != 1 || !paused.AsOf.Equal(kept.AsOf) {
 		t.Errorf("the ingest %s behind: %d conversations recomputed, %d loads, answer as of %s (the last refresh's %s)",
-			time.Duration(behind.Load()), st.live.recomputed-recomputed, st.live.loads, paused.AsOf, kept.AsOf)
+			time.Duration(behind.Load()), st.live.recomputed.Load()-recomputed, st.live.loads.Load(), paused.AsOf, kept.AsOf)
 	}
 	if paused.ConversationsStarted != kept.ConversationsStarted {
 		t.Errorf("paused: %d conversations started, the view had %d", paused.ConversationsStarted, kept.ConversationsStarted)
@@ -594,8 +624,8 @@ func TestLiveIngestPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.live.loads != 2 {
-		t.Errorf("caught up: %d loads, want the first and one after the pause", st.live.loads)
+	if st.live.loads.Load() != 2 {
+		t.Errorf("caught up: %d loads, want the first and one after the pause", st.live.loads.Load())
 	}
 	agree("after the pause", got)
 	if got.ConversationsStarted <= kept.ConversationsStarted {
