@@ -795,7 +795,15 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 	if ids != nil {
 		p["ids"] = schemas.StringsParam(ids)
 	}
-	q := render(windowByConversationSQL, dimFullGrain, false, ids != nil)
+	// A refresh by ids reads few rows: its sums come as one array, which
+	// the engine plans sooner; a load reads every row of the horizon:
+	// its sums come as columns, which the driver reads without boxing.
+	byIDs := ids != nil
+	sumsSQL := sumColumnsSQL()
+	if byIDs {
+		sumsSQL = sumArraySQL
+	}
+	q := strings.Replace(render(windowByConversationSQL, dimFullGrain, false, byIDs), "{{sums}}", sumsSQL, 1)
 	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), q)
 	if err != nil {
 		return fmt.Errorf("cannot compute live buckets: %w", err)
@@ -805,17 +813,28 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 		id, key string
 		bucket  int64
 		sums    [len(windowSums)]int64
+		sumsArr []int64
 		keys    []int32
 		counts  []uint64
 	)
 	dest := []any{&id, &bucket, &key}
-	for i := range sums {
-		dest = append(dest, &sums[i])
+	if byIDs {
+		dest = append(dest, &sumsArr)
+	} else {
+		for i := range sums {
+			dest = append(dest, &sums[i])
+		}
 	}
 	dest = append(dest, &keys, &counts)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("cannot read live buckets: %w", err)
+		}
+		if byIDs {
+			if len(sumsArr) != len(sums) {
+				return fmt.Errorf("cannot read live buckets: %d sums, want %d", len(sumsArr), len(sums))
+			}
+			copy(sums[:], sumsArr)
 		}
 		k, err := l.internKey(key)
 		if err != nil {
