@@ -185,13 +185,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	go func() {
 		defer close(watched)
-		c.watch.run(wctx, func(err error) {
-			if errors.Is(err, errTopicMissing) {
-				c.logger.Warn("the events topic is missing on the broker: nothing is ingested, and the ingest counts as behind until it exists", "topic", c.cfg.Topic)
-				return
-			}
-			c.logger.Warn("cannot tell how far the other members have stored", "err", err)
-		})
+		c.watch.run(wctx, c.logger)
 	}()
 	go func() {
 		select {

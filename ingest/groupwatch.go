@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -279,8 +280,9 @@ func (g *groupWatch) readCommitted(ctx context.Context, ids []int) (map[int]int6
 
 // run polls every groupPollEvery until ctx ends. A poll that fails leaves
 // the watch as it was, behind since the newest poll all stored: an
-// unreachable broker is not a caught-up group.
-func (g *groupWatch) run(ctx context.Context, warn func(error)) {
+// unreachable broker is not a caught-up group. Failures are logged, the
+// first and then one a minute while they last.
+func (g *groupWatch) run(ctx context.Context, logger *slog.Logger) {
 	t := time.NewTicker(groupPollEvery)
 	defer t.Stop()
 	failures := 0
@@ -293,7 +295,11 @@ func (g *groupWatch) run(ctx context.Context, warn func(error)) {
 			failures = 0
 		case ctx.Err() == nil:
 			if failures++; failures == 1 || failures%60 == 0 {
-				warn(err)
+				if errors.Is(err, errTopicMissing) {
+					logger.Warn("the events topic is missing on the broker: nothing is ingested, and the ingest counts as behind until it exists", "topic", g.topic)
+				} else {
+					logger.Warn("cannot tell how far the other members have stored", "err", err)
+				}
 			}
 		}
 		select {

@@ -795,15 +795,11 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 	if ids != nil {
 		p["ids"] = schemas.StringsParam(ids)
 	}
-	// A refresh by ids reads few rows: its sums come as one array, which
-	// the engine plans sooner; a load reads every row of the horizon:
-	// its sums come as columns, which the driver reads without boxing.
 	byIDs := ids != nil
-	sumsSQL := sumColumnsSQL()
+	q := liveLoadSQL
 	if byIDs {
-		sumsSQL = sumArraySQL
+		q = liveByIDsSQL
 	}
-	q := strings.Replace(render(windowByConversationSQL, dimFullGrain, false, byIDs), "{{sums}}", sumsSQL, 1)
 	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), q)
 	if err != nil {
 		return fmt.Errorf("cannot compute live buckets: %w", err)
@@ -851,6 +847,15 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 	}
 	return nil
 }
+
+// The two shapes of windowByConversationSQL the view runs, rendered once.
+// A refresh by ids reads few rows: its sums come as one array, which the
+// engine plans sooner; a load reads every row of the horizon: its sums
+// come as columns, which the driver reads without boxing.
+var (
+	liveLoadSQL  = strings.Replace(render(windowByConversationSQL, dimFullGrain, false, false), "{{sums}}", sumColumnsSQL(), 1)
+	liveByIDsSQL = strings.Replace(render(windowByConversationSQL, dimFullGrain, false, true), "{{sums}}", sumArraySQL, 1)
+)
 
 // internKey returns the id of a full-grain key (only the refresh under
 // way calls it; keyList only grows, under l.mu).
