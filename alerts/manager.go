@@ -359,8 +359,14 @@ func (m *Manager) Sync(ctx context.Context, now time.Time) error {
 func (m *Manager) sync(ctx context.Context, now time.Time) error {
 	// The silences are read again unless a term check made since the last
 	// sync saw them unchanged: a stamp the last sync already used says
-	// nothing of writes made after it.
+	// nothing of writes made after it, unless this tick made no check
+	// (WithFence): then the silences and acks stay as they are until the
+	// next tick's.
 	seen := m.store.silencesSeen.Load()
+	later := deferred(ctx)
+	if later && seen != nil && m.silencesAt.seq == seen.seq && seen.hash == m.silencesAt.hash {
+		return nil
+	}
 	if seen == nil || m.silencesAt.seq == 0 || seen.seq == m.silencesAt.seq || seen.hash != m.silencesAt.hash {
 		ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
 		if err != nil {

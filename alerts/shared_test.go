@@ -343,6 +343,89 @@ func TestSilencesReadOnChange(t *testing.T) {
 	if n := tick(true); n != 3 {
 		t.Fatalf("unchanged silences read again (%d reads)", n)
 	}
+	// A tick that checks the term only before it writes (WithFence)
+	// takes the silences as the last check left them.
+	y := x
+	y.ID = "s-other-2"
+	if err := other.SaveSilence(ctx, y); err != nil {
+		t.Fatal(err)
+	}
+	dctx := WithFence(ctx, func(context.Context) error { return nil })
+	if err := m.Sync(dctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if m.silenceLoads != 3 {
+		t.Fatalf("a tick that made no term check read the silences (%d reads)", m.silenceLoads)
+	}
+	if n := tick(true); n != 4 || len(m.silences.List()) != 2 {
+		t.Fatalf("the next checked tick did not read the new silence (%d reads, %d in force)", n, len(m.silences.List()))
+	}
+}
+
+// TestWriteUnderFence: under WithFence the leader's writes (alert states,
+// history, notifications) call the fence first and write nothing when it
+// refuses; writes any instance makes (acks, silences) do not call it.
+func TestWriteUnderFence(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	st := NewStore(conn)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	calls := 0
+	refuse := &FencedError{Mine: Term{Term: 1}, Newest: Term{Term: 2}}
+	var verdict error
+	ctx := WithFence(context.Background(), func(context.Context) error { calls++; return verdict })
+	count := func(table string) uint64 {
+		t.Helper()
+		var n uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rec := Record{ID: "a1", Fingerprint: "f1", Rule: "r", State: StateFiring, ActiveAt: now, LastSeen: now}
+	hist := HistoryEntry{At: now, AlertID: "a1", Fingerprint: "f1", Rule: "r", From: StatePending, To: StateFiring}
+	note := &Notification{ID: "n1", Receiver: "robot", GroupKey: "g", Status: StatusFiring, CreatedAt: now}
+	writes := []struct {
+		table string
+		write func() error
+	}{
+		{"alerts", func() error { return st.SaveAlerts(ctx, []Record{rec}) }},
+		{"alert_history", func() error { return st.AppendHistory(ctx, []HistoryEntry{hist}) }},
+		{"notification_outbox", func() error { return st.Enqueue(ctx, note) }},
+	}
+	verdict = refuse
+	for _, w := range writes {
+		if err := w.write(); !errors.Is(err, ErrFenced) {
+			t.Errorf("%s: a refused fence gave %v, want ErrFenced", w.table, err)
+		}
+		if n := count(w.table); n != 0 {
+			t.Errorf("%s: %d rows written past a refused fence", w.table, n)
+		}
+	}
+	if calls != len(writes) {
+		t.Fatalf("the fence was called %d times for %d writes", calls, len(writes))
+	}
+	verdict, calls = nil, 0
+	for _, w := range writes {
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: %v", w.table, err)
+		}
+		if n := count(w.table); n != 1 {
+			t.Errorf("%s: %d rows, want 1", w.table, n)
+		}
+	}
+	if calls != len(writes) {
+		t.Fatalf("the fence was called %d times for %d writes", calls, len(writes))
+	}
+	calls = 0
+	if err := st.SaveAck(ctx, Ack{AlertID: "a1", By: "lin", At: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveAlerts(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Fatalf("an ack and an empty write called the fence %d times", calls)
+	}
 }
 
 // TestLastEvaluation: the newest evaluation recorded by any term, and zero

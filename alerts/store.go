@@ -63,6 +63,9 @@ func (s *Store) SaveAlerts(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	if err := fenced(ctx); err != nil {
+		return err
+	}
 	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO alerts (id, fingerprint, rule, severity, state, labels, value, expected,
 		explanation, summary, active_at, started_at, last_seen, resolved_at, acked_by, acked_at, ack_note, version, term)`)
 	if err != nil {
@@ -105,6 +108,9 @@ type HistoryEntry struct {
 func (s *Store) AppendHistory(ctx context.Context, hs []HistoryEntry) error {
 	if len(hs) == 0 {
 		return nil
+	}
+	if err := fenced(ctx); err != nil {
+		return err
 	}
 	b, err := s.conn.PrepareBatch(ctx, `INSERT INTO alert_history (at, alert_id, fingerprint, rule, from_state, to_state, actor, note, value, explanation)`)
 	if err != nil {
@@ -313,6 +319,9 @@ type OutboxItem struct {
 // Enqueue writes a notification to the outbox as pending. Writing the
 // same notification twice is harmless: the id is the key.
 func (s *Store) Enqueue(ctx context.Context, n *Notification) error {
+	if err := fenced(ctx); err != nil {
+		return err
+	}
 	it := OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt}
 	err := s.writeOutbox(ctx, it)
 	if err == nil && s.OnEnqueue != nil {

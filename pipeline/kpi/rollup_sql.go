@@ -280,8 +280,9 @@ GROUP BY h
 ORDER BY h
 SETTINGS enable_analyzer = 0`
 
-// rollupStoredSQL counts the events stored in each whole second of
-// [since, until) (ingested_at; both whole seconds).
+// rollupStoredSQL counts the events stored in each second of [since,
+// until) (ingested_at; since a whole second, the last one counted in part
+// when until is not).
 const rollupStoredSQL = `SELECT toUInt32(toUnixTimestamp(ingested_at)) AS s, count()
 FROM events
 WHERE ingested_at >= {since:DateTime64(3, 'UTC')} AND ingested_at < {until:DateTime64(3, 'UTC')}

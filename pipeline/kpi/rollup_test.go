@@ -627,9 +627,10 @@ func TestRollupChunks(t *testing.T) {
 // events stored in a second of the overlap (Settle) changed since the
 // last scan counted it. An insert that became visible after the last
 // scan though its ingested_at is before that scan's end still marks its
-// hours; a scan that finds no such second reads from the last one's end.
-// It fails when the overlap is not looked at (the late insert unmarked)
-// and when it is read whole every time.
+// hours; a scan that finds no such second reads from the last one's end;
+// a pass that counts nothing stored since then makes no scan. It fails
+// when the overlap is not looked at (the late insert unmarked), when it is
+// read whole every time, and when a pass scans with nothing to find.
 func TestRollupLateVisibleInsert(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
@@ -655,7 +656,7 @@ func TestRollupLateVisibleInsert(t *testing.T) {
 	}
 	pass() // the first scan: the position and the overlap's counts
 	hour := storeNow(t, conn).Truncate(time.Hour)
-	h1, h2 := hour.Add(-5*time.Hour), hour.Add(-7*time.Hour)
+	h1, h2, h3 := hour.Add(-5*time.Hour), hour.Add(-7*time.Hour), hour.Add(-9*time.Hour)
 	insertChunks(t, conn, []schemas.Event{{EventID: "a", SchemaVersion: 1, Type: schemas.ConversationStarted,
 		OccurredAt: h1.Add(10 * time.Minute), ConversationID: "ca", Channel: "chat", Entry: "bot"}}, 1)
 	before := b.scannedTo
@@ -683,9 +684,18 @@ func TestRollupLateVisibleInsert(t *testing.T) {
 	if b.scanFrom.After(late) {
 		t.Fatalf("the scan read from %s, after the late insert's ingested_at %s", b.scanFrom, late)
 	}
+	pass()
+	if !b.scanFrom.IsZero() {
+		t.Fatalf("with nothing stored since the last scan, a scan still read from %s", b.scanFrom)
+	}
+	insertChunks(t, conn, []schemas.Event{{EventID: "c", SchemaVersion: 1, Type: schemas.ConversationStarted,
+		OccurredAt: h3.Add(10 * time.Minute), ConversationID: "cc", Channel: "chat", Entry: "bot"}}, 1)
 	before = b.scannedTo
 	pass()
 	if want := before.Truncate(time.Second); !b.scanFrom.Equal(want) {
 		t.Fatalf("with nothing late the scan read from %s, want from the last scan's end %s", b.scanFrom, want)
+	}
+	if !marked(h3) {
+		t.Fatalf("an event stored after a pass that found nothing did not mark its hour %s", h3)
 	}
 }
