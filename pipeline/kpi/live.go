@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -165,19 +166,22 @@ type liveView struct {
 	keyList   []liveKey          // … and by id
 	pruned    int64              // the horizon's start when convs was last pruned
 	open      map[string]openConv
+	openGen   uint64 // counts the refreshes that changed open
 	// gauges are the "now" gauges of the open conversations by full-grain
-	// key, counted once per refresh: gaugesAt is the refreshed of the
-	// refresh they were counted after (every refresh changes open and
-	// asOf, and sets refreshed).
-	gaugesMu  sync.Mutex
-	gauges    map[liveKey]gaugeCount
-	gaugesAt  time.Time
-	gaugesGen uint64    // counts the changes of gauges
-	scannedTo time.Time // store clock: rows stored before it are in the buckets
-	asOf      time.Time // when the last refresh ended, by the store's clock
-	refreshed time.Time // when the last refresh ended, by this process's clock
-	readAt    time.Time // when the last refresh asked the store what changed, by this process's clock: the age of the data
-	idle      bool      // the last refresh found nothing
+	// key, counted again when open changes (gaugesOpen is the openGen
+	// they were counted at) or the view's time reaches gaugesUntil (unix
+	// ms), the first time at which a conversation's start or transfer
+	// comes into or leaves the gauges' day.
+	gaugesMu    sync.Mutex
+	gauges      map[liveKey]gaugeCount
+	gaugesOpen  uint64
+	gaugesUntil int64
+	gaugesGen   uint64    // counts the changes of gauges
+	scannedTo   time.Time // store clock: rows stored before it are in the buckets
+	asOf        time.Time // when the last refresh ended, by the store's clock
+	refreshed   time.Time // when the last refresh ended, by this process's clock
+	readAt      time.Time // when the last refresh asked the store what changed, by this process's clock: the age of the data
+	idle        bool      // the last refresh found nothing
 	// seen holds the rows a refresh took in that a later one still finds
 	// among those stored since its start (the overlap), with the store's
 	// clock when they were taken in: they are not new again.
@@ -573,7 +577,10 @@ func (l *liveView) update(ctx context.Context) error {
 			delete(l.open, id)
 		}
 	}
-	if horizonMs >= l.pruned+time.Minute.Milliseconds() {
+	if len(ids) > 0 {
+		l.openGen++
+	}
+	if horizonMs >= l.pruned+livePruneEvery.Milliseconds() {
 		l.prune(horizonMs)
 	}
 	l.expireOpen(serverNow)
@@ -711,6 +718,7 @@ func (l *liveView) load(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buckets, l.convs, l.open, l.seen = map[int64]*lbucket{}, map[string][]int64{}, open, taken
+	l.openGen++
 	l.version++
 	for id, ps := range fresh {
 		l.replace(id, ps)
@@ -727,7 +735,8 @@ func (l *liveView) load(ctx context.Context) error {
 // liveChunk is the longest range one loading query reads.
 const liveChunk = 5 * time.Minute
 
-// expireOpen forgets conversations that no gauge can count any more.
+// expireOpen forgets conversations that no gauge can count any more (the
+// gauges do not change).
 func (l *liveView) expireOpen(now time.Time) {
 	day := now.Add(-24 * time.Hour).UnixMilli()
 	for id, c := range l.open {
@@ -805,6 +814,13 @@ func (l *liveView) prune(horizonMs int64) {
 	}
 	l.pruned = horizonMs
 }
+
+// livePruneEvery is how far the horizon moves before the pieces that
+// left it are dropped. A prune looks at every conversation of the view
+// (hundreds of thousands after a busy hour) whatever it drops, so it runs
+// seldom: meanwhile it keeps up to 5 minutes of pieces past the horizon
+// (65 minutes by default).
+const livePruneEvery = 5 * time.Minute
 
 // read computes the pieces of the conversations ids (all with ids nil)
 // in [from, to) (unix ms, whole buckets) with windowByConversationSQL and
@@ -1058,19 +1074,32 @@ type gaugeCount struct{ active, waiting uint64 }
 
 // gaugesLocked returns the "now" gauges at the view's time by full-grain
 // key, and a number that changes when they do; l.mu is held (read). They
-// are counted over the open conversations once per refresh: the rules ask
-// for them by several breakdowns every tick, and there are far fewer keys
-// than open conversations.
+// are counted over the open conversations once, and again only when a
+// refresh changed those or the view's time has moved past a start or a
+// transfer, or a day past one: the rules ask for them by several
+// breakdowns every tick, and there are far fewer keys than open
+// conversations (an idle view counted 4,600 of them every refresh).
 func (l *liveView) gaugesLocked() (map[liveKey]gaugeCount, uint64) {
 	l.gaugesMu.Lock()
 	defer l.gaugesMu.Unlock()
-	if l.gauges != nil && l.gaugesAt.Equal(l.refreshed) {
+	now := l.asOf.UnixMilli()
+	if l.gauges != nil && l.gaugesOpen == l.openGen && now < l.gaugesUntil {
 		return l.gauges, l.gaugesGen
 	}
-	now := l.asOf.UnixMilli()
-	day := now - 24*time.Hour.Milliseconds()
+	const dayMs = 24 * int64(time.Hour/time.Millisecond)
+	day := now - dayMs
+	until := int64(math.MaxInt64)
+	after := func(ms int64) {
+		for _, t := range [2]int64{ms, ms + dayMs} {
+			if t > now {
+				until = min(until, t)
+			}
+		}
+	}
 	g := map[liveKey]gaugeCount{}
 	for _, c := range l.open {
+		after(c.startMs)
+		after(c.transferMs)
 		active := c.startMs > day && c.startMs <= now
 		waiting := c.transferMs > day && c.transferMs <= now && c.assignedMs < c.transferMs
 		if !active && !waiting {
@@ -1088,7 +1117,7 @@ func (l *liveView) gaugesLocked() (map[liveKey]gaugeCount, uint64) {
 	if l.gauges == nil || !maps.Equal(g, l.gauges) {
 		l.gaugesGen++
 	}
-	l.gauges, l.gaugesAt = g, l.refreshed
+	l.gauges, l.gaugesOpen, l.gaugesUntil = g, l.openGen, until
 	return g, l.gaugesGen
 }
 

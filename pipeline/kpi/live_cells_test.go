@@ -216,7 +216,9 @@ func TestSeenRows(t *testing.T) {
 
 // TestLiveGaugesCached: an answer with the "now" gauges is computed once
 // while the buckets and the gauges stay as they are, and anew when the
-// gauges change though no bucket did (a conversation leaving the day).
+// gauges change though no bucket did (a conversation leaving the day);
+// the gauges are counted again only when open changes or a start leaves
+// the day.
 func TestLiveGaugesCached(t *testing.T) {
 	l := newLiveView(nil, DefaultLiveConfig())
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
@@ -241,6 +243,26 @@ func TestLiveGaugesCached(t *testing.T) {
 	if again[cellKey{key: "广州"}] != first[cellKey{key: "广州"}] {
 		t.Error("an unchanged view computed its gauges again")
 	}
+	// 1 ms on, before any start leaves the day, the gauges are not
+	// counted again: a conversation put in behind the view's back (no
+	// refresh changed open) is not seen; once a refresh changes open, it is.
+	l.asOf = now.Add(time.Millisecond)
+	l.open["c4"] = openConv{key: gz, startMs: now.Add(-time.Minute).UnixMilli()}
+	l.mu.RLock()
+	g, _ := l.gaugesLocked()
+	l.mu.RUnlock()
+	if g[gz].active != 2 {
+		t.Fatalf("gauges counted again with open unchanged and no start crossed: 广州 %+v", g[gz])
+	}
+	l.openGen++
+	l.mu.RLock()
+	g, _ = l.gaugesLocked()
+	l.mu.RUnlock()
+	if g[gz].active != 3 {
+		t.Fatalf("gauges not counted again after open changed: 广州 %+v, want 3 active", g[gz])
+	}
+	delete(l.open, "c4")
+	l.openGen++
 	// 5 ms on, in the same bucket, c2 started more than a day ago: the
 	// buckets and the window are the same, the gauges not.
 	l.asOf, l.refreshed = now.Add(5*time.Millisecond), time.Now().Add(2*time.Second)
