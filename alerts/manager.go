@@ -363,8 +363,7 @@ func (m *Manager) sync(ctx context.Context, now time.Time) error {
 	// (WithFence): then the silences and acks stay as they are until the
 	// next tick's.
 	seen := m.store.silencesSeen.Load()
-	later := deferred(ctx)
-	if later && seen != nil && m.silencesAt.seq == seen.seq && seen.hash == m.silencesAt.hash {
+	if deferred(ctx) && seen != nil && seen.seq == m.silencesAt.seq {
 		return nil
 	}
 	if seen == nil || m.silencesAt.seq == 0 || seen.seq == m.silencesAt.seq || seen.hash != m.silencesAt.hash {

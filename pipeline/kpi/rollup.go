@@ -765,6 +765,7 @@ func (b *RollupBuilder) mark(ctx context.Context, now, oldest time.Time) (int, e
 	if err != nil {
 		return 0, err
 	}
+	b.scanFrom = since
 	marks, err := b.changedHours(ctx, since, now, oldest)
 	if err != nil {
 		return 0, err
@@ -803,11 +804,9 @@ type rollupMark struct{ hour, changed time.Time }
 // join of those events with their conversations (an idle leader's pass
 // made it to find nothing, 88 ms each).
 func (b *RollupBuilder) changedHours(ctx context.Context, since, now, oldest time.Time) ([]rollupMark, error) {
-	b.scanFrom = time.Time{}
 	if since.IsZero() {
 		return nil, nil
 	}
-	b.scanFrom = since
 	p := clickhouse.Parameters{
 		"since":  since.Format(chTime),
 		"until":  now.Format(chTime),
