@@ -69,13 +69,18 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 }
 
 // TestSQLPlaceholdersFilled renders every query variant the store and the
-// builder send and finds no placeholder left.
+// builder send and finds no placeholder left, and every query over the
+// items with the settings they need.
 func TestSQLPlaceholdersFilled(t *testing.T) {
 	for _, q := range []string{windowSQL, eventCountsSQL, conversationsSQL, pairsSQL, gaugesSQL, rollupSQL, rollupWholeSQL, rollupPartsSQL, rollupPartsSumSQL} {
 		for _, dim := range append([]Dimension{DimNone}, Dimensions...) {
 			for _, agents := range []bool{false, true} {
-				if s := render(q, dim, agents, agents); strings.Contains(s, "{{") {
+				s := render(q, dim, agents, agents)
+				if strings.Contains(s, "{{") {
 					t.Fatalf("placeholder left in %.200s", s[strings.Index(s, "{{"):])
+				}
+				if strings.Contains(s, windowItemsWithSQL) && !strings.Contains(s, itemsSettings) {
+					t.Fatalf("a query over the items without itemsSettings: %.200s", s)
 				}
 			}
 		}
