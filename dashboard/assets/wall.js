@@ -74,7 +74,11 @@
   }
 
   // The tiles show the last snapshot read; coloured by the rules only
-  // while it is fresh, grey otherwise.
+  // while it is fresh, grey while it is stale (read, complete, but old).
+  // They show no number while their state is unknown, or while the ingest
+  // is catching up: a snapshot read then counts only what was stored, and
+  // a start-up's "0 complaints" before its backlog is stored is not a
+  // number the wall knows.
   let snapshot = null;
   // catchingUp says whether the ingest is further behind its events than
   // the tiles may be old (a start-up backfill, an outage's catch-up).
@@ -93,10 +97,11 @@
     } else {
       delete asof.dataset.catchingUp;
     }
+    const known = f === 'fresh' || (f === 'stale' && !catchingUp());
     for (const t of C.tiles) {
       const node = document.getElementById(t.id);
       if (!node) continue;
-      const v = snapshot ? tileValue(snapshot, t) : null;
+      const v = snapshot && known ? tileValue(snapshot, t) : null;
       node.querySelector('.tile-value').textContent = fmt(v, t.format);
       node.dataset.state = f === 'fresh' ? colour(v, t.threshold) : f;
     }

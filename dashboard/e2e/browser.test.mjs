@@ -263,6 +263,9 @@ rules: {file: "${rulesFile}", tick: 1s}
         for (const id of charts) await matches('#fresh-' + id, `^自 ${HMS} 起数据未知$`);
         const states = await page.$$eval('.tile', (ts) => ts.map((t) => t.dataset.state));
         assert.ok(states.every((x) => x === 'unknown'), `tile states ${states}`);
+        // No tile keeps a number it no longer knows.
+        const values = await page.$$eval('.tile .tile-value', (ts) => ts.map((t) => t.textContent.trim()));
+        assert.ok(values.every((x) => x === '—'), `tile values while unknown: ${values}`);
         assert.deepEqual(await page.$$eval('.chart', (cs) => cs.map((c) => c.dataset.fresh)), charts.map(() => 'unknown'));
         // The API answers an error, not an empty list.
         const res = await fetch(base + '/api/v1/alerts?state=firing');
