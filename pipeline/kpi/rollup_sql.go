@@ -55,14 +55,10 @@ SETTINGS ` + rollupReadSettings
 // parts (rollupPartSQL) a 667k-event hour took 249 and 293 MB more whole,
 // 165 and 173 a half, 140 and 143 a third (0.5 s each). The builder gives
 // a statement at most buildEvents events.
-var rollupItemRowsSQL = windowItemsWithSQL + `
-    SELECT toDateTime(intDiv(assumeNotNull(t_ms), 3600000) * 3600, 'UTC') AS hour,
+var rollupItemRowsSQL = sumItems(`toDateTime(intDiv(assumeNotNull(t_ms), 3600000) * 3600, 'UTC') AS hour,
         toString(f_region) AS region, toString(f_queue) AS queue, toString(f_channel) AS channel,
         toString(f_business_line) AS business_line,
-        ` + windowAggSQL + `
-    FROM ` + windowItemsSQL + `
-    WHERE ` + windowInSQL + `
-    GROUP BY hour, region, queue, channel, business_line`
+        `+windowAggSQL, "", "hour, region, queue, channel, business_line")
 
 // rollupReadSettings are the settings of the statements that read events
 // into the rollup.

@@ -386,11 +386,27 @@ const windowItemsWithSQL = `WITH p.conversation_id AS cid, p.ms AS p_ms,
         a.c_agents AS f_agents`
 
 // itemsSettings are the settings of every query over windowItemsSQL: the
-// old analyzer, which plans them several times faster (windowSQL took
-// about 70 ms against 220 ms when that was measured; gaugesSQL uses it
-// too), and the names of windowItemsWithSQL kept to the query that
-// declares them.
+// old analyzer, which plans them several times faster (EXPLAIN PLAN of a
+// live refresh of 177 conversations, before the items were flattened:
+// 668-689 ms with the new one, 110 with the old; gaugesSQL uses it too),
+// and the names of windowItemsWithSQL kept to the query that declares
+// them. The statement sets them: a query of sumItems may be a subquery.
 const itemsSettings = `enable_analyzer = 0, enable_global_with_statement = 0`
+
+// sumItems is the query over the items of W (windowItemsSQL, named by
+// windowItemsWithSQL, those of W kept by windowInSQL, and also filtered by
+// and when it is not empty) that selects cols grouped by groupBy.
+func sumItems(cols, and, groupBy string) string {
+	if and != "" {
+		and = `
+    AND ` + and
+	}
+	return windowItemsWithSQL + `
+SELECT ` + cols + `
+FROM ` + windowItemsSQL + `
+WHERE ` + windowInSQL + and + `
+GROUP BY ` + groupBy
+}
 
 // windowInSQL keeps the items of windowItemsSQL that belong to W.
 const windowInSQL = `(kind IN (0, 1, 2) OR (t_ms >= {from_ms:Int64} AND t_ms < {to_ms:Int64} AND (kind = 3 OR entry = 'bot')))`
@@ -440,13 +456,8 @@ var windowHistSQL = histAggSQL(
 // events is de-duplicated once and the conversations rollup is read once.
 // The queries above stay as the reference form of each definition; the
 // store runs windowSQL for windows up to combinedWindowMax.
-var windowSQL = windowItemsWithSQL + `
-SELECT ` + bucketSQL + ` AS bucket, {{key}} AS key,
-    ` + windowAggSQL + `
-FROM ` + windowItemsSQL + `
-WHERE ` + windowInSQL + `
-    AND ` + filterSQL + `
-GROUP BY bucket, key
+var windowSQL = sumItems(bucketSQL+` AS bucket, {{key}} AS key,
+    `+windowAggSQL, filterSQL, "bucket, key") + `
 SETTINGS ` + itemsSettings
 
 // windowByConversationSQL is windowSQL per conversation, at full grain:
@@ -463,8 +474,8 @@ SETTINGS ` + itemsSettings
 // read straight into its variable. The columns are taken from the
 // aggregates in the same SELECT rather than in a query around it: the
 // engine analyses every query around windowItemsSQL anew, and that
-// analysis, not the reading, is most of a live refresh's cost (one more
-// level cost ~10 of ~65 ms with no rows to read). Predicates are not
+// analysis, not the reading, is most of a live refresh's cost (see
+// windowItemsSQL). Predicates are not
 // pushed into the subqueries either: every filter is already where it
 // applies, and looking for more to push cost ~5 ms a refresh.
 //
@@ -474,13 +485,9 @@ SETTINGS ` + itemsSettings
 // (EXPLAIN PLAN of a refresh by 179 ids against a demo's store at rest,
 // best of 6: 91-114 ms against 133-150), and a refresh reads hundreds of
 // rows, not hundreds of thousands.
-var windowByConversationSQL = windowItemsWithSQL + `
-SELECT cid, ` + bucketSQL + ` AS bucket, {{key}} AS key,
+var windowByConversationSQL = sumItems(`cid, `+bucketSQL+` AS bucket, {{key}} AS key,
     {{sums}},
-    tupleElement(` + windowHistSQL + `, 1), tupleElement(hist, 2)
-FROM ` + windowItemsSQL + `
-WHERE ` + windowInSQL + `
-GROUP BY cid, bucket, key
+    tupleElement(`+windowHistSQL+`, 1), tupleElement(hist, 2)`, "", "cid, bucket, key") + `
 SETTINGS ` + itemsSettings + `, enable_optimize_predicate_expression = 0`
 
 // sumArraySQL selects windowSumsSQL as one array column.
