@@ -185,7 +185,10 @@ func (h *Hub) tick(ctx context.Context) {
 	to := h.now().UTC().Truncate(time.Millisecond)
 	snap, err := h.kpis.KPIs(qctx, kpi.Window{From: to.Add(-h.cfg.StreamWindow), To: to}, kpi.Filters{})
 	lag := h.ingestLag(to)
-	if err != nil {
+	switch {
+	case errors.Is(err, kpi.ErrLoading):
+		// A stream window longer than what a loading view holds yet.
+	case err != nil:
 		if ctx.Err() != nil {
 			return // shutting down: not a store failure
 		}
@@ -201,7 +204,7 @@ func (h *Hub) tick(ctx context.Context) {
 			h.logger.Warn("stream: cannot compute KPIs", "err", err)
 		}
 		h.tiles.failed(to, err)
-	} else {
+	default:
 		h.tiles.succeeded(h.dataTime(snap.AsOf, to))
 		h.lastSnap = &snap
 	}
@@ -517,12 +520,23 @@ func (h *Hub) panel(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // shutting down: not a store failure
 	}
-	if err := errors.Join(trendsErr, regionsErr, firingErr); err != nil {
+	// A live view still loading the hour of these panels holds it within
+	// seconds: they keep what they show, and its age, meanwhile.
+	loading := func(err error) bool { return errors.Is(err, kpi.ErrLoading) }
+	var failures []error
+	for _, err := range []error{trendsErr, regionsErr, firingErr} {
+		if err != nil && !loading(err) {
+			failures = append(failures, err)
+		}
+	}
+	if err := errors.Join(failures...); err != nil {
 		h.logger.Warn("stream: wall panel incomplete", "err", err)
 	}
-	if trendsErr != nil {
+	switch {
+	case loading(trendsErr):
+	case trendsErr != nil:
 		h.trends.failed(at, trendsErr)
-	} else {
+	default:
 		d := &trendsData{From: tw.From, To: tw.To, StepSeconds: 60, Series: map[string][][2]any{}}
 		for m, pts := range trends {
 			d.Series[m] = pointsJSON(pts)
@@ -530,9 +544,11 @@ func (h *Hub) panel(ctx context.Context) {
 		h.trends.succeeded(h.dataTime(trendsAsOf, at))
 		h.lastTrends = d
 	}
-	if regionsErr != nil {
+	switch {
+	case loading(regionsErr):
+	case regionsErr != nil:
 		h.regions.failed(at, regionsErr)
-	} else {
+	default:
 		d := &regionsData{From: w.From, To: w.To, Rows: []regionCount{}}
 		for _, r := range rows {
 			if r.Complaints > 0 {

@@ -154,7 +154,11 @@ type liveView struct {
 	mu      sync.RWMutex
 	running chan struct{} // closed when the refresh under way ends
 	loaded  bool
-	buckets map[int64]*lbucket // bucket start (unix ms) → its cells (live_cells.go)
+	// partialFrom is, while a load reads the rest of the horizon, the
+	// start of what it has read (unix ms): it answers no window that
+	// starts before (compute); 0 otherwise.
+	partialFrom int64
+	buckets     map[int64]*lbucket // bucket start (unix ms) → its cells (live_cells.go)
 	// version counts the changes to the buckets: answers computed at one
 	// version are kept in answers until the next (computeCached).
 	version   uint64
@@ -316,6 +320,10 @@ func (l *liveView) ensure(ctx context.Context) error {
 
 type stalenessKey struct{}
 
+// ErrLoading is returned to an AsItIs caller whose window starts before
+// what the live view has loaded so far; it will hold it within seconds.
+var ErrLoading = errors.New("the live view is still loading this window")
+
 // errLiveBehind: the view is older than a WithFreshness caller takes and
 // still refreshing.
 var errLiveBehind = errors.New("the live view is behind its events")
@@ -361,6 +369,10 @@ type asIsKey struct{}
 // their own: under more events than the view's refreshes keep up with,
 // it gets numbers a little behind, marked so, on time, rather than a
 // timeout after ten seconds and nothing at all.
+//
+// A window the view does not hold yet (a load under way reads the newest
+// liveFirst first) is not read from the store for such a caller: it gets
+// ErrLoading, as soon, and its panel keeps what it showed.
 func AsItIs(ctx context.Context, wait time.Duration) context.Context {
 	return context.WithValue(ctx, asIsKey{}, max(wait, 0))
 }
@@ -393,7 +405,7 @@ func (l *liveView) due(tolerated time.Duration) bool {
 	local := l.localAt.Load()
 	ingesting := time.Since(time.Unix(0, local)) < 2*liveRemotePoll
 	switch {
-	case !l.loaded || since >= max(l.cfg.IdleProbe, tolerated):
+	case !l.loaded || l.partialFrom != 0 || since >= max(l.cfg.IdleProbe, tolerated):
 		return true
 	case !l.idle && !ingesting && since >= max(liveRemotePoll, l.cfg.Every, tolerated):
 		return true
@@ -495,6 +507,13 @@ const liveIDsPerQuery = 2000
 // than loading the horizon again and again. A variable for tests.
 var liveReloadAbove = 2 * liveIDsPerQuery
 
+// liveReloadRows is the most rows stored during a pause that the refresh
+// after it reads to find their conversations; with more it loads the view
+// anew without. Every conversation has a row among them: with more rows
+// than liveReloadAbove conversations usually have, the refresh would
+// most likely load it anyway. A variable for tests.
+var liveReloadRows = 25 * liveReloadAbove
+
 // update brings the view up to date with the store: it finds the
 // conversations with rows stored since the previous refresh and
 // recomputes their pieces, and only theirs.
@@ -504,12 +523,30 @@ func (l *liveView) update(ctx context.Context) error {
 	}
 	since := l.scannedTo.Add(-l.cfg.Overlap)
 	began := time.Now()
+	if l.paused {
+		// After a pause, a backlog of rows is loaded anew at once: reading
+		// them back only to count their conversations costs more than the
+		// load they lead to (a demo's start-up: 1.09M rows, 0.5 s to read
+		// and 1.6 s to sort out).
+		if _, n, err := l.count(ctx, l.sinceParams(since)); err != nil {
+			return err
+		} else if n > uint64(liveReloadRows) {
+			return l.load(ctx)
+		}
+	}
 	serverNow, stored, err := l.changed(ctx, since)
 	if err != nil {
 		return err
 	}
 	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
+	// While the view is loading it holds the buckets from partialFrom on:
+	// a conversation is recomputed there, the piece before is read whole
+	// (loadOlder).
+	fromMs := horizonMs
+	if l.partialFrom != 0 {
+		fromMs = max(fromMs, l.partialFrom)
+	}
 	// A row stored since {since} is new unless an earlier refresh took it
 	// in: the overlap finds each row again for several refreshes, and
 	// recomputing its conversation every time would multiply the work.
@@ -520,15 +557,16 @@ func (l *liveView) update(ctx context.Context) error {
 		for i := c.from; i < c.to; i++ {
 			if r := stored.rows[i]; !l.seen.has(r) {
 				taken = append(taken, r)
-				changed[c.id] = changed[c.id] || stored.ats[i] >= horizonMs
+				changed[c.id] = changed[c.id] || stored.ats[i] >= fromMs
 			}
 		}
 	}
 	if cap(taken) > 2*len(taken) {
 		taken = slices.Clone(taken)
 	}
-	// A conversation whose new rows all precede the horizon keeps its
-	// pieces unless it has some: an item is timed by its own event, or
+	// A conversation whose new rows all precede the horizon (or what a
+	// loading view holds) keeps its pieces unless it has some: an item is
+	// timed by its own event, or
 	// (first response, end) needs a lifecycle event in the horizon, which
 	// is an item itself. Its open state is read all the same. A backfill
 	// stores hours of such rows before it reaches the horizon.
@@ -546,7 +584,7 @@ func (l *liveView) update(ctx context.Context) error {
 	}
 	fresh := map[string][]int64{}
 	for chunk := range slices.Chunk(recompute, liveIDsPerQuery) {
-		if err := l.read(ctx, horizonMs, toMs, chunk, fresh); err != nil {
+		if err := l.read(ctx, fromMs, toMs, chunk, fresh); err != nil {
 			return err
 		}
 	}
@@ -560,7 +598,6 @@ func (l *liveView) update(ctx context.Context) error {
 		maps.Copy(open, o)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for b := range l.buckets {
 		if b < horizonMs {
 			delete(l.buckets, b)
@@ -592,6 +629,25 @@ func (l *liveView) update(ctx context.Context) error {
 	l.idle, l.paused = len(ids) == 0, false
 	l.recomputed.Add(int64(len(recompute)))
 	l.lastRecomputed = int64(len(recompute))
+	partialFrom := l.partialFrom
+	l.mu.Unlock()
+	if partialFrom == 0 {
+		return nil
+	}
+	// Loading: the next piece of the horizon, read once what the view
+	// holds is current.
+	older := map[string][]int64{}
+	if partialFrom, err = l.loadOlder(ctx, partialFrom, horizonMs, older); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, ps := range older {
+		l.add(id, ps)
+	}
+	l.partialFrom = partialFrom
+	l.version++
+	l.recomputed.Add(int64(len(older)))
 	return nil
 }
 
@@ -634,13 +690,7 @@ func (r *liveChangedRows) convs() func(yield func(changedConv) bool) {
 // changed returns the store's clock and the rows stored since since
 // (the overlap before this process's clock when since is zero).
 func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liveChangedRows, error) {
-	day := l.asOf.Add(-24 * time.Hour)
-	if since.IsZero() {
-		// The first look: the store's clock is not known yet; a day
-		// and the overlap before this process's clock are near enough.
-		since, day = time.Now().Add(-l.cfg.Overlap), time.Now().Add(-24*time.Hour)
-	}
-	p := clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
+	p := l.sinceParams(since)
 	var (
 		serverNow   time.Time
 		out         liveChangedRows
@@ -650,13 +700,9 @@ func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liv
 	if l.idle {
 		// The last look found nothing: most likely so does this one,
 		// which a count answers in half the time.
-		var n uint64
-		row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveAnySQL)
-		if err := row.Scan(&serverNow, &n); err != nil {
-			return time.Time{}, liveChangedRows{}, fmt.Errorf("cannot look for changed conversations: %w", err)
-		}
-		if n == 0 {
-			return serverNow.UTC(), out, nil
+		serverNow, n, err := l.count(ctx, p)
+		if err != nil || n == 0 {
+			return serverNow, out, err
 		}
 	}
 	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveChangedSQL)
@@ -680,8 +726,38 @@ func (l *liveView) changed(ctx context.Context, since time.Time) (time.Time, liv
 	return serverNow.UTC(), out, nil
 }
 
+// sinceParams are the parameters of liveChangedSQL and liveAnySQL: the
+// rows stored since since (the overlap before this process's clock when
+// it is zero) in the last day.
+func (l *liveView) sinceParams(since time.Time) clickhouse.Parameters {
+	day := l.asOf.Add(-24 * time.Hour)
+	if since.IsZero() {
+		// The first look: the store's clock is not known yet; a day
+		// and the overlap before this process's clock are near enough.
+		since, day = time.Now().Add(-l.cfg.Overlap), time.Now().Add(-24*time.Hour)
+	}
+	return clickhouse.Parameters{"since": since.UTC().Format(chTime), "day": day.UTC().Format(chTime)}
+}
+
+// count returns the store's clock and how many rows liveChangedSQL would
+// find (liveAnySQL).
+func (l *liveView) count(ctx context.Context, p clickhouse.Parameters) (time.Time, uint64, error) {
+	var (
+		serverNow time.Time
+		n         uint64
+	)
+	row := l.s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(p)), liveAnySQL)
+	if err := row.Scan(&serverNow, &n); err != nil {
+		return time.Time{}, 0, fmt.Errorf("cannot look for changed conversations: %w", err)
+	}
+	return serverNow.UTC(), n, nil
+}
+
 // load fills the view from the store: the pieces of every conversation
-// in the horizon and the open conversations of the last day.
+// in the newest liveFirst of the horizon and the open conversations of the
+// last day. The rest of the horizon is read by the refreshes that follow,
+// a piece each (loadOlder): meanwhile the view answers the windows within
+// what it has read, and keeps them current.
 func (l *liveView) load(ctx context.Context) error {
 	// The rows of the overlap already visible now are read below: they
 	// are taken in, so that the first refresh does not find them new (a
@@ -696,20 +772,22 @@ func (l *liveView) load(ctx context.Context) error {
 	from := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	now := l.floor(serverNow.UnixMilli()) + l.bucketMs()
 	to := l.floor(serverNow.Add(liveAhead).UnixMilli())
-	fresh := map[string][]int64{}
-	// The horizon is read in pieces: each query holds a few minutes of
-	// events in memory. The last piece reaches on to the view's end, past
-	// the present, where few events are. A conversation's items fall in
+	// Read in pieces, newest first: each query holds a few minutes of
+	// events in memory. The first reaches on to the view's end, past the
+	// present, where few events are. A conversation's items fall in
 	// exactly one piece each, so its pieces from several add up.
-	for f := from; f < to; {
-		end := min(f+liveChunk.Milliseconds(), to)
-		if end >= now {
-			end = to
-		}
+	first := max(from, l.floor(serverNow.Add(-liveFirst).UnixMilli()))
+	fresh := map[string][]int64{}
+	end, f := to, l.floor(now-liveChunk.Milliseconds())
+	for {
+		f = max(f, from)
 		if err := l.read(ctx, f, end, nil, fresh); err != nil {
 			return err
 		}
-		f = end
+		if f <= first {
+			break
+		}
+		end, f = f, l.floor(f-liveChunk.Milliseconds())
 	}
 	open, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
 	if err != nil {
@@ -724,12 +802,42 @@ func (l *liveView) load(ctx context.Context) error {
 		l.replace(id, ps)
 	}
 	l.pruned = from
+	l.partialFrom = 0
+	if f > from {
+		l.partialFrom = f
+	}
 	l.expireOpen(serverNow)
 	l.scannedTo, l.asOf, l.refreshed, l.readAt = serverNow, serverNow, time.Now(), began
 	l.loaded, l.idle, l.paused = true, false, false
 	l.recomputed.Add(int64(len(fresh)))
 	l.loads.Add(1)
 	return nil
+}
+
+// liveFirst is the stretch of the horizon a load reads before the view
+// answers: the wall's tiles (15 minutes) and the shorter rule windows.
+// The rest (the hour of the wall's trends and regions, the 30-minute rule
+// windows) is read by the refreshes after it, one liveChunk each; the
+// store answers those windows meanwhile, but for the wall (ErrLoading).
+// After a demo's start-up backfill the whole horizon took 8 s to load (65
+// minutes in 14 queries), and the tiles were as old when it ended.
+const liveFirst = 20 * time.Minute
+
+// loadOlder reads the piece of the horizon before partialFrom (unix ms)
+// that a refresh takes in during a load (load): the pieces of every
+// conversation in it, into m. It returns where what the view holds will
+// then start (0: the whole horizon).
+func (l *liveView) loadOlder(ctx context.Context, partialFrom, horizonMs int64, m map[string][]int64) (int64, error) {
+	f := max(l.floor(partialFrom-liveChunk.Milliseconds()), horizonMs)
+	if f < partialFrom {
+		if err := l.read(ctx, f, partialFrom, nil, m); err != nil {
+			return 0, err
+		}
+	}
+	if f <= horizonMs {
+		return 0, nil
+	}
+	return f, nil
 }
 
 // liveChunk is the longest range one loading query reads.
@@ -779,6 +887,13 @@ func (l *liveView) replace(id string, ps []int64) {
 			}
 		}
 	}
+	delete(l.convs, id)
+	l.add(id, ps)
+}
+
+// add puts the pieces ps of the conversation id in the buckets, beside
+// those it has; l.mu is held.
+func (l *liveView) add(id string, ps []int64) {
 	for rest := ps; len(rest) > 0; {
 		var p livePiece
 		p, rest = nextPiece(rest)
@@ -794,10 +909,12 @@ func (l *liveView) replace(id string, ps []int64) {
 			p.apply(b.by[i].get(k.of(rollDims[i])), 1)
 		}
 	}
-	if len(ps) == 0 {
-		delete(l.convs, id)
-	} else {
+	switch {
+	case len(ps) == 0:
+	case l.convs[id] == nil:
 		l.convs[id] = ps
+	default:
+		l.convs[id] = append(l.convs[id], ps...)
 	}
 }
 
@@ -1002,10 +1119,13 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 // snapshots (quantiles) computed once (cell.memo); so is the answer with
 // the gauges (those at the view's time) added, until they change too.
 // Callers only read the cells.
-func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered) {
+func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duration, withGauges bool) (map[cellKey]*cell, answered, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	from := l.floor(w.From.UnixMilli())
+	if l.partialFrom != 0 && from < l.partialFrom {
+		return nil, answered{}, false
+	}
 	to := l.floor(l.asOf.UnixMilli()) + l.bucketMs()
 	if w.To.Before(l.asOf.Add(-2 * l.cfg.Bucket)) {
 		to = l.floor(w.To.UnixMilli())
@@ -1028,7 +1148,7 @@ func (l *liveView) compute(w Window, f Filters, dim Dimension, step time.Duratio
 		key.gauges = gen
 		out = l.answer(key, func() map[cellKey]*cell { return addGauges(sums, g, f, dim) })
 	}
-	return out, a
+	return out, a, true
 }
 
 // answer returns the answer kept for key while the buckets are at the

@@ -161,7 +161,7 @@ func BenchmarkLiveCompute(b *testing.B) {
 					l.version++
 					l.mu.Unlock()
 				}
-				if cells, _ := l.compute(c.w, Filters{}, c.dim, c.step, c.withGauges); len(cells) == 0 {
+				if cells, _, _ := l.compute(c.w, Filters{}, c.dim, c.step, c.withGauges); len(cells) == 0 {
 					b.Fatal("no cells")
 				}
 			}

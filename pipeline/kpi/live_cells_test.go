@@ -230,7 +230,7 @@ func TestLiveGaugesCached(t *testing.T) {
 		"c3": {key: liveKey{region: "成都"}, startMs: now.Add(-time.Minute).UnixMilli(), transferMs: now.Add(-time.Second).UnixMilli()},
 	}
 	w := Window{From: now.Add(-15 * time.Minute), To: now}
-	first, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	first, _, _ := l.compute(w, Filters{}, DimRegion, 0, true)
 	if c := first[cellKey{key: "广州"}]; c == nil || c.active != 2 {
 		t.Fatalf("广州: %+v, want 2 active", c)
 	}
@@ -239,7 +239,7 @@ func TestLiveGaugesCached(t *testing.T) {
 	}
 	// A refresh that changes nothing: the same answer, not a copy.
 	l.refreshed = time.Now().Add(time.Second)
-	again, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	again, _, _ := l.compute(w, Filters{}, DimRegion, 0, true)
 	if again[cellKey{key: "广州"}] != first[cellKey{key: "广州"}] {
 		t.Error("an unchanged view computed its gauges again")
 	}
@@ -266,7 +266,7 @@ func TestLiveGaugesCached(t *testing.T) {
 	// 5 ms on, in the same bucket, c2 started more than a day ago: the
 	// buckets and the window are the same, the gauges not.
 	l.asOf, l.refreshed = now.Add(5*time.Millisecond), time.Now().Add(2*time.Second)
-	later, _ := l.compute(w, Filters{}, DimRegion, 0, true)
+	later, _, _ := l.compute(w, Filters{}, DimRegion, 0, true)
 	if c := later[cellKey{key: "广州"}]; c == nil || c.active != 1 {
 		t.Fatalf("广州 5 ms on: %+v, want 1 active", c)
 	}

@@ -173,11 +173,39 @@ func TestLiveAgreesWithStore(t *testing.T) {
 			t.Errorf("%s: trends:\nlive  %s\nstore %s", stage, gj, wj)
 		}
 	}
-	compare("loaded")
+	// The first answer loads the newest liveFirst of the horizon; the view
+	// answers the windows within it, the store those before, until the
+	// refreshes after it have read the rest. Late events that arrive
+	// meanwhile, in both parts, come out right.
+	w15 := Window{From: now.Add(-15 * time.Minute), To: now}
+	if _, err := live.KPIs(ctx, w15, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	hour := Window{From: time.Now().Add(-time.Hour), To: time.Now()}
+	if _, _, ok := st.live.compute(hour, Filters{}, DimNone, 0, false); ok || st.live.partialFrom == 0 {
+		t.Fatalf("a load answers the last hour at once (partialFrom %d): want only its newest %s", st.live.partialFrom, liveFirst)
+	}
+	if _, _, ok := st.live.compute(w15, Filters{}, DimNone, 0, false); !ok {
+		t.Fatal("a loading view does not answer the last 15 minutes")
+	}
+	// The wall is told to wait, the others are answered by the store.
+	if _, err := live.KPIs(AsItIs(ctx, 0), hour, Filters{}); !errors.Is(err, ErrLoading) {
+		t.Errorf("a loading view, as it is, the last hour: err = %v, want ErrLoading", err)
+	}
+	if got, err := live.KPIs(ctx, hour, Filters{}); err != nil {
+		t.Fatal(err)
+	} else if want, err := raw.KPIs(ctx, hour, Filters{}); err != nil || jsonOf(got) != jsonOf(want) {
+		t.Errorf("a loading view, the last hour:\ngot   %s\nstore %s (%v)", jsonOf(got), jsonOf(want), err)
+	}
+	half := len(late) / 2
+	insertChunks(t, conn, late[:half], 400)
+	insertChunks(t, conn, late[:25], 25)
+	liveLoaded(t, st)
+	compare("loaded while late events arrived")
 
 	before := st.live.recomputed.Load()
-	insertChunks(t, conn, late, 400)
-	insertChunks(t, conn, late[:50], 50)
+	insertChunks(t, conn, late[half:], 400)
+	insertChunks(t, conn, late[half:half+25], 25)
 	compare("late")
 	if st.live.recomputed.Load() == before {
 		t.Fatal("late events recomputed no conversation")
@@ -283,6 +311,24 @@ func TestLiveAgreesWithStore(t *testing.T) {
 		t.Error("a reply stored after an idle spell recomputed no conversation")
 	}
 	compare("after an idle spell")
+}
+
+// liveLoaded refreshes st's view until it holds its whole horizon (a
+// load reads the newest liveFirst, the refreshes after it the rest).
+func liveLoaded(t *testing.T, st *KPIStore) {
+	t.Helper()
+	for range 100 {
+		if err := st.live.ensure(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st.live.mu.RLock()
+		done := st.live.loaded && st.live.partialFrom == 0
+		st.live.mu.RUnlock()
+		if done {
+			return
+		}
+	}
+	t.Fatal("the live view did not read its whole horizon in 100 refreshes")
 }
 
 // liveAndRaw returns a store whose live view refreshes whenever asked
@@ -477,6 +523,7 @@ func TestLiveAsItIs(t *testing.T) {
 	if _, err := live.KPIs(ctx, w, Filters{}); err != nil {
 		t.Fatal(err)
 	}
+	liveLoaded(t, st)
 	l := st.live
 	l.mu.Lock()
 	old := l.asOf.Add(-time.Minute)
@@ -581,6 +628,7 @@ func TestLiveIngestPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	liveLoaded(t, st)
 	if st.live.loads.Load() != 1 {
 		t.Fatalf("%d loads for the first answer", st.live.loads.Load())
 	}
@@ -630,6 +678,11 @@ func TestLiveIngestPause(t *testing.T) {
 		t.Errorf("caught up: %d loads, want the first and one after the pause", st.live.loads.Load())
 	}
 	agree("after the pause", got)
+	liveLoaded(t, st)
+	if got, err = live.KPIs(ctx, window(), Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	agree("after the pause, loaded", got)
 	if got.ConversationsStarted <= kept.ConversationsStarted {
 		t.Errorf("after the pause %d conversations started, before it %d: the traffic is too thin to test", got.ConversationsStarted, kept.ConversationsStarted)
 	}

@@ -649,8 +649,13 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		case !bounded && err != nil:
 			return nil, answered{}, err
 		case !bounded || (err == nil && s.live.dataAge() <= maxAge):
-			cells, a := s.live.compute(w, f, dim, step, withGauges)
-			return cells, a, nil
+			if cells, a, ok := s.live.compute(w, f, dim, step, withGauges); ok {
+				return cells, a, nil
+			}
+			// A view still loading holds only its newest stretch.
+			if _, asIs := ctx.Value(asIsKey{}).(time.Duration); asIs {
+				return nil, answered{}, ErrLoading
+			}
 		case ctx.Err() != nil:
 			return nil, answered{}, ctx.Err()
 		}
