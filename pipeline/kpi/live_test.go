@@ -687,3 +687,60 @@ func TestLiveIngestPause(t *testing.T) {
 		t.Errorf("after the pause %d conversations started, before it %d: the traffic is too thin to test", got.ConversationsStarted, kept.ConversationsStarted)
 	}
 }
+
+// TestLiveReloadByRows: after a pause, a backlog of more than
+// liveReloadRows rows loads the view anew without being read back, even
+// where its conversations alone would be recomputed by ids; the view then
+// agrees with the store.
+func TestLiveReloadByRows(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	now := storeNow(t, conn)
+	tr := liveTraffic(23, now.Add(-40*time.Minute), now.Add(-2*time.Second), "r", 200)
+	half := len(tr.early) / 2
+	insertChunks(t, conn, tr.early[:half], 1000)
+	st, raw := liveAndRaw(t, conn)
+	var behind atomic.Int64
+	st.FollowIngest(func(time.Time) time.Duration { return time.Duration(behind.Load()) })
+	savedConvs, savedRows := liveReloadAbove, liveReloadRows
+	liveReloadAbove, liveReloadRows = 1<<30, 100
+	t.Cleanup(func() { liveReloadAbove, liveReloadRows = savedConvs, savedRows })
+	live := st.Live()
+	w := func() Window {
+		to := time.Now().Truncate(time.Millisecond)
+		return Window{From: to.Add(-30 * time.Minute), To: to}
+	}
+	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	liveLoaded(t, st)
+
+	behind.Store(int64(liveIngestPause + time.Second))
+	insertChunks(t, conn, tr.early[half:], 1000)
+	st.Fresh()
+	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.live.loads.Load(); n != 1 {
+		t.Fatalf("paused: %d loads, want the first only", n)
+	}
+	behind.Store(int64(time.Second))
+	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.live.loads.Load(); n != 2 {
+		t.Errorf("caught up with %d rows stored meanwhile: %d loads, want one more", len(tr.early)-half, n)
+	}
+	liveLoaded(t, st)
+	got, err := live.KPIs(ctx, w(), Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+		t.Errorf("after the reload:\nlive  %s\nstore %s", gj, wj)
+	}
+}
