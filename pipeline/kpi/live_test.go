@@ -597,15 +597,10 @@ func liveHalfHour(t *testing.T, seed uint64) (*KPIStore, time.Time) {
 // ids, and the view agrees with the store. A view that was not paused
 // recomputes by ids however many conversations changed.
 func TestLiveIngestPause(t *testing.T) {
-	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	now := storeNow(t, conn)
-	tr := liveTraffic(21, now.Add(-40*time.Minute), now.Add(-2*time.Second), "p", 300)
+	conn, tr, st, raw, behind := followingIngest(t, 21, "p", 300)
 	third := len(tr.early) / 3
 	insertChunks(t, conn, tr.early[:third], 1000)
-	st, raw := liveAndRaw(t, conn)
-	var behind atomic.Int64
-	st.FollowIngest(func(time.Time) time.Duration { return time.Duration(behind.Load()) })
 	saved := liveReloadAbove
 	liveReloadAbove = 20
 	t.Cleanup(func() { liveReloadAbove = saved })
@@ -688,20 +683,30 @@ func TestLiveIngestPause(t *testing.T) {
 	}
 }
 
+// followingIngest is a fresh database, forty minutes of generated traffic
+// up to 2 s ago (seed, ids prefixed, convs conversations) not stored yet,
+// live and raw stores over it (liveAndRaw), and the ingest lag the live
+// view follows, which the test sets.
+func followingIngest(t *testing.T, seed uint64, prefix string, convs int) (driver.Conn, rollupTraffic, *KPIStore, *KPIStore, *atomic.Int64) {
+	t.Helper()
+	_, conn := chtest.Start(t).Database(t)
+	now := storeNow(t, conn)
+	tr := liveTraffic(seed, now.Add(-40*time.Minute), now.Add(-2*time.Second), prefix, convs)
+	st, raw := liveAndRaw(t, conn)
+	behind := new(atomic.Int64)
+	st.FollowIngest(func(time.Time) time.Duration { return time.Duration(behind.Load()) })
+	return conn, tr, st, raw, behind
+}
+
 // TestLiveReloadByRows: after a pause, a backlog of more than
 // liveReloadRows rows loads the view anew without being read back, even
 // where its conversations alone would be recomputed by ids; the view then
 // agrees with the store.
 func TestLiveReloadByRows(t *testing.T) {
-	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
-	now := storeNow(t, conn)
-	tr := liveTraffic(23, now.Add(-40*time.Minute), now.Add(-2*time.Second), "r", 200)
+	conn, tr, st, raw, behind := followingIngest(t, 23, "r", 200)
 	half := len(tr.early) / 2
 	insertChunks(t, conn, tr.early[:half], 1000)
-	st, raw := liveAndRaw(t, conn)
-	var behind atomic.Int64
-	st.FollowIngest(func(time.Time) time.Duration { return time.Duration(behind.Load()) })
 	savedConvs, savedRows := liveReloadAbove, liveReloadRows
 	liveReloadAbove, liveReloadRows = 1<<30, 100
 	t.Cleanup(func() { liveReloadAbove, liveReloadRows = savedConvs, savedRows })
