@@ -49,6 +49,7 @@ type Hub struct {
 	// tiles belong to tick, the others to panel; each runs once at a time.
 	tiles                   readState
 	lastSnap                *kpi.Snapshot
+	lastSnapPartial         bool // lastSnap was read before its window was stored
 	trends, regions, firing readState
 	lastTrends              *trendsData
 	lastRegions             *regionsData
@@ -205,10 +206,20 @@ func (h *Hub) tick(ctx context.Context) {
 		}
 		h.tiles.failed(to, err)
 	default:
-		h.tiles.succeeded(h.dataTime(snap.AsOf, to))
+		dt := h.dataTime(snap.AsOf, to)
+		h.tiles.succeeded(dt)
 		h.lastSnap = &snap
+		// Read (or, from a live view, refreshed) while the ingest was
+		// further behind than the tiles may be old: it counts only part
+		// of its window, whenever it is shown.
+		readAt := to
+		if !snap.AsOf.IsZero() && snap.AsOf.Before(to) {
+			readAt = snap.AsOf
+		}
+		h.lastSnapPartial = readAt.Sub(dt) > h.tilesStaleAfter()
 	}
-	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap}
+	f := kpiFrame{ComputedAt: h.now().UTC(), panelState: h.tiles.state(h.tilesStaleAfter()), Snapshot: h.lastSnap,
+		Partial: h.lastSnap != nil && h.lastSnapPartial}
 	if h.ingestBehind != nil {
 		s := lag.Round(100 * time.Millisecond).Seconds()
 		f.IngestBehindSeconds = &s
@@ -409,6 +420,12 @@ type kpiFrame struct {
 	// so a wall whose tiles went stale can say why; absent when this
 	// process does not ingest.
 	IngestBehindSeconds *float64 `json:"ingest_behind_seconds,omitempty"`
+	// Partial says the snapshot carried was read while the events of
+	// its window were not all stored (the ingest, or the producer, was
+	// further behind than StaleAfterSeconds): a count of part of a
+	// window, which a page does not show as a number, even once the
+	// ingest has caught up and the snapshot is merely old.
+	Partial bool `json:"partial,omitempty"`
 	panelState
 	*kpi.Snapshot
 }

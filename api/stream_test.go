@@ -334,9 +334,13 @@ func TestStreamIngestBehind(t *testing.T) {
 	if got, want := asOf(tiles), "2026-11-22T08:29:40Z"; got != want {
 		t.Errorf("tiles as of %s with the ingest caught up 40 s ago, want %s", got, want)
 	}
-	// The page says why its tiles are stale.
+	// The page says why its tiles are stale, and that they count part
+	// of their window.
 	if got := tiles["ingest_behind_seconds"]; got != 40.0 {
 		t.Errorf("kpi frame ingest_behind_seconds = %v, want 40", got)
+	}
+	if tiles["partial"] != true {
+		t.Errorf("a snapshot read with the ingest 40 s behind: partial = %v, want true", tiles["partial"])
 	}
 	run(h.panel)
 	wall := frame()
@@ -356,8 +360,14 @@ func TestStreamIngestBehind(t *testing.T) {
 	read := now.Add(-5 * time.Second)
 	kpis.asOf.Store(&read)
 	run(h.tick)
-	if got, want := asOf(frame()), "2026-11-22T08:29:40Z"; got != want {
+	tiles = frame()
+	if got, want := asOf(tiles), "2026-11-22T08:29:40Z"; got != want {
 		t.Errorf("tiles read at 08:30:25 (ingest caught up at 08:29:40 by the last note before), as of %s, want %s", got, want)
+	}
+	// The ingest keeps up now, but this snapshot counts what was stored
+	// then: still part of its window.
+	if tiles["partial"] != true {
+		t.Errorf("a snapshot refreshed while the ingest was 40 s behind, read once caught up: partial = %v, want true", tiles["partial"])
 	}
 	run(h.panel)
 	wall = frame()
@@ -373,8 +383,12 @@ func TestStreamIngestBehind(t *testing.T) {
 	read = now.Add(-500 * time.Millisecond)
 	kpis.asOf.Store(&read)
 	run(h.tick)
-	if got, want := asOf(frame()), "2026-11-22T08:30:29.5Z"; got != want {
+	tiles = frame()
+	if got, want := asOf(tiles), "2026-11-22T08:30:29.5Z"; got != want {
 		t.Errorf("tiles read at 08:30:30.5 with the ingest keeping up, as of %s, want %s", got, want)
+	}
+	if _, ok := tiles["partial"]; ok {
+		t.Errorf("a snapshot read with the ingest keeping up: partial = %v, want none", tiles["partial"])
 	}
 	// An evaluation made while the ingest kept up: as of what was stored
 	// when it was made.

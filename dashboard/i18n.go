@@ -74,6 +74,7 @@ var text = map[string][2]string{
 	"asof":             {"数据时间", "data as of"},
 	"stale":            {"数据已过期", "stale"},
 	"catching_up":      {"数据接入落后 %s 秒", "ingest %s s behind"},
+	"catching_up_min":  {"数据接入落后 %s 分钟", "ingest %s min behind"},
 	"connecting":       {"连接中…", "connecting…"},
 	"reconnecting":     {"重新连接中…", "reconnecting…"},
 	"live":             {"实时", "live"},

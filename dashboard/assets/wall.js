@@ -92,12 +92,18 @@
     // Stale because the ingest is working through a backlog: say so, and
     // how far behind.
     if (f === 'stale' && catchingUp()) {
-      asof.textContent += ' · ' + T('catching_up').replace('%s', Math.round(state.tiles.ingest_behind_seconds));
+      // In minutes past two: a start-up's history is an hour or more.
+      const s = state.tiles.ingest_behind_seconds;
+      asof.textContent += ' · ' + (s < 120 ? T('catching_up').replace('%s', Math.round(s))
+        : T('catching_up_min').replace('%s', Math.round(s / 60)));
       asof.dataset.catchingUp = 'true';
     } else {
       delete asof.dataset.catchingUp;
     }
-    const known = f === 'fresh' || (f === 'stale' && !catchingUp());
+    // A snapshot read before its window was stored is part of a count,
+    // whatever its age now.
+    const partial = !!state.tiles && !!state.tiles.partial;
+    const known = !partial && (f === 'fresh' || (f === 'stale' && !catchingUp()));
     for (const t of C.tiles) {
       const node = document.getElementById(t.id);
       if (!node) continue;

@@ -175,6 +175,8 @@ func cmdDemo(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		produced := s.Produced
+		p.source.Store(&produced)
 		w := newEventWriter(cfg.Ingest.Brokers, cfg.Ingest.Topic)
 		go func() {
 			defer close(simDone)

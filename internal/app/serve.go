@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -48,6 +49,25 @@ type product struct {
 	alerting *alerting
 	hub      *api.Hub
 	events   *kafka.Writer
+	// source, when set, is how far in time the events its producer had
+	// written by a moment reach (the demo's simulator writing its
+	// backfill: history, not the present).
+	source atomic.Pointer[func(time.Time) time.Time]
+}
+
+// behind is how far behind the clock the stored events may be: the
+// ingest's own lag behind its partitions (ingest.Consumer.Behind), or,
+// when the producer is writing history (source), the time since what it
+// had written when the ingest was last caught up. The rules hold their
+// ticks, the live view pauses and the wall dates its panels by it, so a
+// start-up's backfill shows as catching up, never as a present with no
+// complaints and no alerts.
+func (p *product) behind(now time.Time) time.Duration {
+	lag := p.ingest.Behind(now)
+	if f := p.source.Load(); f != nil {
+		lag = max(lag, now.Sub((*f)(now.Add(-lag))))
+	}
+	return lag
 }
 
 func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*product, error) {
@@ -78,8 +98,8 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		_ = conn.Close()
 		return nil, err
 	}
-	p.alerting.behind = p.ingest.Behind
-	p.alerting.kpi.FollowIngest(p.ingest.Behind)
+	p.alerting.behind = p.behind
+	p.alerting.kpi.FollowIngest(p.behind)
 	convs, err := kpi.NewConversationStore(conn)
 	if err != nil {
 		_ = conn.Close()
@@ -101,7 +121,7 @@ func newProduct(ctx context.Context, cfg config.Config, logger *slog.Logger) (*p
 		Metrics:       promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}),
 		KPIs:          p.alerting.kpi,
 		LiveKPIs:      p.alerting.kpi.Live(),
-		IngestBehind:  p.ingest.Behind,
+		IngestBehind:  p.behind,
 		Conversations: convs,
 		AlertHistory:  p.alerting.store,
 		Alerts:        p.alerting.manager,

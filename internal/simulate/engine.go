@@ -62,6 +62,10 @@ type engine struct {
 
 	nconv   uint64
 	arrival float64 // unix ms of the next arrival
+	// clock is the unix ms the simulation has reached: every event due
+	// before it was handed to emit (an event's own time may be far from
+	// when it is due: late, or a wrong clock, by the faults).
+	clock   int64
 	seq     uint64
 	steps   minHeap[*conv]
 	pending minHeap[schemas.Event] // with faults: events by delivery time
@@ -117,6 +121,7 @@ func (e *engine) advance(until int64) error {
 			return nil
 		}
 		var err error
+		e.clock = t
 		if isArrival {
 			err = e.arrive(t)
 			e.nextArrival()
@@ -520,6 +525,7 @@ func (e *engine) enqueue(at int64, ev schemas.Event) {
 func (e *engine) deliver(until int64) error {
 	for len(e.pending) > 0 && e.pending[0].at <= until {
 		it := e.pending.pop()
+		e.clock = it.at
 		e.stats.events.Add(1)
 		if err := e.emit(it.v); err != nil {
 			return err

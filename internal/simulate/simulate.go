@@ -21,6 +21,9 @@ type Simulator struct {
 	m      *model
 	stats  *counters
 	logger *slog.Logger
+
+	// written follows the last Run's backfill (Produced).
+	written written
 }
 
 // New checks cfg and prepares a simulator. A nil logger discards logs.
@@ -35,13 +38,29 @@ func New(cfg Config, logger *slog.Logger) (*Simulator, error) {
 	if anchor.IsZero() {
 		anchor = time.Now().Truncate(time.Second)
 	}
-	return &Simulator{
+	s := &Simulator{
 		cfg:    cfg,
 		anchor: anchor,
 		m:      newModel(&cfg, anchor.UnixMilli()),
 		stats:  newCounters(),
 		logger: logger,
-	}, nil
+	}
+	// A history to write from the start: whoever asks Produced before
+	// Run begins must not find a producer that is current.
+	s.written.begin(cfg.Backfill > 0, time.Now().Add(-cfg.Backfill))
+	return s, nil
+}
+
+// Produced is how far in time the events Run had handed its sink by wall
+// time t reach: while Run writes a backfill, the simulated moment its
+// last write accepted by t had come to (the history's start before the
+// first); t itself from the moment the history was all written, and for
+// a simulator without a backfill. A consumer that had read everything
+// produced by t holds nothing newer: the events of the minutes after it
+// were not produced yet, so counts and an all-clear read from them are
+// not those of t. It follows the last Run started.
+func (s *Simulator) Produced(t time.Time) time.Time {
+	return s.written.by(t)
 }
 
 // Anchor returns the origin of the incident schedule.
@@ -125,6 +144,7 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 	if s.cfg.Backfill > 0 {
 		warmUp = WarmUp
 	}
+	s.written.begin(s.cfg.Backfill > 0, from)
 	e := newEngine(s.m, s.stats, from.Add(-warmUp), true)
 	batch := make([]schemas.Event, 0, min(s.cfg.MaxBatch, 4096))
 	// emitted counts the events handed to the sink (the warm-up's silent
@@ -141,6 +161,13 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		for attempt := 1; ; attempt++ {
 			err := sink.Write(ctx, batch)
 			if err == nil {
+				if backfilling {
+					// By the simulation's clock, not the events' own
+					// times: a late event is older, a corrupted one may
+					// be hours ahead. The warm-up hands its events over
+					// at the history's start.
+					s.written.note(time.Now(), time.UnixMilli(e.clock))
+				}
 				if now := time.Now(); backfilling && backfillLogEvery > 0 && now.Sub(lastLog) >= backfillLogEvery {
 					at := batch[len(batch)-1].OccurredAt
 					s.logger.Info("simulator backfilling", "at", at.Format(time.RFC3339), "behind", now.Sub(at).Round(time.Second),
@@ -213,6 +240,7 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 		}
 		if backfilling {
 			backfilling, ended = false, nil
+			s.written.finish(time.Now())
 			s.logger.Info("simulator backfill done", "backfill", s.cfg.Backfill, "warm_up", warmUp, "events", emitted,
 				"took", time.Since(start).Round(100*time.Millisecond))
 			lastLog, lastEvents = time.Now(), s.stats.events.Load()

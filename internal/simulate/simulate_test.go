@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"reflect"
@@ -709,6 +710,84 @@ func TestRunBackfillCatchesUp(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="simulator backfill done"`) {
 		t.Errorf("no backfill done line in the log:\n%s", logs.String())
 	}
+}
+
+// TestRunProduced: while Run writes its backfill, Produced says how far
+// the history handed to the sink by a moment reaches, from before Run
+// starts (the demo wires it in first) until the history is written; from
+// then on the producer is current.
+func TestRunProduced(t *testing.T) {
+	cfg := testConfig(time.Time{}, 20)
+	cfg.Floor = 1
+	cfg.Backfill = 10 * time.Minute
+	// Many corrupted copies, among them events two hours ahead (a
+	// producer's wrong clock): no event's own time says how far the
+	// history has come.
+	cfg.Faults.InvalidShare = 0.3
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if lag := now.Sub(s.Produced(now)); lag < cfg.Backfill-time.Minute || lag > cfg.Backfill+time.Minute {
+		t.Fatalf("before Run, the producer is %s behind with a %s backfill to write", lag, cfg.Backfill)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	// At each write of history: when, and the newest sound event the
+	// sink had taken before it.
+	var at, taken []time.Time
+	var newest time.Time
+	sink := SinkFunc(func(_ context.Context, events []schemas.Event) error {
+		var last time.Time // the newest sound event of the write
+		for _, ev := range events {
+			if !strings.HasSuffix(ev.EventID, "-bad") && ev.OccurredAt.After(last) {
+				last = ev.OccurredAt
+			}
+		}
+		if !last.Before(start) {
+			cancel() // the first live write: the history is written
+			return nil
+		}
+		at, taken = append(at, time.Now()), append(taken, newest)
+		if last.After(newest) {
+			newest = last
+		}
+		return nil
+	})
+	if err := s.Run(ctx, sink); err != nil {
+		t.Fatal(err)
+	}
+	if len(at) < 3 {
+		t.Fatalf("%d writes of history", len(at))
+	}
+	var violations []string
+	for i := range at {
+		p := s.Produced(at[i])
+		// Never further than the sink held then (the warm-up hands over
+		// events older than the history's start, which counts
+		// meanwhile; a step's events may be stamped a few milliseconds
+		// past the step).
+		if taken[i].After(start.Add(-cfg.Backfill)) && p.After(taken[i].Add(time.Second)) {
+			violations = append(violations, fmt.Sprintf("write %d: produced up to %s, the sink held up to %s", i, p, taken[i]))
+		}
+		if !p.Before(at[i]) {
+			violations = append(violations, fmt.Sprintf("write %d: produced up to %s at %s, while history is written", i, p, at[i]))
+		}
+	}
+	if len(violations) > 0 {
+		t.Fatalf("%d of %d writes of history:\n%s", len(violations), len(at), strings.Join(violations, "\n"))
+	}
+	// It followed the history up to the present, not stuck at its start.
+	last := len(at) - 1
+	if lag := at[last].Sub(s.Produced(at[last])); lag > time.Minute {
+		t.Errorf("at the last write of history the producer was %s behind", lag)
+	}
+	if now := time.Now(); !s.Produced(now).Equal(now) {
+		t.Errorf("after the history, produced up to %s at %s", s.Produced(now), now)
+	}
+	t.Logf("%d writes of history; %s behind at the last", len(at), at[last].Sub(s.Produced(at[last])))
 }
 
 // TestRunWarmUp: a backfill starts busy rather than empty (WarmUp), and
