@@ -230,9 +230,10 @@ func (a *alerting) run(ctx context.Context) {
 }
 
 // hold says why the rules must not be evaluated now, if they must not:
-// the ingest has been catching up for longer than rules.max_ingest_delay
-// (after a restart with a backlog, or under more events than it keeps up
-// with), so the windows hold only part of their events. Meanwhile the
+// the stored events are further behind than rules.max_ingest_delay (the
+// ingest after a restart with a backlog, or under more events than it
+// keeps up with; the demo's producer writing its history: product.behind),
+// so the windows hold only part of their events. Meanwhile the
 // alerts stay as they were and no evaluation is recorded: the wall's
 // alert banner turns "unknown" once the last one is older than it
 // tolerates, rather than showing the all-clear of half a window.
@@ -241,7 +242,7 @@ func (a *alerting) hold() error {
 		return nil
 	}
 	if d := a.behind(time.Now()); d > a.cfg.Rules.MaxIngestDelay {
-		return fmt.Errorf("the ingest has not caught up for %s (rules.max_ingest_delay %s)", d.Round(time.Second), a.cfg.Rules.MaxIngestDelay)
+		return fmt.Errorf("the stored events are %s behind: the ingest, or the producer's history, is catching up (rules.max_ingest_delay %s)", d.Round(time.Second), a.cfg.Rules.MaxIngestDelay)
 	}
 	return nil
 }
