@@ -422,18 +422,11 @@ func TestLiveOldRows(t *testing.T) {
 	st, raw := liveAndRaw(t, conn)
 	check := func(stage string) Snapshot {
 		t.Helper()
-		to := time.Now()
-		got, err := st.Live().KPIs(ctx, Window{From: to.Add(-30 * time.Minute), To: to}, Filters{})
+		got, err := st.Live().KPIs(ctx, lastHalfHour(), Filters{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
-			t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
-		}
+		agreesWithStore(t, raw, stage, got)
 		return got
 	}
 	if got := check("loaded"); got.ActiveConversations != 2 {
@@ -605,21 +598,7 @@ func TestLiveIngestPause(t *testing.T) {
 	liveReloadAbove = 20
 	t.Cleanup(func() { liveReloadAbove = saved })
 	live := st.Live()
-	window := func() Window {
-		to := time.Now().Truncate(time.Millisecond)
-		return Window{From: to.Add(-30 * time.Minute), To: to}
-	}
-	agree := func(stage string, got Snapshot) {
-		t.Helper()
-		want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
-			t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
-		}
-	}
-	first, err := live.KPIs(ctx, window(), Filters{})
+	first, err := live.KPIs(ctx, lastHalfHour(), Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,14 +610,14 @@ func TestLiveIngestPause(t *testing.T) {
 	// Keeping up: many new conversations are recomputed by ids.
 	insertChunks(t, conn, tr.early[third:2*third], 1000)
 	st.Fresh()
-	kept, err := live.KPIs(ctx, window(), Filters{})
+	kept, err := live.KPIs(ctx, lastHalfHour(), Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.live.loads.Load() != 1 || st.live.lastRecomputed <= int64(liveReloadAbove) {
 		t.Errorf("keeping up: %d loads, %d conversations recomputed by ids (want more than %d, no load)", st.live.loads.Load(), st.live.lastRecomputed, liveReloadAbove)
 	}
-	agree("keeping up", kept)
+	agreesWithStore(t, raw, "keeping up", kept)
 	if kept.ConversationsStarted <= first.ConversationsStarted {
 		t.Fatalf("%d conversations started, before %d: the traffic is too thin to test", kept.ConversationsStarted, first.ConversationsStarted)
 	}
@@ -665,19 +644,19 @@ func TestLiveIngestPause(t *testing.T) {
 	// Caught up: the refresh finds the last third's conversations, more
 	// than liveReloadAbove, and loads.
 	behind.Store(int64(time.Second))
-	got, err := live.KPIs(ctx, window(), Filters{})
+	got, err := live.KPIs(ctx, lastHalfHour(), Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.live.loads.Load() != 2 {
 		t.Errorf("caught up: %d loads, want the first and one after the pause", st.live.loads.Load())
 	}
-	agree("after the pause", got)
+	agreesWithStore(t, raw, "after the pause", got)
 	liveLoaded(t, st)
-	if got, err = live.KPIs(ctx, window(), Filters{}); err != nil {
+	if got, err = live.KPIs(ctx, lastHalfHour(), Filters{}); err != nil {
 		t.Fatal(err)
 	}
-	agree("after the pause, loaded", got)
+	agreesWithStore(t, raw, "after the pause, loaded", got)
 	if got.ConversationsStarted <= kept.ConversationsStarted {
 		t.Errorf("after the pause %d conversations started, before it %d: the traffic is too thin to test", got.ConversationsStarted, kept.ConversationsStarted)
 	}
@@ -711,11 +690,7 @@ func TestLiveReloadByRows(t *testing.T) {
 	liveReloadAbove, liveReloadRows = 1<<30, 100
 	t.Cleanup(func() { liveReloadAbove, liveReloadRows = savedConvs, savedRows })
 	live := st.Live()
-	w := func() Window {
-		to := time.Now().Truncate(time.Millisecond)
-		return Window{From: to.Add(-30 * time.Minute), To: to}
-	}
-	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+	if _, err := live.KPIs(ctx, lastHalfHour(), Filters{}); err != nil {
 		t.Fatal(err)
 	}
 	liveLoaded(t, st)
@@ -723,29 +698,42 @@ func TestLiveReloadByRows(t *testing.T) {
 	behind.Store(int64(liveIngestPause + time.Second))
 	insertChunks(t, conn, tr.early[half:], 1000)
 	st.Fresh()
-	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+	if _, err := live.KPIs(ctx, lastHalfHour(), Filters{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := st.live.loads.Load(); n != 1 {
 		t.Fatalf("paused: %d loads, want the first only", n)
 	}
 	behind.Store(int64(time.Second))
-	if _, err := live.KPIs(ctx, w(), Filters{}); err != nil {
+	if _, err := live.KPIs(ctx, lastHalfHour(), Filters{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := st.live.loads.Load(); n != 2 {
 		t.Errorf("caught up with %d rows stored meanwhile: %d loads, want one more", len(tr.early)-half, n)
 	}
 	liveLoaded(t, st)
-	got, err := live.KPIs(ctx, w(), Filters{})
+	got, err := live.KPIs(ctx, lastHalfHour(), Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := raw.KPIs(ctx, Window{From: got.From, To: got.To}, Filters{})
+	agreesWithStore(t, raw, "after the reload", got)
+}
+
+// lastHalfHour is the window of the last 30 minutes, ending now.
+func lastHalfHour() Window {
+	to := time.Now().Truncate(time.Millisecond)
+	return Window{From: to.Add(-30 * time.Minute), To: to}
+}
+
+// agreesWithStore fails the test, naming stage, unless raw answers the
+// window of got (a live view's answer) with the same snapshot.
+func agreesWithStore(t *testing.T, raw *KPIStore, stage string, got Snapshot) {
+	t.Helper()
+	want, err := raw.KPIs(context.Background(), Window{From: got.From, To: got.To}, Filters{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
-		t.Errorf("after the reload:\nlive  %s\nstore %s", gj, wj)
+		t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
 	}
 }
