@@ -162,17 +162,18 @@ func (s *Simulator) Run(ctx context.Context, sink Sink) error {
 			err := sink.Write(ctx, batch)
 			if err == nil {
 				if backfilling {
-					// By the simulation's clock, not the events' own
-					// times: a late event is older, a corrupted one may
-					// be hours ahead. The warm-up hands its events over
-					// at the history's start.
-					s.written.note(time.Now(), time.UnixMilli(e.clock))
-				}
-				if now := time.Now(); backfilling && backfillLogEvery > 0 && now.Sub(lastLog) >= backfillLogEvery {
-					at := batch[len(batch)-1].OccurredAt
-					s.logger.Info("simulator backfilling", "at", at.Format(time.RFC3339), "behind", now.Sub(at).Round(time.Second),
-						"events", emitted, "elapsed", now.Sub(start).Round(time.Second))
-					lastLog = now
+					// How far the history has come, by the simulation's
+					// clock, not the events' own times: a late event is
+					// older, a corrupted one may be hours ahead. The
+					// warm-up hands its events over at the history's
+					// start.
+					now, reached := time.Now(), time.UnixMilli(e.clock).In(Zone)
+					s.written.note(now, reached)
+					if backfillLogEvery > 0 && now.Sub(lastLog) >= backfillLogEvery {
+						s.logger.Info("simulator backfilling", "at", reached.Format(time.RFC3339), "behind", now.Sub(reached).Round(time.Second),
+							"events", emitted, "elapsed", now.Sub(start).Round(time.Second))
+						lastLog = now
+					}
 				}
 				batch = batch[:0]
 				return nil
