@@ -46,7 +46,7 @@ test-sim:
 bench:
 	bash scripts/bench.sh
 
-## bench-large: KPI queries and endpoints over 30 days of >= 50M generated events, raw and via the hourly rollup (about an hour)
+## bench-large: KPI queries and endpoints over 30 days of >= 50M generated events, raw and via the hourly rollup, and the live view's recompute over such a history (over an hour)
 bench-large:
 	COCKPIT_CHDB_LIB=$$(bash scripts/fetch-chdb.sh | tail -n 1) COCKPIT_BENCH_LARGE=1 \
 		$(GO) test -run '^$$' -bench 'Large$$' -benchtime 20x -timeout 3h ./pipeline/kpi ./api

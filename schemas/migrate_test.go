@@ -331,3 +331,38 @@ func TestMigrateUpgradeStart(t *testing.T) {
 		t.Errorf("attributes after the upgrade = %q, %q; want A, z (the earliest start's)", region, queue)
 	}
 }
+
+// TestMigrateConversationGranules starts from the schema before the
+// conversations table was rebuilt in small granules (every migration but
+// 0024) holding conversations, migrates, and requires their facts kept,
+// the rows stored afterwards in the rebuilt table (the views that fill it
+// name it), the small granules, and nothing of the rebuild left over.
+func TestMigrateConversationGranules(t *testing.T) {
+	admin, old := upgradeWithout(t, 24, `INSERT INTO db.events (event_id, type, occurred_at, conversation_id, region, actor_role, source_partition, source_offset)
+		VALUES ('e1', 'conversation.started', now64(3) - INTERVAL 2 HOUR, 'c1', '广州', '', 0, 0),
+		       ('e2', 'message.sent', now64(3) - INTERVAL 2 HOUR + INTERVAL 30 SECOND, 'c1', '', 'bot', 0, 1),
+		       ('e3', 'conversation.started', now64(3) - INTERVAL 1 HOUR, 'c2', '深圳', '', 0, 2)`,
+		`INSERT INTO db.events (event_id, type, occurred_at, conversation_id, region, actor_role, source_partition, source_offset)
+		VALUES ('e4', 'conversation.closed', now64(3), 'c2', '', '', 1, 0),
+		       ('e5', 'conversation.started', now64(3), 'c3', '北京', '', 1, 1)`)
+	ctx := context.Background()
+	var got string
+	if err := admin.QueryRow(ctx, `SELECT toString(groupArray((conversation_id, region, has_reply, closed)))
+		FROM (SELECT conversation_id, tupleElement(min(start), 3) AS region, min(first_reply_at) IS NOT NULL AS has_reply,
+			min(closed_at) IS NOT NULL AS closed
+		FROM `+old+`.conversations GROUP BY conversation_id ORDER BY conversation_id)`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[('c1','广州',1,0),('c2','深圳',0,1),('c3','北京',0,0)]"; got != want {
+		t.Errorf("conversations after the rebuild: %s, want %s", got, want)
+	}
+	tables := tableDDL(t, admin, old)
+	if ddl := tables["conversations"]; !strings.Contains(ddl, "index_granularity = 256") {
+		t.Errorf("conversations not rebuilt in small granules:\n%s", ddl)
+	}
+	for name := range tables {
+		if strings.HasPrefix(name, "conversations_fine") {
+			t.Errorf("%s left over from the rebuild", name)
+		}
+	}
+}

@@ -15,7 +15,9 @@
 //
 // Storage: the raw events table (one row per delivered event, repeated
 // event_ids folded by its key) and the conversations rollup
-// (schemas/migrations/0003), an AggregatingMergeTree fed by a
+// (schemas/migrations/0003; 0024 keeps it in granules of 256 rows, as its
+// readers name conversations spread over the whole table), an
+// AggregatingMergeTree fed by a
 // materialized view with one logical row per conversation: start time and
 // attributes of its conversation.started, first reply, first agent
 // message, transfers, agents, close and abandon times, resolution. Its

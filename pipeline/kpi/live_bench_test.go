@@ -2,10 +2,13 @@ package kpi
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
 	"github.com/cockpit-cs/cockpit/schemas"
@@ -176,4 +179,58 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLiveRecomputeLarge measures what a refresh of the live view
+// reads for the conversations it recomputes, their pieces over the
+// horizon (liveByIDsSQL) and their open state (liveOpenSQL), for 20, 100
+// and 500 conversations of the last five minutes, over 30 days of history
+// that ends now (chtest.Generate: 6.1M conversations, about 50M events;
+// COCKPIT_BENCH_CONVERSATIONS overrides): what each conversation a
+// refresh takes in costs in a store that has run for a month, where the
+// conversations it names are spread over the whole conversations table.
+// It needs COCKPIT_BENCH_LARGE=1 (minutes of setup).
+func BenchmarkLiveRecomputeLarge(b *testing.B) {
+	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
+		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
+	}
+	convs := 6_100_000
+	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
+		convs = v
+	}
+	_, conn := chtest.Start(b).Database(b)
+	ctx := context.Background()
+	now := storeNow(b, conn)
+	events := chtest.Generate(b, conn, chtest.Traffic{From: now.Add(-30 * 24 * time.Hour), To: now, Conversations: convs, DuplicateShare: 0.02})
+	chtest.Settle(b, conn)
+	var ids []string
+	if err := conn.QueryRow(ctx, `SELECT groupArray(conversation_id) FROM (
+		SELECT DISTINCT conversation_id FROM events WHERE occurred_at >= now64(3) - INTERVAL 5 MINUTE LIMIT 500)`).Scan(&ids); err != nil {
+		b.Fatal(err)
+	}
+	if len(ids) < 500 {
+		b.Fatalf("%d conversations in the last five minutes, want 500", len(ids))
+	}
+	st, err := NewKPIStore(conn, KPIConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := st.live
+	from := l.floor(now.Add(-l.cfg.Horizon).UnixMilli())
+	to := l.floor(now.Add(liveAhead).UnixMilli())
+	for _, n := range []int{20, 100, 500} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			p := clickhouse.Parameters{"ids": schemas.StringsParam(ids[:n])}
+			for b.Loop() {
+				pieces := map[string][]int64{}
+				if err := l.read(ctx, from, to, ids[:n], pieces); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.readOpen(ctx, liveOpenChangedSQL, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(events), "events")
+		})
+	}
 }
