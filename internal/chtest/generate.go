@@ -3,6 +3,7 @@ package chtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -79,6 +80,21 @@ FROM (
     WHERE if({dups:UInt8} = 1, j = 10 AND cityHash64(n, 'dup') % 10000 < {dup_bp:UInt64},
         j < 8 OR (j = 8 AND NOT aband AND cityHash64(n, 'csat') % 10 < 3) OR (j = 9 AND cityHash64(n, 'cp') % 100 < 3))
 )`
+
+// LargeConversations is how many conversations the large benchmarks
+// generate (30 days of at least 50M events): 6.1M, or
+// COCKPIT_BENCH_CONVERSATIONS. It skips tb unless COCKPIT_BENCH_LARGE=1:
+// generating them takes minutes.
+func LargeConversations(tb testing.TB) int {
+	tb.Helper()
+	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
+		tb.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
+	}
+	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
+		return v
+	}
+	return 6_100_000
+}
 
 // Generate writes tr into the events table of conn's database (and so
 // the conversations rollup) in inserts of at most 500,000 conversations,

@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -32,13 +31,7 @@ type History struct {
 // COCKPIT_BENCH_CONVERSATIONS overrides the 6.1M conversations.
 func Build(b *testing.B) History {
 	b.Helper()
-	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
-		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
-	}
-	convs := 6_100_000
-	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
-		convs = v
-	}
+	convs := chtest.LargeConversations(b)
 	from := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	to := from.Add(30 * 24 * time.Hour)
 	_, conn := chtest.Start(b).Database(b)

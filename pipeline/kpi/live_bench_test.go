@@ -2,7 +2,6 @@ package kpi
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"syscall"
 	"testing"
@@ -191,13 +190,7 @@ func processCPU(tb testing.TB) time.Duration {
 // conversations it names are spread over the whole conversations table.
 // It needs COCKPIT_BENCH_LARGE=1 (minutes of setup).
 func BenchmarkLiveRecomputeLarge(b *testing.B) {
-	if os.Getenv("COCKPIT_BENCH_LARGE") != "1" {
-		b.Skip("set COCKPIT_BENCH_LARGE=1 to generate 50M events")
-	}
-	convs := 6_100_000
-	if v, err := strconv.Atoi(os.Getenv("COCKPIT_BENCH_CONVERSATIONS")); err == nil && v > 0 {
-		convs = v
-	}
+	convs := chtest.LargeConversations(b)
 	_, conn := chtest.Start(b).Database(b)
 	ctx := context.Background()
 	now := storeNow(b, conn)
