@@ -146,7 +146,7 @@ run() {
 	# SPEC §9 averages the demo over 10).
 	run go test -run '^$' -bench 'BenchmarkDemo$' -benchtime 1x -timeout 40m ./internal/e2e
 	run go test -run '^$' -bench 'BenchmarkKPIEndpoints' -benchtime 10x -timeout 20m ./api
-	run go test -run '^$' -bench . -benchmem -timeout 10m ./schemas ./internal/chstore ./internal/embedkafka
+	run go test -run '^$' -bench . -benchmem -timeout 10m ./schemas ./internal/chdb ./internal/chstore ./internal/embedkafka
 	# The regional spike rule: recall and false alarms on simulated worlds
 	# and the real sets (pure, no store), and a 7-day backtest at a
 	# 1-minute step over the store.

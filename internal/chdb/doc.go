@@ -6,7 +6,10 @@
 // connections; each connection is a ClickHouse session running one statement
 // at a time. Statements carry their own parameters, settings and database;
 // the pool scopes settings and database to the statement, because a pooled
-// session outlives the request that borrowed it.
+// session outlives the request that borrowed it. A statement's settings are
+// set before it, and changed by the next statement on the session only
+// where that one's differ: no statement runs with settings it did not ask
+// for, and one with the previous one's settings needs no SET.
 //
 // Locate and Ensure find the library (COCKPIT_CHDB_LIB, else the user cache)
 // and fetch the pinned release with npm when it is missing.

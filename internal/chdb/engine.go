@@ -32,7 +32,8 @@ type Config struct {
 	// (measured on 26.5.3); use Settings for those.
 	Args []string
 	// Settings are applied with SET to every connection when it opens, and a
-	// per-statement override returns to this value afterwards, e.g.
+	// per-statement override returns to this value before a statement that
+	// does not set it, e.g.
 	// {"max_memory_usage": "8000000000"}.
 	Settings map[string]string
 }
@@ -188,6 +189,9 @@ type conn struct {
 	c *cconn
 	// db is the connection's current database; "" when unknown.
 	db string
+	// set holds the settings of the last statement on this connection,
+	// still applied over its connection-level values (see applySettings).
+	set map[string]string
 }
 
 // Open loads the library and opens cfg.Connections connections to
@@ -366,17 +370,11 @@ func (e *Engine) run(c *conn, st Statement) (res *Result, err error) {
 		}
 		c.db = db
 	}
-	if len(st.Settings) > 0 {
-		if err := c.exec(setStatement(st.Settings)); err != nil {
-			// A failed SET may have applied part of the list.
-			healthy = e.resetSettings(c, st.Settings)
-			return nil, err
-		}
-		defer func() {
-			if healthy {
-				healthy = e.resetSettings(c, st.Settings)
-			}
-		}()
+	if err := e.applySettings(c, st.Settings); err != nil {
+		// A failed SET may have applied part of the list.
+		healthy = e.resetSettings(c, c.set, st.Settings)
+		c.set = nil
+		return nil, err
 	}
 
 	format := st.Format
@@ -429,27 +427,68 @@ func (e *Engine) writeInput(data []byte) (string, error) {
 	return f.Name(), nil
 }
 
-// resetSettings returns the named settings to their connection-level
-// values. It reports false when the session can no longer be trusted.
-func (e *Engine) resetSettings(c *conn, names map[string]string) bool {
-	reset := make(map[string]string, len(names))
-	for name := range names {
-		reset[name] = ""
+// applySettings gives c the settings of the statement about to run: want
+// over the connection-level values. A statement's settings stay on its
+// connection after it ends, and the next statement's SET changes only what
+// differs, returning the rest to the connection-level values: one SET at
+// most per statement, none when it has the previous one's settings, where
+// a SET before and another after cost two more calls into the engine per
+// statement (nearly every statement of the product carries its deadline,
+// max_execution_time). Every statement runs through here first, so none
+// sees another's settings.
+func (e *Engine) applySettings(c *conn, want map[string]string) error {
+	if maps.Equal(c.set, want) {
+		return nil
 	}
-	for name := range reset {
-		if v, ok := e.cfg.Settings[name]; ok {
-			reset[name] = v
-		} else if v, ok := baseSettings[name]; ok {
-			reset[name] = v
+	set := make(map[string]string, len(want))
+	for name, v := range want {
+		if cur, ok := c.set[name]; !ok || cur != v {
+			set[name] = quoteString(v)
 		}
 	}
-	if c.exec(resetStatement(reset)) == nil {
+	for name := range c.set {
+		if _, ok := want[name]; !ok {
+			set[name] = e.connectionValue(name)
+		}
+	}
+	if len(set) > 0 {
+		if err := c.exec(assignStatement(set)); err != nil {
+			return err
+		}
+	}
+	c.set = maps.Clone(want)
+	return nil
+}
+
+// connectionValue renders the connection-level value of a setting:
+// Config.Settings, else baseSettings, else DEFAULT.
+func (e *Engine) connectionValue(name string) string {
+	if v, ok := e.cfg.Settings[name]; ok {
+		return quoteString(v)
+	}
+	if v, ok := baseSettings[name]; ok {
+		return quoteString(v)
+	}
+	return "DEFAULT"
+}
+
+// resetSettings returns the settings named in each map to their
+// connection-level values. It reports false when the session can no
+// longer be trusted.
+func (e *Engine) resetSettings(c *conn, names ...map[string]string) bool {
+	reset := map[string]string{}
+	for _, m := range names {
+		for name := range m {
+			reset[name] = e.connectionValue(name)
+		}
+	}
+	if len(reset) == 0 || c.exec(assignStatement(reset)) == nil {
 		return true
 	}
 	// One by one, so that an unknown name (which was never applied) does not
 	// hide the others.
 	for name, v := range reset {
-		err := c.exec(resetStatement(map[string]string{name: v}))
+		err := c.exec(assignStatement(map[string]string{name: v}))
 		var ce *Error
 		if err != nil && !(errors.As(err, &ce) && ce.Code == CodeUnknownSetting) {
 			e.logger.Warn("chdb cannot reset a setting; replacing the connection", "setting", name, "error", err)
@@ -560,34 +599,25 @@ const (
 // which ClickHouse converts to each setting's type as the HTTP interface
 // does with URL parameters.
 func setStatement(settings map[string]string) string {
+	quoted := make(map[string]string, len(settings))
+	for name, v := range settings {
+		quoted[name] = quoteString(v)
+	}
+	return assignStatement(quoted)
+}
+
+// assignStatement renders SET name = value for each entry, in name order;
+// the values are SQL already (a quoted literal, or DEFAULT).
+func assignStatement(assign map[string]string) string {
 	var b strings.Builder
 	b.WriteString("SET ")
-	for i, name := range slices.Sorted(maps.Keys(settings)) {
+	for i, name := range slices.Sorted(maps.Keys(assign)) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(name)
 		b.WriteString(" = ")
-		b.WriteString(quoteString(settings[name]))
-	}
-	return b.String()
-}
-
-// resetStatement renders SET back to the given values; "" means DEFAULT.
-func resetStatement(settings map[string]string) string {
-	var b strings.Builder
-	b.WriteString("SET ")
-	for i, name := range slices.Sorted(maps.Keys(settings)) {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(name)
-		if v := settings[name]; v != "" {
-			b.WriteString(" = ")
-			b.WriteString(quoteString(v))
-		} else {
-			b.WriteString(" = DEFAULT")
-		}
+		b.WriteString(assign[name])
 	}
 	return b.String()
 }

@@ -202,6 +202,47 @@ func TestSettingsScopedToStatement(t *testing.T) {
 	}
 }
 
+// TestSettingsFollowEachStatement: settings stay on a connection between
+// statements (applySettings), so a statement must see its own settings,
+// whatever the one before it on the same connection set, and nothing of
+// the settings it does not name, connection-level ones (implicit_select,
+// baseSettings) included.
+func TestSettingsFollowEachStatement(t *testing.T) {
+	const q = "SELECT getSetting('max_threads'), getSetting('insert_deduplication_token'), getSetting('implicit_select')"
+	steps := []struct {
+		settings map[string]string
+		want     string
+	}{
+		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1"}, "7\ta\ttrue\n"},
+		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1"}, "7\ta\ttrue\n"},
+		{map[string]string{"max_threads": "3", "insert_deduplication_token": "a"}, "3\ta\tfalse\n"},
+		{map[string]string{"max_threads": "3"}, "3\t\tfalse\n"},
+		{map[string]string{"insert_deduplication_token": ""}, "\t\tfalse\n"},
+		{nil, "\t\tfalse\n"},
+	}
+	// Every step on every pooled connection (three): each may hold any
+	// earlier step's settings when the next one arrives.
+	for round := 0; round < 3; round++ {
+		for i, step := range steps {
+			for range 3 {
+				got := query(t, Statement{Query: []byte(q), Settings: step.settings})
+				if i >= 4 {
+					// max_threads is then the engine's default, which
+					// depends on the machine: only its absence of 7 and 3.
+					threads, rest, _ := strings.Cut(got, "\t")
+					if threads == "7" || threads == "3" {
+						t.Fatalf("round %d step %d: max_threads %s leaked", round, i, threads)
+					}
+					got = "\t" + rest
+				}
+				if got != step.want {
+					t.Fatalf("round %d step %d (%v): got %q, want %q", round, i, step.settings, got, step.want)
+				}
+			}
+		}
+	}
+}
+
 func TestMaxExecutionTimeHonoured(t *testing.T) {
 	_, err := testEngine.Do(context.Background(), Statement{
 		Query:    []byte("SELECT sleepEachRow(0.2) FROM numbers(20) SETTINGS max_block_size = 1"),
@@ -461,5 +502,18 @@ func TestEscapeParam(t *testing.T) {
 	}
 	if !bytes.Equal([]byte(EscapeParam("中文")), []byte("中文")) {
 		t.Fatal("non-ASCII changed")
+	}
+}
+
+// BenchmarkStatementWithDeadline runs a trivial statement carrying
+// max_execution_time, as nearly every statement of the product does (the
+// client turns its context's deadline into it): what a statement costs
+// beyond its own work.
+func BenchmarkStatementWithDeadline(b *testing.B) {
+	st := Statement{Query: []byte("SELECT 1"), Settings: map[string]string{"max_execution_time": "14"}}
+	for b.Loop() {
+		if _, err := testEngine.Do(context.Background(), st); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
