@@ -70,6 +70,20 @@ func (c *Consumer) Leadership() (generation int64, leads bool) {
 // Duplicates are records not stored because their event_id was.
 type Stats struct {
 	Consumed, Inserted, Rejected, Duplicates atomic.Int64
+	stored                                   chan struct{}
+}
+
+// Stored returns a channel that receives after a batch is stored: one
+// notice waits at most, so a reader that falls behind sees one for
+// several batches, and a reader waits without polling.
+func (s *Stats) Stored() <-chan struct{} { return s.stored }
+
+// noteStored posts the notice of Stored, unless one is already waiting.
+func (s *Stats) noteStored() {
+	select {
+	case s.stored <- struct{}{}:
+	default:
+	}
 }
 
 // Stats returns the consumer's running totals.
@@ -126,6 +140,7 @@ func New(cfg Config, conn driver.Conn, reg prometheus.Registerer, logger *slog.L
 		dialer: &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true},
 		watch:  newGroupWatch(cfg.Brokers, cfg.Topic, cfg.GroupID, time.Now()),
 	}
+	c.stats.stored = make(chan struct{}, 1)
 	// Which member leads is what an operator (and the fault tests) asks
 	// first when alerts go quiet after a rebalance.
 	leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

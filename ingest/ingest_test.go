@@ -153,6 +153,12 @@ func TestIngestEndToEnd(t *testing.T) {
 	if got := r.c.Stats().Duplicates.Load(); got != int64(len(dups)) {
 		t.Errorf("%d duplicates, want %d", got, len(dups))
 	}
+	// The stored batches left their notice for the live stream.
+	select {
+	case <-r.c.Stats().Stored():
+	default:
+		t.Error("no notice on Stats().Stored after batches were stored")
+	}
 	if got := r.metric(t, "cockpit_ingest_duplicates_total", "", ""); got != float64(len(dups)) {
 		t.Errorf("duplicates_total = %v, want %d", got, len(dups))
 	}

@@ -422,6 +422,9 @@ func (p *partition) flush(ctx context.Context) error {
 	c.stats.Inserted.Add(int64(p.rows.len()))
 	c.stats.Rejected.Add(int64(len(p.rejects)))
 	c.stats.Duplicates.Add(int64(len(p.dups)))
+	if p.rows.len() > 0 {
+		c.stats.noteStored()
+	}
 	c.m.batchRows.Observe(float64(p.count()))
 	c.m.batchSeconds.Observe(time.Since(begin).Seconds())
 	p.rows.reset()

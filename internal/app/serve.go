@@ -244,17 +244,11 @@ func (p *product) run(ctx context.Context) error {
 // watchInserts calls fresh whenever this instance's ingest has stored new
 // events, so the live stream shows them without waiting for its next tick.
 func watchInserts(ctx context.Context, st *ingest.Stats, fresh func()) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	last := st.Inserted.Load()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		if n := st.Inserted.Load(); n != last {
-			last = n
+		case <-st.Stored():
 			fresh()
 		}
 	}
