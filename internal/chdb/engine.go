@@ -451,10 +451,9 @@ func (e *Engine) applySettings(c *conn, want map[string]string) error {
 			set[name] = e.connectionValue(name)
 		}
 	}
-	if len(set) > 0 {
-		if err := c.exec(assignStatement(set)); err != nil {
-			return err
-		}
+	// Not equal, so set names at least one setting.
+	if err := c.exec(assignStatement(set)); err != nil {
+		return err
 	}
 	c.set = maps.Clone(want)
 	return nil
@@ -473,8 +472,9 @@ func (e *Engine) connectionValue(name string) string {
 }
 
 // resetSettings returns the settings named in each map to their
-// connection-level values. It reports false when the session can no
-// longer be trusted.
+// connection-level values, after a SET of applySettings failed (so they
+// name at least one). It reports false when the session can no longer be
+// trusted.
 func (e *Engine) resetSettings(c *conn, names ...map[string]string) bool {
 	reset := map[string]string{}
 	for _, m := range names {
@@ -482,7 +482,7 @@ func (e *Engine) resetSettings(c *conn, names ...map[string]string) bool {
 			reset[name] = e.connectionValue(name)
 		}
 	}
-	if len(reset) == 0 || c.exec(assignStatement(reset)) == nil {
+	if c.exec(assignStatement(reset)) == nil {
 		return true
 	}
 	// One by one, so that an unknown name (which was never applied) does not

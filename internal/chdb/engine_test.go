@@ -38,7 +38,10 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	testEngine, err = Open(Config{LibPath: lib, DataDir: dir, Connections: 3}, logger)
+	// A connection-level setting whose value is not the engine's DEFAULT:
+	// TestSettingsFollowEachStatement tells the two apart.
+	testEngine, err = Open(Config{LibPath: lib, DataDir: dir, Connections: 3,
+		Settings: map[string]string{"log_comment": "chdb-test"}}, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -205,20 +208,21 @@ func TestSettingsScopedToStatement(t *testing.T) {
 // TestSettingsFollowEachStatement: settings stay on a connection between
 // statements (applySettings), so a statement must see its own settings,
 // whatever the one before it on the same connection set, and nothing of
-// the settings it does not name, connection-level ones (implicit_select,
-// baseSettings) included.
+// the settings it does not name: implicit_select back to false, and
+// log_comment back to its connection-level value (Config.Settings), not to
+// the engine's DEFAULT (”).
 func TestSettingsFollowEachStatement(t *testing.T) {
-	const q = "SELECT getSetting('max_threads'), getSetting('insert_deduplication_token'), getSetting('implicit_select')"
+	const q = "SELECT getSetting('max_threads'), getSetting('insert_deduplication_token'), getSetting('implicit_select'), getSetting('log_comment')"
 	steps := []struct {
 		settings map[string]string
 		want     string
 	}{
-		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1"}, "7\ta\ttrue\n"},
-		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1"}, "7\ta\ttrue\n"},
-		{map[string]string{"max_threads": "3", "insert_deduplication_token": "a"}, "3\ta\tfalse\n"},
-		{map[string]string{"max_threads": "3"}, "3\t\tfalse\n"},
-		{map[string]string{"insert_deduplication_token": ""}, "\t\tfalse\n"},
-		{nil, "\t\tfalse\n"},
+		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1", "log_comment": "x"}, "7\ta\ttrue\tx\n"},
+		{map[string]string{"max_threads": "7", "insert_deduplication_token": "a", "implicit_select": "1", "log_comment": "x"}, "7\ta\ttrue\tx\n"},
+		{map[string]string{"max_threads": "3", "insert_deduplication_token": "a"}, "3\ta\tfalse\tchdb-test\n"},
+		{map[string]string{"max_threads": "3"}, "3\t\tfalse\tchdb-test\n"},
+		{map[string]string{"insert_deduplication_token": ""}, "\t\tfalse\tchdb-test\n"},
+		{nil, "\t\tfalse\tchdb-test\n"},
 	}
 	// Every step on every pooled connection (three): each may hold any
 	// earlier step's settings when the next one arrives.
