@@ -254,7 +254,7 @@ func freshness(t target, q float64) target {
 			return m, v
 		}
 		if load, ok := res.Metrics["load-events/s"]; ok {
-			m += fmt.Sprintf(" (load %s events/s, ingest %s events/s)", fmtInt(load), fmtInt(res.Metrics["ingested-events/s"]))
+			m += fmt.Sprintf(" (load %s events/s, ingest %s events/s%s)", fmtInt(load), fmtInt(res.Metrics["ingested-events/s"]), coresUnderLoad(res))
 		}
 		if unseen, n := res.Metrics["markers-unseen"], res.Metrics["markers"]; unseen > 0 && n > 0 && 1-unseen/n <= q {
 			m = fmt.Sprintf("≥ %s; lower bound: %s of %s markers never became visible", m, fmtInt(unseen), fmtInt(res.Metrics["markers"]))
@@ -262,6 +262,22 @@ func freshness(t target, q float64) target {
 		return m, v
 	}
 	return t
+}
+
+// coresUnderLoad says where the cores went while BenchmarkFreshness
+// measured, when it says: the product's process, the load generator's
+// (SPEC §9: reported apart) and the broker's.
+func coresUnderLoad(res Result) string {
+	product, ok1 := res.Metrics["product-cores"]
+	load, ok2 := res.Metrics["load-cores"]
+	if !ok1 || !ok2 {
+		return ""
+	}
+	m := fmt.Sprintf("; CPU: product %.2f, load generator %.2f", product, load)
+	if broker, ok := res.Metrics["broker-cores"]; ok {
+		m += fmt.Sprintf(", Kafka broker %.2f", broker)
+	}
+	return m + " cores"
 }
 
 // history judges a /api/v1/kpis p99 (≤ 50 ms) on the result of bench
