@@ -212,6 +212,9 @@ type liveView struct {
 	recomputed, loads, refreshes, failures atomic.Int64
 	lastRecomputed                         int64
 	refreshSeconds                         prometheus.Histogram
+
+	// beforeLoadMore, when a test sets it, runs as loadMore begins.
+	beforeLoadMore func()
 }
 
 func newLiveView(s *KPIStore, cfg LiveConfig) *liveView {
@@ -262,7 +265,19 @@ func (l *liveView) ensure(ctx context.Context) error {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveRefreshTimeout)
 			defer cancel()
 			began := time.Now()
-			err := l.update(rctx)
+			release := sync.OnceFunc(func() { close(done) })
+			more, err := l.refresh(rctx)
+			if err == nil && more {
+				// Callers have what the refresh brought; the older
+				// piece a loading view reads next is not theirs to
+				// wait for (a default window is held from the load on),
+				// and no refresh starts before it is in.
+				l.mu.Lock()
+				l.err = nil
+				l.mu.Unlock()
+				release()
+				err = l.loadMore(rctx)
+			}
 			l.refreshSeconds.Observe(time.Since(began).Seconds())
 			if err != nil {
 				l.failures.Add(1)
@@ -277,7 +292,7 @@ func (l *liveView) ensure(ctx context.Context) error {
 				l.refreshed = time.Time{}
 			}
 			l.running = nil
-			close(done)
+			release()
 		}()
 	}
 	recent := l.loaded && time.Since(l.refreshed) < liveMaxLag-l.wait
@@ -514,12 +529,24 @@ var liveReloadAbove = 2 * liveIDsPerQuery
 // most likely load it anyway. A variable for tests.
 var liveReloadRows = 25 * liveReloadAbove
 
-// update brings the view up to date with the store: it finds the
-// conversations with rows stored since the previous refresh and
-// recomputes their pieces, and only theirs.
+// update brings the view up to date with the store (refresh) and, while
+// it is loading, reads the next piece of its horizon (loadMore).
 func (l *liveView) update(ctx context.Context) error {
+	more, err := l.refresh(ctx)
+	if err != nil || !more {
+		return err
+	}
+	return l.loadMore(ctx)
+}
+
+// refresh brings the view up to date with the store: it finds the
+// conversations with rows stored since the previous refresh and
+// recomputes their pieces, and only theirs (or loads the view, when it
+// is not loaded or has more to take in than that). more says that a
+// refresh found the view loading: loadMore reads its next piece.
+func (l *liveView) refresh(ctx context.Context) (more bool, err error) {
 	if !l.loaded {
-		return l.load(ctx)
+		return false, l.load(ctx)
 	}
 	since := l.scannedTo.Add(-l.cfg.Overlap)
 	began := time.Now()
@@ -529,14 +556,14 @@ func (l *liveView) update(ctx context.Context) error {
 		// load they lead to (a demo's start-up: 1.09M rows, 0.5 s to read,
 		// and 1.6 s more before the load's first query began).
 		if _, n, err := l.count(ctx, l.sinceParams(since)); err != nil {
-			return err
+			return false, err
 		} else if n > uint64(liveReloadRows) {
-			return l.load(ctx)
+			return false, l.load(ctx)
 		}
 	}
 	serverNow, stored, err := l.changed(ctx, since)
 	if err != nil {
-		return err
+		return false, err
 	}
 	horizonMs := l.floor(serverNow.Add(-l.cfg.Horizon).UnixMilli())
 	toMs := l.floor(serverNow.Add(liveAhead).UnixMilli())
@@ -580,12 +607,12 @@ func (l *liveView) update(ctx context.Context) error {
 	ids := slices.Sorted(maps.Keys(changed))
 	recompute := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !changed[id] })
 	if l.paused && len(recompute) > liveReloadAbove {
-		return l.load(ctx)
+		return false, l.load(ctx)
 	}
 	fresh := map[string][]int64{}
 	for chunk := range slices.Chunk(recompute, liveIDsPerQuery) {
 		if err := l.read(ctx, fromMs, toMs, chunk, fresh); err != nil {
-			return err
+			return false, err
 		}
 	}
 	open := map[string]openConv{}
@@ -593,7 +620,7 @@ func (l *liveView) update(ctx context.Context) error {
 		p := clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}
 		o, err := l.readOpen(ctx, liveOpenChangedSQL, p)
 		if err != nil {
-			return err
+			return false, err
 		}
 		maps.Copy(open, o)
 	}
@@ -629,15 +656,26 @@ func (l *liveView) update(ctx context.Context) error {
 	l.idle, l.paused = len(ids) == 0, false
 	l.recomputed.Add(int64(len(recompute)))
 	l.lastRecomputed = int64(len(recompute))
-	partialFrom := l.partialFrom
+	more = l.partialFrom != 0
 	l.mu.Unlock()
+	return more, nil
+}
+
+// loadMore reads the next piece of the horizon of a loading view, once a
+// refresh has made what it holds current (load, loadOlder).
+func (l *liveView) loadMore(ctx context.Context) error {
+	l.mu.RLock()
+	partialFrom, horizonMs := l.partialFrom, l.floor(l.asOf.Add(-l.cfg.Horizon).UnixMilli())
+	l.mu.RUnlock()
 	if partialFrom == 0 {
 		return nil
 	}
-	// Loading: the next piece of the horizon, read once what the view
-	// holds is current.
+	if l.beforeLoadMore != nil {
+		l.beforeLoadMore()
+	}
 	older := map[string][]int64{}
-	if partialFrom, err = l.loadOlder(ctx, partialFrom, horizonMs, older); err != nil {
+	partialFrom, err := l.loadOlder(ctx, partialFrom, horizonMs, older)
+	if err != nil {
 		return err
 	}
 	l.mu.Lock()

@@ -321,6 +321,7 @@ func liveLoaded(t *testing.T, st *KPIStore) {
 		if err := st.live.ensure(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		refreshEnded(st.live)
 		st.live.mu.RLock()
 		done := st.live.loaded && st.live.partialFrom == 0
 		st.live.mu.RUnlock()
@@ -329,6 +330,85 @@ func liveLoaded(t *testing.T, st *KPIStore) {
 		}
 	}
 	t.Fatal("the live view did not read its whole horizon in 100 refreshes")
+}
+
+// refreshEnded waits until no refresh of l runs, the piece of the horizon
+// a loading one reads after its callers are answered included.
+func refreshEnded(l *liveView) {
+	for {
+		l.mu.RLock()
+		running := l.running != nil
+		l.mu.RUnlock()
+		if !running {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLiveLoadingHoldsNoCaller: while the view reads the older part of its
+// horizon after a load, a caller of a window it already holds gets the
+// refresh's news without waiting for that read. Callers here wait for a
+// refresh as long as it takes (liveAndRaw), so one held by the read would
+// not come back while the read is held.
+func TestLiveLoadingHoldsNoCaller(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	now := storeNow(t, conn)
+	tr := liveTraffic(13, now.Add(-62*time.Minute), now.Add(-2*time.Second), "h", 200)
+	insertChunks(t, conn, tr.early, 1000)
+	st, raw := liveAndRaw(t, conn)
+	live := st.Live()
+	w15 := func() Window { return Window{From: time.Now().Add(-15 * time.Minute), To: time.Now()} }
+	if _, err := live.KPIs(ctx, w15(), Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	st.live.mu.RLock()
+	loading := st.live.loaded && st.live.partialFrom != 0
+	st.live.mu.RUnlock()
+	if !loading {
+		t.Fatal("the first answer loaded the whole horizon: nothing left to read after it")
+	}
+	entered, gate := make(chan struct{}), make(chan struct{})
+	st.live.beforeLoadMore = func() {
+		close(entered)
+		<-gate
+	}
+	defer func() {
+		close(gate)
+		refreshEnded(st.live)
+	}()
+	// A conversation started now: the caller's refresh finds it.
+	started := schemas.Event{EventID: "hold-s1", SchemaVersion: 1, Type: schemas.ConversationStarted,
+		ConversationID: "hold-c1", OccurredAt: time.Now(), Channel: "chat", Region: "广州", Entry: "bot"}
+	insertChunks(t, conn, []schemas.Event{started}, 1)
+	type answer struct {
+		snap Snapshot
+		err  error
+	}
+	got := make(chan answer, 1)
+	w := w15()
+	go func() {
+		snap, err := live.KPIs(ctx, w, Filters{})
+		got <- answer{snap, err}
+	}()
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(time.Minute):
+		t.Fatal("a caller of the last 15 minutes waited for the older part of the horizon to be read")
+	}
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	<-entered // the read did begin after the refresh
+	want, err := raw.KPIs(ctx, Window{From: a.snap.From, To: a.snap.To}, Filters{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jsonOf(a.snap) != jsonOf(want) {
+		t.Errorf("answered while the older part is read:\nlive  %s\nstore %s", jsonOf(a.snap), jsonOf(want))
+	}
 }
 
 // liveAndRaw returns a store whose live view refreshes whenever asked
