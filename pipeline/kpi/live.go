@@ -266,8 +266,7 @@ func (l *liveView) ensure(ctx context.Context) error {
 			defer cancel()
 			began := time.Now()
 			release := sync.OnceFunc(func() { close(done) })
-			more, err := l.refresh(rctx)
-			if err == nil && more {
+			err := l.update(rctx, func() {
 				// Callers have what the refresh brought; the older
 				// piece a loading view reads next is not theirs to
 				// wait for (a default window is held from the load on),
@@ -276,8 +275,7 @@ func (l *liveView) ensure(ctx context.Context) error {
 				l.err = nil
 				l.mu.Unlock()
 				release()
-				err = l.loadMore(rctx)
-			}
+			})
 			l.refreshSeconds.Observe(time.Since(began).Seconds())
 			if err != nil {
 				l.failures.Add(1)
@@ -530,12 +528,14 @@ var liveReloadAbove = 2 * liveIDsPerQuery
 var liveReloadRows = 25 * liveReloadAbove
 
 // update brings the view up to date with the store (refresh) and, while
-// it is loading, reads the next piece of its horizon (loadMore).
-func (l *liveView) update(ctx context.Context) error {
+// it is loading, calls current and then reads the next piece of its
+// horizon (loadMore).
+func (l *liveView) update(ctx context.Context, current func()) error {
 	more, err := l.refresh(ctx)
 	if err != nil || !more {
 		return err
 	}
+	current()
 	return l.loadMore(ctx)
 }
 

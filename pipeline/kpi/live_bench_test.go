@@ -56,7 +56,7 @@ func BenchmarkLiveRefresh(b *testing.B) {
 		b.Fatal(err)
 	}
 	l := st.live
-	if err := l.update(ctx); err != nil {
+	if err := l.update(ctx, func() {}); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("%d events stored before, %d arrive over %d refreshes", len(past), len(future), b.N)
@@ -78,7 +78,7 @@ func BenchmarkLiveRefresh(b *testing.B) {
 		time.Sleep(time.Until(until))
 		before, cpu0 := l.recomputed.Load(), processCPU(b)
 		b.StartTimer()
-		if err := l.update(ctx); err != nil {
+		if err := l.update(ctx, func() {}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -123,7 +123,7 @@ func BenchmarkLiveCompute(b *testing.B) {
 		b.Fatal(err)
 	}
 	l := st.live
-	if err := l.update(ctx); err != nil {
+	if err := l.update(ctx, func() {}); err != nil {
 		b.Fatal(err)
 	}
 	// The view's first load of that hour (a start-up, a restart): what it
