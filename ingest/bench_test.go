@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/embedkafka"
 	"github.com/cockpit-cs/cockpit/internal/kafkatest"
 	"github.com/cockpit-cs/cockpit/internal/memlimit"
+	"github.com/cockpit-cs/cockpit/internal/procstat"
 	"github.com/cockpit-cs/cockpit/schemas"
 )
 
@@ -194,22 +194,14 @@ func processCPU() time.Duration {
 }
 
 // peakRSSMiB reads the process's high-water resident set from /proc.
-func peakRSSMiB() float64 { return vmHWM("self") }
+func peakRSSMiB() float64 { return vmHWM(os.Getpid()) }
 
-// vmHWM reads the high-water resident set of a process, in MiB.
-func vmHWM(pid string) float64 {
-	f, err := os.Open("/proc/" + pid + "/status")
+// vmHWM is the high-water resident set of process pid, in MiB (0 when it
+// cannot be read).
+func vmHWM(pid int) float64 {
+	b, err := procstat.PeakRSS(pid)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			var kb float64
-			_, _ = fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
-			return kb / 1024
-		}
-	}
-	return 0
+	return float64(b) / (1 << 20)
 }

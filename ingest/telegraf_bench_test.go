@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,7 +167,7 @@ func benchTelegraf(b *testing.B) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		pid := fmt.Sprint(cmd.Process.Pid)
+		pid := cmd.Process.Pid
 		var hwm float64
 		deadline := time.Now().Add(5 * time.Minute)
 		for {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockpit-cs/cockpit/internal/procstat"
 )
 
 // BenchmarkFreshness's load generator runs in a process of its own, the
@@ -134,15 +136,15 @@ type cpuSample struct {
 func spanCPU(pid int) (cpuSample, error) {
 	var s cpuSample
 	var err error
-	if s.self, err = procCPU(os.Getpid()); err != nil {
+	if s.self, err = procstat.CPU(os.Getpid()); err != nil {
 		return s, err
 	}
-	if s.load, err = procCPU(pid); err != nil {
+	if s.load, err = procstat.CPU(pid); err != nil {
 		return s, err
 	}
 	pids := brokerPIDs()
 	for _, b := range pids {
-		t, err := procCPU(b)
+		t, err := procstat.CPU(b)
 		if err != nil {
 			return s, err
 		}
@@ -152,35 +154,6 @@ func spanCPU(pid int) (cpuSample, error) {
 		s.brokers = fmt.Sprint(pids)
 	}
 	return s, nil
-}
-
-// procCPU is the user and system CPU time process pid has used, from
-// /proc/<pid>/stat (utime and stime, fields 14 and 15, in the kernel's
-// USER_HZ of 100 per second).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces:
-	// the fields counted from the state, field 3, follow its last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / 100, nil
 }
 
 // brokerPIDs are the processes of this machine running a Kafka broker

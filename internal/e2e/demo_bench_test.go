@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockpit-cs/cockpit/internal/procstat"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
@@ -32,10 +32,6 @@ var (
 // watermarks) at which the demo's backfill counts as taken in: a few
 // seconds of its live traffic.
 const backfillLagDone = 1000
-
-// clockTicks is the kernel's USER_HZ, the unit of the CPU times in
-// /proc/<pid>/stat: 100 on every Linux the product runs on.
-const clockTicks = 100
 
 // BenchmarkDemo measures the product as `make run` starts it, the cockpit
 // binary's `demo` command on a fresh data directory (embedded broker and
@@ -245,7 +241,7 @@ func watchStream(ctx context.Context, base string, t0 time.Time, filled, frames 
 // measureCPU is p's CPU time (user and system, every thread) over span,
 // in cores.
 func measureCPU(p *proc, span time.Duration) (float64, error) {
-	c0, err := cpuTicks(p)
+	c0, err := procstat.CPU(p.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
@@ -255,52 +251,12 @@ func measureCPU(p *proc, span time.Duration) (float64, error) {
 		return 0, fmt.Errorf("%s exited while measured: %v\n%s", p.name, p.err, p.tail(30))
 	case <-time.After(span):
 	}
-	c1, err := cpuTicks(p)
+	c1, err := procstat.CPU(p.cmd.Process.Pid)
 	if err != nil {
 		return 0, err
 	}
-	return float64(c1-c0) / clockTicks / time.Since(t0).Seconds(), nil
-}
-
-// cpuTicks reads utime + stime of p from /proc/<pid>/stat.
-func cpuTicks(p *proc) (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// counted are those after its closing parenthesis, starting with
-	// field 3 (state); utime and stime are fields 14 and 15.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", p.cmd.Process.Pid, len(fields))
-	}
-	var sum int64
-	for _, f := range fields[11:13] {
-		v, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", p.cmd.Process.Pid, err)
-		}
-		sum += v
-	}
-	return sum, nil
+	return (c1 - c0).Seconds() / time.Since(t0).Seconds(), nil
 }
 
 // peakRSS is p's VmHWM in bytes.
-func peakRSS(p *proc) (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmHWM: %w", err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmHWM", p.cmd.Process.Pid)
-}
+func peakRSS(p *proc) (int64, error) { return procstat.PeakRSS(p.cmd.Process.Pid) }
