@@ -153,6 +153,9 @@ type liveView struct {
 
 	mu      sync.RWMutex
 	running chan struct{} // closed when the refresh under way ends
+	// current is closed when the refresh under way has made the view
+	// current, before a loading view reads its next piece (update).
+	current chan struct{}
 	loaded  bool
 	// partialFrom is, while a load reads the rest of the horizon, the
 	// start of what it has read (unix ms): it answers no window that
@@ -246,12 +249,12 @@ func (l *liveView) floor(ms int64) int64 {
 // refresh. A refresh runs on its own, with its own time limit, so a
 // caller that gives up (ctx) leaves it to finish for the next caller;
 // callers that come while one runs wait for it.
-func (l *liveView) ensure(ctx context.Context) error {
+func (l *liveView) ensure(ctx context.Context, from int64) error {
 	tolerated, _ := ctx.Value(stalenessKey{}).(time.Duration)
 	maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
 	asIsWait, asIs := ctx.Value(asIsKey{}).(time.Duration)
 	l.mu.Lock()
-	done := l.running
+	done, current := l.running, l.current
 	if done != nil && bounded && time.Since(l.readAt) > maxAge {
 		// A refresh under way and the view already too old for this
 		// caller: it has fallen behind, and the store answers sooner.
@@ -259,18 +262,19 @@ func (l *liveView) ensure(ctx context.Context) error {
 		return errLiveBehind
 	}
 	if done == nil && l.due(tolerated) {
-		done = make(chan struct{})
-		l.running, l.taken = done, l.localAt.Load()
+		done, current = make(chan struct{}), make(chan struct{})
+		l.running, l.current, l.taken = done, current, l.localAt.Load()
 		go func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveRefreshTimeout)
 			defer cancel()
 			began := time.Now()
-			release := sync.OnceFunc(func() { close(done) })
+			release := sync.OnceFunc(func() { close(current) })
 			err := l.update(rctx, func() {
-				// Callers have what the refresh brought; the older
-				// piece a loading view reads next is not theirs to
-				// wait for (a default window is held from the load on),
-				// and no refresh starts before it is in.
+				// The callers of windows the view holds have what the
+				// refresh brought; the older piece a loading view reads
+				// next is not theirs to wait for (a default window is
+				// held from the load on), and no refresh starts before
+				// it is in.
 				l.mu.Lock()
 				l.err = nil
 				l.mu.Unlock()
@@ -289,8 +293,9 @@ func (l *liveView) ensure(ctx context.Context) error {
 				// Try again at once next time.
 				l.refreshed = time.Time{}
 			}
-			l.running = nil
+			l.running, l.current = nil, nil
 			release()
+			close(done)
 		}()
 	}
 	recent := l.loaded && time.Since(l.refreshed) < liveMaxLag-l.wait
@@ -311,11 +316,22 @@ func (l *liveView) ensure(ctx context.Context) error {
 			defer t.Stop()
 			late = t.C
 		}
-		select {
-		case <-done:
-		case <-late:
-		case <-ctx.Done():
-			return ctx.Err()
+		// A caller of a window older than a loading view holds waits for
+		// the piece it reads: the store answers such a window, and its
+		// read beside the view's raised the demo's peak RSS, start-up
+		// included, from 876 MiB to 958 (means of 4 and 8 runs).
+	waiting:
+		for next := current; ; next = done {
+			select {
+			case <-next:
+			case <-late:
+				break waiting
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if next == done || l.holds(from) {
+				break
+			}
 		}
 	}
 	l.mu.RLock()
@@ -1143,6 +1159,14 @@ func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration
 	}
 	now := l.s.cfg.Now()
 	return !w.From.Before(now.Add(-l.cfg.Horizon).Add(l.cfg.Bucket))
+}
+
+// holds reports whether the view holds the buckets from from (unix ms)
+// on: it is loaded, or its load has read that far back.
+func (l *liveView) holds(from int64) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.loaded && (l.partialFrom == 0 || from >= l.partialFrom)
 }
 
 // compute answers w from the buckets, as KPIStore.compute does from the

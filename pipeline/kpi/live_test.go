@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -318,7 +319,7 @@ func TestLiveAgreesWithStore(t *testing.T) {
 func liveLoaded(t *testing.T, st *KPIStore) {
 	t.Helper()
 	for range 100 {
-		if err := st.live.ensure(context.Background()); err != nil {
+		if err := st.live.ensure(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 		refreshEnded(st.live)
@@ -348,9 +349,10 @@ func refreshEnded(l *liveView) {
 
 // TestLiveLoadingHoldsNoCaller: while the view reads the older part of its
 // horizon after a load, a caller of a window it already holds gets the
-// refresh's news without waiting for that read. Callers here wait for a
-// refresh as long as it takes (liveAndRaw), so one held by the read would
-// not come back while the read is held.
+// refresh's news without waiting for that read; a caller of a window it
+// does not hold yet waits for the read, then gets the store's answer.
+// Callers here wait for a refresh as long as it takes (liveAndRaw), so one
+// held by the read would not come back while the read is held.
 func TestLiveLoadingHoldsNoCaller(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
@@ -374,8 +376,9 @@ func TestLiveLoadingHoldsNoCaller(t *testing.T) {
 		close(entered)
 		<-gate
 	}
+	open := sync.OnceFunc(func() { close(gate) })
 	defer func() {
-		close(gate)
+		open()
 		refreshEnded(st.live)
 	}()
 	// A conversation started now: the caller's refresh finds it.
@@ -408,6 +411,33 @@ func TestLiveLoadingHoldsNoCaller(t *testing.T) {
 	}
 	if jsonOf(a.snap) != jsonOf(want) {
 		t.Errorf("answered while the older part is read:\nlive  %s\nstore %s", jsonOf(a.snap), jsonOf(want))
+	}
+
+	// The last 55 minutes start before what the view holds: the store
+	// answers them, after the view's read.
+	old := Window{From: time.Now().Add(-55 * time.Minute), To: time.Now()}
+	if st.live.holds(st.live.floor(old.From.UnixMilli())) {
+		t.Fatal("the view holds 55 minutes while it reads the older part: nothing to wait for")
+	}
+	go func() {
+		snap, err := live.KPIs(ctx, old, Filters{})
+		got <- answer{snap, err}
+	}()
+	select {
+	case a = <-got:
+		t.Fatalf("a caller of a window the view does not hold came back during the view's read (%v)", a.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	open()
+	a = <-got
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if want, err = raw.KPIs(ctx, old, Filters{}); err != nil {
+		t.Fatal(err)
+	}
+	if jsonOf(a.snap) != jsonOf(want) {
+		t.Errorf("55 minutes after the older part was read:\nlive  %s\nstore %s", jsonOf(a.snap), jsonOf(want))
 	}
 }
 

@@ -643,7 +643,7 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		}
 	}
 	if s.useLive && s.live.covers(w, f, dim, step) {
-		err := s.live.ensure(ctx)
+		err := s.live.ensure(ctx, s.live.floor(w.From.UnixMilli()))
 		maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
 		switch {
 		case !bounded && err != nil:
