@@ -248,7 +248,10 @@ func (l *liveView) floor(ms int64) int64 {
 // ensure refreshes the view if it is due and returns the error of that
 // refresh. A refresh runs on its own, with its own time limit, so a
 // caller that gives up (ctx) leaves it to finish for the next caller;
-// callers that come while one runs wait for it.
+// callers that come while one runs wait for it. from is the start of the
+// caller's window (unix ms): while the view loads, a caller of a window
+// it holds waits only for the refresh, not for the older piece read after
+// it.
 func (l *liveView) ensure(ctx context.Context, from int64) error {
 	tolerated, _ := ctx.Value(stalenessKey{}).(time.Duration)
 	maxAge, bounded := ctx.Value(freshnessKey{}).(time.Duration)
