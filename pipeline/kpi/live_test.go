@@ -178,10 +178,14 @@ func TestLiveAgreesWithStore(t *testing.T) {
 	// answers the windows within it, the store those before, until the
 	// refreshes after it have read the rest. Late events that arrive
 	// meanwhile, in both parts, come out right.
-	w15 := Window{From: now.Add(-15 * time.Minute), To: now}
-	if _, err := live.KPIs(ctx, w15, Filters{}); err != nil {
+	if _, err := live.KPIs(ctx, Window{From: now.Add(-15 * time.Minute), To: now}, Filters{}); err != nil {
 		t.Fatal(err)
 	}
+	// The last 15 minutes as of the load: a caller's are no older.
+	st.live.mu.RLock()
+	loadedAt := st.live.asOf
+	st.live.mu.RUnlock()
+	w15 := Window{From: loadedAt.Add(-15 * time.Minute), To: loadedAt}
 	hour := Window{From: time.Now().Add(-time.Hour), To: time.Now()}
 	if _, _, ok := st.live.compute(hour, Filters{}, DimNone, 0, false); ok || st.live.partialFrom == 0 {
 		t.Fatalf("a load answers the last hour at once (partialFrom %d): want only its newest %s", st.live.partialFrom, liveFirst)
@@ -542,6 +546,7 @@ func TestLiveOldRows(t *testing.T) {
 	if got := check("loaded"); got.ActiveConversations != 2 {
 		t.Fatalf("loaded: %d active conversations, want 2", got.ActiveConversations)
 	}
+	liveLoaded(t, st) // the reads of the rest of the horizon count too
 	before := st.live.recomputed.Load()
 
 	// The old conversation was closed two hours ago: no piece to redo,
