@@ -1353,6 +1353,18 @@ func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step 
 	if f == (Filters{}) {
 		roll = slices.Index(rollDims[:], dim) + 1
 	}
+	// The sums are added at once, the histograms once every cell of an
+	// answer is known: each answer cell's live cells, in the order found.
+	parts := map[*cell][]*lcell{}
+	add := func(idx int64, key string, c *lcell) {
+		o := at(out, idx, key)
+		for i, v := range c.sums {
+			o.sums[i] += v
+		}
+		if len(c.hist) > 0 {
+			parts[o] = append(parts[o], c)
+		}
+	}
 	for b := from; b < to; b += l.bucketMs() {
 		var idx int64
 		if step > 0 {
@@ -1363,20 +1375,34 @@ func (l *liveView) computeLocked(from, to int64, f Filters, dim Dimension, step 
 		case bk == nil:
 		case roll == 0:
 			if bk.total.pieces > 0 {
-				bk.total.mergeInto(at(out, idx, ""))
+				add(idx, "", &bk.total)
 			}
 		case roll > 0:
-			bk.by[roll-1].each(func(v string, c *lcell) { c.mergeInto(at(out, idx, v)) })
+			bk.by[roll-1].each(func(v string, c *lcell) { add(idx, v, c) })
 		default:
 			bk.full.each(func(id uint32, c *lcell) {
 				if k := &l.keyList[id]; k.matches(f) {
-					c.mergeInto(at(out, idx, k.of(dim)))
+					add(idx, k.of(dim), c)
 				}
 			})
 		}
 	}
+	if len(parts) > 0 {
+		h := histSums.Get().(*histSum)
+		for o, cs := range parts {
+			for _, c := range cs {
+				h.add(c)
+			}
+			h.flush(o)
+		}
+		histSums.Put(h)
+	}
 	return out
 }
+
+// histSums are the histSum of computations under way (computeLocked runs
+// under the read lock, so several at once).
+var histSums = sync.Pool{New: func() any { return new(histSum) }}
 
 // RegisterMetrics registers the live view's metrics with reg (nothing
 // when the store has no live view): its refreshes, loads, failures and

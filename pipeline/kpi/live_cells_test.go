@@ -138,11 +138,25 @@ func TestLiveCellInAndOut(t *testing.T) {
 	if want := []histEntry{{100_020, 1}, {100_300, 1}, {100_400, 3}}; !slices.Equal(c.hist, want) {
 		t.Fatalf("histogram %v, want %v (sorted, counts added)", c.hist, want)
 	}
-	var o cell
-	c.mergeInto(&o)
-	c.mergeInto(&o)
-	if o.sums[sFRN] != 6 || o.dists[distFirstResponse-1][400] != 6 || o.dists[distFirstResponse-1][20] != 2 {
-		t.Errorf("merged twice into an answer cell: sums %v, first response %v", o.sums[:len(windowSums)], o.dists[distFirstResponse-1])
+	var (
+		o cell
+		h histSum
+	)
+	h.add(&c)
+	h.add(&c)
+	h.flush(&o)
+	if d := o.dists[distFirstResponse-1]; len(d) != 3 || d[400] != 6 || d[20] != 2 || d[300] != 2 {
+		t.Errorf("added twice into an answer cell: first response %v", d)
+	}
+	// A flush starts the next answer cell from nothing; the widest
+	// buckets of any Int64 value count, a key of no distribution does not.
+	widest := int32(histExact + 1 + math.Floor(math.Log(math.MaxInt64/histExact)/math.Log(histGamma)))
+	far := lcell{hist: []histEntry{{2*histDistStride - widest, 1}, {2*histDistStride + widest, 4}, {9 * histDistStride, 7}}}
+	var o2 cell
+	h.add(&far)
+	h.flush(&o2)
+	if d := o2.dists[distHumanFirstResponse-1]; len(d) != 2 || d[-widest] != 1 || d[widest] != 4 || o2.dists[distFirstResponse-1] != nil {
+		t.Errorf("second answer cell: %v", o2.dists)
 	}
 	if a.apply(&c, -1) {
 		t.Error("a cell with a piece left reported empty")

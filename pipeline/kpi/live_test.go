@@ -320,7 +320,7 @@ func TestLiveAgreesWithStore(t *testing.T) {
 
 // liveLoaded refreshes st's view until it holds its whole horizon (a
 // load reads the newest liveFirst, the refreshes after it the rest).
-func liveLoaded(t *testing.T, st *KPIStore) {
+func liveLoaded(t testing.TB, st *KPIStore) {
 	t.Helper()
 	for range 100 {
 		if err := st.live.ensure(context.Background(), 0); err != nil {
