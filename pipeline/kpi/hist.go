@@ -127,14 +127,25 @@ func (c *cell) addHist(keys []int32, counts []uint64) {
 // addHistKey adds n to combined histogram key k of c; a key of no
 // distribution is left out.
 func (c *cell) addHistKey(k int32, n uint64) {
-	d := (int64(k) + histDistStride/2) / histDistStride
-	if d < 1 || d > distCount {
+	d, b, ok := splitHistKey(k)
+	if !ok {
 		return
 	}
-	h := c.dists[d-1]
+	h := c.dists[d]
 	if h == nil {
 		h = hist{}
-		c.dists[d-1] = h
+		c.dists[d] = h
 	}
-	h[int32(int64(k)-d*histDistStride)] += n
+	h[b] += n
+}
+
+// splitHistKey returns the distribution (0-based index of cell.dists)
+// and the bucket of combined histogram key k; ok is false for a key of
+// no distribution.
+func splitHistKey(k int32) (dist int, bucket int32, ok bool) {
+	d := (int64(k) + histDistStride/2) / histDistStride
+	if d < 1 || d > distCount {
+		return 0, 0, false
+	}
+	return int(d - 1), int32(int64(k) - d*histDistStride), true
 }

@@ -62,16 +62,15 @@ type histSum struct {
 // add adds the histogram of c.
 func (h *histSum) add(c *lcell) {
 	for _, e := range c.hist {
-		d := (int64(e.k) + histDistStride/2) / histDistStride
-		b := int64(e.k) - d*histDistStride
-		if d < 1 || d > distCount || b < -histSpan || b > histSpan {
-			continue // no key of a distribution (cell.addHistKey)
+		d, b, ok := splitHistKey(e.k)
+		if !ok || b < -histSpan || b > histSpan {
+			continue
 		}
 		i := b + histSpan
-		if h.n[d-1][i] == 0 {
-			h.touched[d-1] = append(h.touched[d-1], int32(b))
+		if h.n[d][i] == 0 {
+			h.touched[d] = append(h.touched[d], b)
 		}
-		h.n[d-1][i] += uint64(e.n)
+		h.n[d][i] += uint64(e.n)
 	}
 }
 
