@@ -70,7 +70,10 @@ func (c DeliveryConfig) WithDefaults() DeliveryConfig {
 // it reads the outbox and leaves claimed notifications alone until their
 // claim expires, so of two members that both believe they lead, only one
 // sends; a claim expires only when its deliverer died mid-attempt, and the
-// notification is then sent again (at least once).
+// notification is then sent again (at least once). A notification the
+// leader's store writes already claimed (Store.ClaimEnqueued) is sent
+// without a claim write: that write was its claim, and Fence is still
+// asked after it.
 type Deliverer struct {
 	cfg       DeliveryConfig
 	store     DeliveryStore
@@ -92,9 +95,13 @@ type Deliverer struct {
 	seen  map[string]bool
 
 	// queued holds the notifications written since Run last looked
-	// (Enqueued); kick wakes it.
+	// (Enqueued); kick wakes it. own holds the claims written with them
+	// (Store.ClaimEnqueued) since Run started, by notification id: when
+	// each expires. Such a notification is this deliverer's to send
+	// without claiming it again while its claim still covers an attempt.
 	queuedMu sync.Mutex
 	queued   []OutboxItem
+	own      map[string]time.Time
 	kick     chan struct{}
 }
 
@@ -109,11 +116,23 @@ func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]
 		kick: make(chan struct{}, 1)}
 }
 
+// EnqueueClaim is how long the store should claim each notification it
+// writes for this deliverer (Store.ClaimEnqueued): an attempt's timeout
+// and two margins, so that a notification handed over at once is still
+// claimed for a whole attempt when it is sent.
+func (d *Deliverer) EnqueueClaim() time.Duration { return d.cfg.Timeout + 2*claimMargin }
+
 // Enqueued tells Run of a notification just written to the outbox
 // (Store.OnEnqueue) and wakes it.
 func (d *Deliverer) Enqueued(it OutboxItem) {
 	d.queuedMu.Lock()
 	d.queued = append(d.queued, it)
+	if it.State == "sending" {
+		if d.own == nil {
+			d.own = map[string]time.Time{}
+		}
+		d.own[it.Notification.ID] = it.NextAttempt
+	}
 	d.queuedMu.Unlock()
 	select {
 	case d.kick <- struct{}{}:
@@ -128,6 +147,11 @@ func (d *Deliverer) Enqueued(it OutboxItem) {
 // its receiver has nothing older waiting (handed). Whatever was told of
 // before Run starts is in its first read.
 func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
+	// Claims written before this run (another term's) are left to
+	// expire: the first read finds those notifications.
+	d.queuedMu.Lock()
+	d.own = nil
+	d.queuedMu.Unlock()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	read := true
@@ -151,6 +175,21 @@ func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
 			read = false
 		}
 	}
+}
+
+// ownClaim returns when the claim written with notification id expires,
+// if this deliverer holds it (Enqueued).
+func (d *Deliverer) ownClaim(id string) (time.Time, bool) {
+	d.queuedMu.Lock()
+	defer d.queuedMu.Unlock()
+	exp, ok := d.own[id]
+	return exp, ok
+}
+
+func (d *Deliverer) dropClaim(id string) {
+	d.queuedMu.Lock()
+	delete(d.own, id)
+	d.queuedMu.Unlock()
 }
 
 func (d *Deliverer) takeQueued() []OutboxItem {
@@ -260,7 +299,7 @@ func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem)
 		go func() {
 			defer wg.Done()
 			for _, it := range its {
-				if it.NextAttempt.After(now) {
+				if _, own := d.ownClaim(it.Notification.ID); it.NextAttempt.After(now) && !(own && it.State == "sending") {
 					later(it.NextAttempt)
 					return // keep this receiver's order: later ones wait
 				}
@@ -289,13 +328,19 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) boo
 	if !ok {
 		err = errors.New("no such receiver configured")
 	} else {
-		claim := it
-		claim.State, claim.NextAttempt = "sending", time.Now().Add(d.cfg.Timeout+claimMargin)
-		if cerr := d.store.UpdateOutbox(ctx, claim); cerr != nil {
-			if ctx.Err() == nil {
-				d.logger.Warn("cannot claim a notification; will retry", "notification", n.ID, "err", cerr)
+		// A claim written with the notification (Store.ClaimEnqueued)
+		// serves while it still covers an attempt; else it is claimed
+		// again, as one from the outbox is.
+		defer d.dropClaim(n.ID)
+		if exp, own := d.ownClaim(n.ID); !own || time.Until(exp) < d.cfg.Timeout+claimMargin {
+			claim := it
+			claim.State, claim.NextAttempt = "sending", time.Now().Add(d.cfg.Timeout+claimMargin)
+			if cerr := d.store.UpdateOutbox(ctx, claim); cerr != nil {
+				if ctx.Err() == nil {
+					d.logger.Warn("cannot claim a notification; will retry", "notification", n.ID, "err", cerr)
+				}
+				return false
 			}
-			return false
 		}
 		if d.Fence != nil {
 			if ferr := d.Fence(ctx); ferr != nil {

@@ -25,6 +25,12 @@ type Store struct {
 	// outbox, after the write, so that delivery sends it at once
 	// (Deliverer.Enqueued) rather than on a poll.
 	OnEnqueue func(OutboxItem)
+	// ClaimEnqueued, if above zero, writes each notification already
+	// claimed for that long (state sending, by this store's term), so that
+	// the deliverer OnEnqueue tells of it sends it without a claim write
+	// of its own (Deliverer.EnqueueClaim): one insert fewer between a
+	// firing alert and its notification.
+	ClaimEnqueued time.Duration
 	// silencesSeen is the newest stamp of the silences table a term check
 	// read (nil before the first); probes numbers the checks.
 	silencesSeen atomic.Pointer[silenceStamp]
@@ -316,13 +322,17 @@ type OutboxItem struct {
 	CreatedAt    time.Time
 }
 
-// Enqueue writes a notification to the outbox as pending. Writing the
-// same notification twice is harmless: the id is the key.
+// Enqueue writes a notification to the outbox as pending, or claimed
+// (ClaimEnqueued). Writing the same notification twice is harmless: the
+// id is the key.
 func (s *Store) Enqueue(ctx context.Context, n *Notification) error {
 	if err := fenced(ctx); err != nil {
 		return err
 	}
 	it := OutboxItem{Notification: *n, State: "pending", NextAttempt: n.CreatedAt, CreatedAt: n.CreatedAt}
+	if s.ClaimEnqueued > 0 {
+		it.State, it.NextAttempt = "sending", time.Now().Add(s.ClaimEnqueued)
+	}
 	err := s.writeOutbox(ctx, it)
 	if err == nil && s.OnEnqueue != nil {
 		s.OnEnqueue(it)

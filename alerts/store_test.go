@@ -380,12 +380,69 @@ func TestDeliveryKeepsOrderAcrossBackoff(t *testing.T) {
 // countingOutbox counts the deliverer's outbox reads.
 type countingOutbox struct {
 	*Store
-	reads atomic.Int64
+	reads, writes atomic.Int64
 }
 
 func (c *countingOutbox) Due(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
 	c.reads.Add(1)
 	return c.Store.Due(ctx, now, limit)
+}
+
+func (c *countingOutbox) UpdateOutbox(ctx context.Context, it OutboxItem) error {
+	c.writes.Add(1)
+	return c.Store.UpdateOutbox(ctx, it)
+}
+
+// TestClaimedWhenEnqueued: a notification the store writes already
+// claimed for its deliverer (ClaimEnqueued) goes out with one outbox
+// write, its outcome, whether it is handed over or found by a read;
+// another member leaves it alone while the claim holds; a claim too near
+// its end to cover an attempt is written again first.
+func TestClaimedWhenEnqueued(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	st := &countingOutbox{Store: NewStore(conn)}
+	ops := &orderNotifier{}
+	logger := slog.New(slog.DiscardHandler)
+	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops}, logger)
+	other := NewDeliverer(DeliveryConfig{}, NewStore(conn), map[string]Notifier{"ops": ops}, logger)
+	st.OnEnqueue = d.Enqueued
+	st.ClaimEnqueued = d.EnqueueClaim()
+	now := time.Now()
+	enqueue := func(id string) {
+		t.Helper()
+		if err := st.Enqueue(ctx, &Notification{ID: id, Receiver: "ops", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue("n1")
+	due, err := st.Store.Due(ctx, now, 10)
+	if err != nil || len(due) != 1 || due[0].State != "sending" || due[0].NextAttempt.Sub(now) < d.EnqueueClaim()-time.Second {
+		t.Fatalf("outbox after Enqueue: %+v, %v; want n1 claimed for %s", due, err, d.EnqueueClaim())
+	}
+	other.Once(ctx, time.Now())
+	if len(ops.ids) != 0 {
+		t.Fatalf("another member sent %v while the claim holds", ops.ids)
+	}
+	// Found by a read: sent, and the outcome is the one write.
+	d.Once(ctx, time.Now())
+	if !slices.Equal(ops.ids, []string{"n1"}) || st.writes.Load() != 1 {
+		t.Fatalf("after the read: sent %v with %d outbox writes, want [n1] and 1", ops.ids, st.writes.Load())
+	}
+	// Handed over: the same.
+	enqueue("n2")
+	if !d.handed(ctx, time.Now(), d.takeQueued()) || !slices.Equal(ops.ids, []string{"n1", "n2"}) || st.writes.Load() != 2 {
+		t.Fatalf("handed: sent %v with %d outbox writes, want [n1 n2] and 2", ops.ids, st.writes.Load())
+	}
+	// A claim that would end within an attempt is written again.
+	st.ClaimEnqueued = time.Second
+	enqueue("n3")
+	if !d.handed(ctx, time.Now(), d.takeQueued()) || !slices.Equal(ops.ids, []string{"n1", "n2", "n3"}) || st.writes.Load() != 4 {
+		t.Fatalf("short claim: sent %v with %d outbox writes, want [n1 n2 n3] and 4", ops.ids, st.writes.Load())
+	}
+	if due, err := st.Store.Due(ctx, time.Now(), 10); err != nil || len(due) != 0 {
+		t.Fatalf("outbox after delivery: %+v, %v", due, err)
+	}
 }
 
 // TestHandedDelivery: a notification this process wrote goes out without

@@ -300,6 +300,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	a.store.OnEnqueue = a.deliverer.Enqueued
+	a.store.ClaimEnqueued = a.deliverer.EnqueueClaim()
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
