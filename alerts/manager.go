@@ -241,10 +241,7 @@ func (m *Manager) Observe(ctx context.Context, ev rules.Evaluation) error {
 		})
 		m.logger.Info("alert "+string(ch.To), "rule", ch.Alert.Rule, "labels", ch.Alert.Labels, "explanation", ch.Alert.Explanation)
 	}
-	if err := m.store.SaveAlerts(ctx, changed); err != nil {
-		return err
-	}
-	if err := m.store.AppendHistory(ctx, history); err != nil {
+	if err := m.save(ctx, changed, history); err != nil {
 		return err
 	}
 	m.dispatcher.Update(changes, ev.At)
@@ -267,6 +264,29 @@ func (m *Manager) Observe(ctx context.Context, ev rules.Evaluation) error {
 		}
 	}
 	return nil
+}
+
+// save writes the alerts' new states and their history. The two writes
+// go to different tables and run side by side: each is an insert that
+// makes a part, and the tick that fires an alert waits for both before it
+// queues a notification. The term is checked once, before either.
+func (m *Manager) save(ctx context.Context, changed []Record, history []HistoryEntry) error {
+	if len(changed) == 0 && len(history) == 0 {
+		return nil
+	}
+	if err := fenced(ctx); err != nil {
+		return err
+	}
+	wctx := context.WithValue(ctx, fenceKey{}, nil) // checked above
+	var herr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		herr = m.store.AppendHistory(wctx, history)
+	}()
+	aerr := m.store.SaveAlerts(wctx, changed)
+	<-done
+	return errors.Join(aerr, herr)
 }
 
 // ErrNotFound is returned for an unknown alert or silence.
@@ -357,42 +377,58 @@ func (m *Manager) Sync(ctx context.Context, now time.Time) error {
 }
 
 func (m *Manager) sync(ctx context.Context, now time.Time) error {
-	// The silences are read again unless a term check made since the last
-	// sync saw them unchanged: a stamp the last sync already used says
-	// nothing of writes made after it, unless this tick made no check
-	// (WithFence): then the silences and acks stay as they are until the
-	// next tick's.
-	seen := m.store.silencesSeen.Load()
-	if deferred(ctx) && seen != nil && seen.seq == m.silencesAt.seq {
+	// Under WithFence, a tick that made no term check since the last sync
+	// leaves the silences and acks as they are until the next tick's.
+	if seen := m.store.silencesSeen.Load(); deferred(ctx) && seen != nil && seen.seq == m.silencesAt.seq {
 		return nil
 	}
-	if seen == nil || m.silencesAt.seq == 0 || seen.seq == m.silencesAt.seq || seen.hash != m.silencesAt.hash {
-		ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
-		if err != nil {
-			return err
-		}
-		if err := m.silences.Replace(ss); err != nil {
-			return err
-		}
-		m.silenceLoads++
-		m.silencesAt = silenceStamp{}
-		if seen != nil {
-			// Read after the probe: whatever it stamped is in force.
-			m.silencesAt = *seen
-		}
-	} else {
-		m.silencesAt.seq = seen.seq
-	}
+	// The acks of the active alerts are read beside the silences: two
+	// small reads a tick that fires waits for.
 	active := m.tracker.Active()
 	ids := make([]string, len(active))
 	for i, r := range active {
 		ids[i] = r.ID
 	}
-	acks, err := m.store.LoadAcks(ctx, ids)
-	if err != nil {
+	var (
+		acks    map[string]Ack
+		ackErr  error
+		ackDone = make(chan struct{})
+	)
+	go func() {
+		defer close(ackDone)
+		acks, ackErr = m.store.LoadAcks(ctx, ids)
+	}()
+	serr := m.syncSilences(ctx, now)
+	<-ackDone
+	if err := errors.Join(serr, ackErr); err != nil {
 		return err
 	}
 	m.tracker.ApplyAcks(acks)
+	return nil
+}
+
+// syncSilences reads the silences again unless a term check made since
+// the last sync saw them unchanged: a stamp the last sync already used
+// says nothing of writes made after it.
+func (m *Manager) syncSilences(ctx context.Context, now time.Time) error {
+	seen := m.store.silencesSeen.Load()
+	if seen != nil && m.silencesAt.seq != 0 && seen.seq != m.silencesAt.seq && seen.hash == m.silencesAt.hash {
+		m.silencesAt.seq = seen.seq
+		return nil
+	}
+	ss, err := m.store.LoadSilences(ctx, now.Add(-silenceLookback))
+	if err != nil {
+		return err
+	}
+	if err := m.silences.Replace(ss); err != nil {
+		return err
+	}
+	m.silenceLoads++
+	m.silencesAt = silenceStamp{}
+	if seen != nil {
+		// Read after the probe: whatever it stamped is in force.
+		m.silencesAt = *seen
+	}
 	return nil
 }
 
