@@ -96,9 +96,12 @@ type Deliverer struct {
 
 	// queued holds the notifications written since Run last looked
 	// (Enqueued); kick wakes it. own holds the claims written with them
-	// (Store.ClaimEnqueued) since Run started, by notification id: when
-	// each expires. Such a notification is this deliverer's to send
-	// without claiming it again while its claim still covers an attempt.
+	// (Store.ClaimEnqueued), by notification id: when each expires. Until
+	// then no other member can have claimed the notification (a new
+	// leader leaves it alone), so it is this deliverer's to send, without
+	// claiming it again while the claim still covers an attempt; after
+	// that it is any notification of the outbox, however it was claimed
+	// meanwhile.
 	queuedMu sync.Mutex
 	queued   []OutboxItem
 	own      map[string]time.Time
@@ -131,6 +134,12 @@ func (d *Deliverer) Enqueued(it OutboxItem) {
 		if d.own == nil {
 			d.own = map[string]time.Time{}
 		}
+		now := time.Now()
+		for id, exp := range d.own {
+			if !now.Before(exp) {
+				delete(d.own, id) // never sent here: a fenced-off term's
+			}
+		}
 		d.own[it.Notification.ID] = it.NextAttempt
 	}
 	d.queuedMu.Unlock()
@@ -147,11 +156,6 @@ func (d *Deliverer) Enqueued(it OutboxItem) {
 // its receiver has nothing older waiting (handed). Whatever was told of
 // before Run starts is in its first read.
 func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
-	// Claims written before this run (another term's) are left to
-	// expire: the first read finds those notifications.
-	d.queuedMu.Lock()
-	d.own = nil
-	d.queuedMu.Unlock()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	read := true
@@ -299,7 +303,7 @@ func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem)
 		go func() {
 			defer wg.Done()
 			for _, it := range its {
-				if _, own := d.ownClaim(it.Notification.ID); it.NextAttempt.After(now) && !(own && it.State == "sending") {
+				if exp, own := d.ownClaim(it.Notification.ID); it.NextAttempt.After(now) && !(own && it.State == "sending" && now.Before(exp)) {
 					later(it.NextAttempt)
 					return // keep this receiver's order: later ones wait
 				}

@@ -397,7 +397,8 @@ func (c *countingOutbox) UpdateOutbox(ctx context.Context, it OutboxItem) error 
 // claimed for its deliverer (ClaimEnqueued) goes out with one outbox
 // write, its outcome, whether it is handed over or found by a read;
 // another member leaves it alone while the claim holds; a claim too near
-// its end to cover an attempt is written again first.
+// its end to cover an attempt is written again first; one that expired
+// gives way to a newer claim.
 func TestClaimedWhenEnqueued(t *testing.T) {
 	_, conn := chtest.Start(t).Database(t)
 	ctx := context.Background()
@@ -442,6 +443,19 @@ func TestClaimedWhenEnqueued(t *testing.T) {
 	}
 	if due, err := st.Store.Due(ctx, time.Now(), 10); err != nil || len(due) != 0 {
 		t.Fatalf("outbox after delivery: %+v, %v", due, err)
+	}
+	// Once its own claim has expired, a notification is another member's
+	// to send if that member claimed it since: this deliverer leaves the
+	// newer claim alone.
+	n4 := Notification{ID: "n4", Receiver: "ops", CreatedAt: time.Now()}
+	d.Enqueued(OutboxItem{Notification: n4, State: "sending", NextAttempt: time.Now().Add(-time.Second), CreatedAt: n4.CreatedAt})
+	d.takeQueued()
+	if err := st.Store.UpdateOutbox(ctx, OutboxItem{Notification: n4, State: "sending", NextAttempt: time.Now().Add(time.Minute), CreatedAt: n4.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	d.Once(ctx, time.Now())
+	if len(ops.ids) != 3 {
+		t.Fatalf("sent %v past another member's claim", ops.ids)
 	}
 }
 
