@@ -402,7 +402,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 // evaluated the rules: the wall judges its alert banner by the newest
 // record, and turns it "unknown" once that is older than the panel's
 // staleness (tens of seconds).
-const evaluationRecordEvery = 5 * time.Second
+const evaluationRecordEvery = 10 * time.Second
 
 // outboxPoll is how often the leader reads the outbox when no
 // notification was queued and nothing is due. Every notification is
