@@ -1274,6 +1274,18 @@ type gaugeCount struct{ active, waiting uint64 }
 // breakdowns every tick, and there are far fewer keys than open
 // conversations (an idle view over a demo's store counted thousands of
 // them every refresh; its simulator had 4,614 open when it stopped).
+// currentGauges returns the gauges at the view's time if the view is
+// loaded and read the store at most maxAge ago, else nil.
+func (l *liveView) currentGauges(maxAge time.Duration) map[liveKey]gaugeCount {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if !l.loaded || l.partialFrom != 0 || time.Since(l.readAt) > maxAge {
+		return nil
+	}
+	g, _ := l.gaugesLocked()
+	return g
+}
+
 func (l *liveView) gaugesLocked() (map[liveKey]gaugeCount, uint64) {
 	l.gaugesMu.Lock()
 	defer l.gaugesMu.Unlock()

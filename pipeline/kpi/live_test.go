@@ -852,3 +852,80 @@ func agreesWithStore(t *testing.T, raw *KPIStore, stage string, got Snapshot) {
 		t.Errorf("%s:\nlive  %s\nstore %s", stage, gj, wj)
 	}
 }
+
+// TestStoredWindowGaugesFromLive: a window the live view does not hold
+// (one in the past, from the store) takes its "now" gauges from the view
+// while the view read the store at most liveGaugesMaxAge ago, and from
+// the store otherwise; the window's own metrics come from the store
+// either way, and both agree with a store without a view.
+func TestStoredWindowGaugesFromLive(t *testing.T) {
+	_, conn := chtest.Start(t).Database(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	start := func(id, region string, at time.Time) schemas.Event {
+		return schemas.Event{EventID: id + "-s", SchemaVersion: 1, Type: schemas.ConversationStarted,
+			ConversationID: id, OccurredAt: at, Channel: "chat", Region: region, Queue: "q1", BusinessLine: "billing", Entry: "bot"}
+	}
+	transfer := func(id string, at time.Time) schemas.Event {
+		return schemas.Event{EventID: id + "-t", SchemaVersion: 1, Type: schemas.TransferRequested, ConversationID: id, OccurredAt: at}
+	}
+	insertChunks(t, conn, []schemas.Event{
+		start("a", "北京", now.Add(-3*time.Hour)), start("b", "上海", now.Add(-20*time.Minute)),
+		transfer("b", now.Add(-10*time.Minute)), start("c", "上海", now.Add(-5*time.Minute)),
+	}, 10)
+	st, raw := liveAndRaw(t, conn)
+	liveLoaded(t, st)
+	past := Window{From: now.Add(-4 * time.Hour).Truncate(time.Millisecond), To: now.Add(-2 * time.Hour).Truncate(time.Millisecond)}
+	read := func(stage string, readAgo time.Duration) (Snapshot, []KeyedSnapshot) {
+		t.Helper()
+		st.live.mu.Lock()
+		st.live.readAt = time.Now().Add(-readAgo)
+		st.live.mu.Unlock()
+		got, err := st.KPIs(ctx, past, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		by, err := st.KPIsBy(ctx, past, Filters{}, DimRegion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.From != past.From || got.To != past.To {
+			t.Fatalf("%s: answered %s–%s, asked %s–%s", stage, got.From, got.To, past.From, past.To)
+		}
+		return got, by
+	}
+	agree := func(stage string, got Snapshot, by []KeyedSnapshot) {
+		t.Helper()
+		want, err := raw.KPIs(ctx, past, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantBy, err := raw.KPIsBy(ctx, past, Filters{}, DimRegion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
+			t.Errorf("%s:\nview gauges %s\nstore       %s", stage, gj, wj)
+		}
+		if gj, wj := jsonOf(by), jsonOf(wantBy); gj != wj {
+			t.Errorf("%s by region:\nview gauges %s\nstore       %s", stage, gj, wj)
+		}
+	}
+	got, by := read("view current", 0)
+	if got.ActiveConversations != 3 || got.WaitingForHuman != 1 {
+		t.Fatalf("view current: %d active, %d waiting, want 3 and 1", got.ActiveConversations, got.WaitingForHuman)
+	}
+	agree("view current", got, by)
+
+	// A conversation the view has not read yet: counted by the store's
+	// gauges, not by a view that read the store a moment ago.
+	insertChunks(t, conn, []schemas.Event{start("d", "北京", now.Add(-time.Minute))}, 1)
+	if got, _ := read("view a moment old", 0); got.ActiveConversations != 3 {
+		t.Errorf("view a moment old: %d active, want the view's 3", got.ActiveConversations)
+	}
+	got, by = read("view behind", 2*liveGaugesMaxAge)
+	if got.ActiveConversations != 4 {
+		t.Errorf("view behind: %d active, want the store's 4", got.ActiveConversations)
+	}
+	agree("view behind", got, by)
+}

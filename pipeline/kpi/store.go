@@ -112,7 +112,9 @@ func NewKPIStore(conn driver.Conn, cfg KPIConfig) (*KPIStore, error) {
 // every live.every. Such a window is widened to whole buckets, and the
 // snapshot's from and to say which window was answered. It is for the
 // consumers that ask about now again and again (the stream, the rules);
-// other windows, and every window of the store itself, are exact.
+// other windows, and every window of the store itself, are exact. The
+// "now" gauges of any window, of the store's too, are the view's while it
+// keeps up (compute).
 func (s *KPIStore) Live() *KPIStore {
 	c := *s
 	c.useLive = s.live != nil
@@ -662,9 +664,23 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 		// The view is behind, or cannot answer: the store can.
 	}
 	asOf := time.Now().UTC()
-	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges)
+	// The "now" gauges of any other window come from the live view too
+	// while it keeps up: from the store they are a read of the last day's
+	// events on every request.
+	var g map[liveKey]gaugeCount
+	if withGauges && s.live != nil && f.Agent == "" && dim != DimAgent {
+		g = s.live.currentGauges(liveGaugesMaxAge)
+	}
+	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges && g == nil)
+	if err == nil && g != nil {
+		cells = addGauges(cells, g, f, dim)
+	}
 	return cells, answered{Window: w, asOf: asOf}, err
 }
+
+// liveGaugesMaxAge is the oldest live view whose gauges a window the view
+// does not hold takes: one the rules or the stream keep refreshing.
+const liveGaugesMaxAge = 3 * time.Second
 
 // answered is the window a computation answered and the time of its data.
 type answered struct {
