@@ -1163,7 +1163,7 @@ func parseFullGrainKey(s string) (liveKey, error) {
 // covers reports whether the view answers w (with filters f, breakdown
 // dim, steps of step): a window within the horizon that needs no agent.
 func (l *liveView) covers(w Window, f Filters, dim Dimension, step time.Duration) bool {
-	if f.Agent != "" || dim == DimAgent {
+	if needsAgents(f, dim) {
 		return false
 	}
 	if step > 0 && (step%l.cfg.Bucket != 0 || w.From.UnixMilli() != l.floor(w.From.UnixMilli())) {
@@ -1266,17 +1266,13 @@ const maxAnswers = 256
 // to the "now" gauges.
 type gaugeCount struct{ active, waiting uint64 }
 
-// gaugesLocked returns the "now" gauges at the view's time by full-grain
-// key, and a number that changes when they do; l.mu is held (read). They
-// are counted over the open conversations once, and again only when a
-// refresh changed those or the view's time has moved past a start or a
-// transfer, or a day past one: the rules ask for them by several
-// breakdowns every tick, and there are far fewer keys than open
-// conversations (an idle view over a demo's store counted thousands of
-// them every refresh; its simulator had 4,614 open when it stopped).
-// currentGauges returns the gauges at the view's time if the view is
-// loaded and read the store at most maxAge ago, else nil.
-func (l *liveView) currentGauges(maxAge time.Duration) map[liveKey]gaugeCount {
+// currentGauges returns the gauges at the view's time for the keys of f
+// and dim if the view holds them (no agent), is loaded and read the store
+// at most maxAge ago, else nil.
+func (l *liveView) currentGauges(f Filters, dim Dimension, maxAge time.Duration) map[liveKey]gaugeCount {
+	if needsAgents(f, dim) {
+		return nil
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if !l.loaded || l.partialFrom != 0 || time.Since(l.readAt) > maxAge {
@@ -1286,6 +1282,14 @@ func (l *liveView) currentGauges(maxAge time.Duration) map[liveKey]gaugeCount {
 	return g
 }
 
+// gaugesLocked returns the "now" gauges at the view's time by full-grain
+// key, and a number that changes when they do; l.mu is held (read). They
+// are counted over the open conversations once, and again only when a
+// refresh changed those or the view's time has moved past a start or a
+// transfer, or a day past one: the rules ask for them by several
+// breakdowns every tick, and there are far fewer keys than open
+// conversations (an idle view over a demo's store counted thousands of
+// them every refresh; its simulator had 4,614 open when it stopped).
 func (l *liveView) gaugesLocked() (map[liveKey]gaugeCount, uint64) {
 	l.gaugesMu.Lock()
 	defer l.gaugesMu.Unlock()

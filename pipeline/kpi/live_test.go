@@ -876,19 +876,25 @@ func TestStoredWindowGaugesFromLive(t *testing.T) {
 	st, raw := liveAndRaw(t, conn)
 	liveLoaded(t, st)
 	past := Window{From: now.Add(-4 * time.Hour).Truncate(time.Millisecond), To: now.Add(-2 * time.Hour).Truncate(time.Millisecond)}
+	// both asks s for the window in all and by region.
+	both := func(s *KPIStore) (Snapshot, []KeyedSnapshot) {
+		t.Helper()
+		got, err := s.KPIs(ctx, past, Filters{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		by, err := s.KPIsBy(ctx, past, Filters{}, DimRegion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, by
+	}
 	read := func(stage string, readAgo time.Duration) (Snapshot, []KeyedSnapshot) {
 		t.Helper()
 		st.live.mu.Lock()
 		st.live.readAt = time.Now().Add(-readAgo)
 		st.live.mu.Unlock()
-		got, err := st.KPIs(ctx, past, Filters{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		by, err := st.KPIsBy(ctx, past, Filters{}, DimRegion)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, by := both(st)
 		if got.From != past.From || got.To != past.To {
 			t.Fatalf("%s: answered %s–%s, asked %s–%s", stage, got.From, got.To, past.From, past.To)
 		}
@@ -896,14 +902,7 @@ func TestStoredWindowGaugesFromLive(t *testing.T) {
 	}
 	agree := func(stage string, got Snapshot, by []KeyedSnapshot) {
 		t.Helper()
-		want, err := raw.KPIs(ctx, past, Filters{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantBy, err := raw.KPIsBy(ctx, past, Filters{}, DimRegion)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, wantBy := both(raw)
 		if gj, wj := jsonOf(got), jsonOf(want); gj != wj {
 			t.Errorf("%s:\nview gauges %s\nstore       %s", stage, gj, wj)
 		}

@@ -285,7 +285,7 @@ func (s *KPIStore) stepCount(w Window, step time.Duration) (int64, error) {
 // window reads stay the same as long as it does.
 func (s *KPIStore) split(ctx context.Context, w Window, f Filters, dim Dimension, step time.Duration) (hours, days []time.Time, raw []Window, version string, err error) {
 	whole := []Window{w}
-	if s.cfg.Rollup.Disabled || dim == DimAgent || f.Agent != "" {
+	if s.cfg.Rollup.Disabled || needsAgents(f, dim) {
 		return nil, nil, whole, "", nil
 	}
 	if step > 0 && step < time.Hour {
@@ -668,8 +668,8 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 	// while it keeps up: from the store they are a read of the last day's
 	// events on every request.
 	var g map[liveKey]gaugeCount
-	if withGauges && s.live != nil && f.Agent == "" && dim != DimAgent {
-		g = s.live.currentGauges(liveGaugesMaxAge)
+	if withGauges && s.live != nil {
+		g = s.live.currentGauges(f, dim, liveGaugesMaxAge)
 	}
 	cells, err := s.computeStored(ctx, w, f, dim, step, withGauges && g == nil)
 	if err == nil && g != nil {
@@ -677,6 +677,11 @@ func (s *KPIStore) compute(ctx context.Context, w Window, f Filters, dim Dimensi
 	}
 	return cells, answered{Window: w, asOf: asOf}, err
 }
+
+// needsAgents reports whether filter f or breakdown dim is by agent: the
+// rollup and the live view keep no agents, so such a window, and its
+// gauges, are read from the raw events.
+func needsAgents(f Filters, dim Dimension) bool { return f.Agent != "" || dim == DimAgent }
 
 // liveGaugesMaxAge is the oldest live view whose gauges a window the view
 // does not hold takes: one the rules or the stream keep refreshing.
@@ -711,7 +716,7 @@ func (s *KPIStore) computeStored(ctx context.Context, w Window, f Filters, dim D
 		p["days"] = hoursParam(days)
 		queries = append(queries, query{sql: render(rollupSQL, dim, false, false), params: p, cacheKey: cacheKey})
 	}
-	needAgents := dim == DimAgent || f.Agent != ""
+	needAgents := needsAgents(f, dim)
 	for _, r := range raw {
 		p := windowParams(w.From, r.From, r.To, f, step, s.cfg.ServiceLevelThreshold)
 		sql := func(q string) string { return render(q, dim, needAgents, false) }
@@ -817,7 +822,7 @@ func (s *KPIStore) gauges(ctx context.Context, f Filters, dim Dimension, m map[c
 	p := windowParams(time.Time{}, time.Time{}, time.Time{}, f, 0, s.cfg.ServiceLevelThreshold)
 	p["now"] = s.cfg.Now().UTC().Format(chTime)
 	qctx := clickhouse.Context(ctx, clickhouse.WithParameters(p))
-	rows, err := s.conn.Query(qctx, render(gaugesSQL, dim, dim == DimAgent || f.Agent != "", false))
+	rows, err := s.conn.Query(qctx, render(gaugesSQL, dim, needsAgents(f, dim), false))
 	if err != nil {
 		return fmt.Errorf("cannot query gauges: %w", err)
 	}
