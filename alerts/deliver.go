@@ -72,8 +72,8 @@ func (c DeliveryConfig) WithDefaults() DeliveryConfig {
 // sends; a claim expires only when its deliverer died mid-attempt, and the
 // notification is then sent again (at least once). A notification the
 // leader's store writes already claimed (Store.ClaimEnqueued) is sent
-// without a claim write: that write was its claim, and Fence is still
-// asked after it.
+// without a claim write (Store.DeliverWith): that write was its claim,
+// and Fence is still asked after it.
 type Deliverer struct {
 	cfg       DeliveryConfig
 	store     DeliveryStore
@@ -119,11 +119,11 @@ func NewDeliverer(cfg DeliveryConfig, store DeliveryStore, notifiers map[string]
 		kick: make(chan struct{}, 1)}
 }
 
-// EnqueueClaim is how long the store should claim each notification it
-// writes for this deliverer (Store.ClaimEnqueued): an attempt's timeout
-// and two margins, so that a notification handed over at once is still
-// claimed for a whole attempt when it is sent.
-func (d *Deliverer) EnqueueClaim() time.Duration { return d.cfg.Timeout + 2*claimMargin }
+// enqueueClaim is how long the store claims each notification it writes
+// for this deliverer (Store.DeliverWith): an attempt's timeout and two
+// margins, so that a notification handed over at once is still claimed
+// for a whole attempt when it is sent.
+func (d *Deliverer) enqueueClaim() time.Duration { return d.cfg.Timeout + 2*claimMargin }
 
 // Enqueued tells Run of a notification just written to the outbox
 // (Store.OnEnqueue) and wakes it.
@@ -181,13 +181,17 @@ func (d *Deliverer) Run(ctx context.Context, poll time.Duration) {
 	}
 }
 
-// ownClaim returns when the claim written with notification id expires,
-// if this deliverer holds it (Enqueued).
-func (d *Deliverer) ownClaim(id string) (time.Time, bool) {
+// ownClaimLeft returns how long after at the claim written with
+// notification id (Enqueued) still holds: zero or less when this
+// deliverer holds none, or it has expired.
+func (d *Deliverer) ownClaimLeft(id string, at time.Time) time.Duration {
 	d.queuedMu.Lock()
 	defer d.queuedMu.Unlock()
 	exp, ok := d.own[id]
-	return exp, ok
+	if !ok {
+		return 0
+	}
+	return exp.Sub(at)
 }
 
 func (d *Deliverer) dropClaim(id string) {
@@ -303,7 +307,7 @@ func (d *Deliverer) send(ctx context.Context, now time.Time, items []OutboxItem)
 		go func() {
 			defer wg.Done()
 			for _, it := range its {
-				if exp, own := d.ownClaim(it.Notification.ID); it.NextAttempt.After(now) && !(own && it.State == "sending" && now.Before(exp)) {
+				if it.NextAttempt.After(now) && !(it.State == "sending" && d.ownClaimLeft(it.Notification.ID, now) > 0) {
 					later(it.NextAttempt)
 					return // keep this receiver's order: later ones wait
 				}
@@ -336,7 +340,7 @@ func (d *Deliverer) deliver(ctx context.Context, recv string, it OutboxItem) boo
 		// serves while it still covers an attempt; else it is claimed
 		// again, as one from the outbox is.
 		defer d.dropClaim(n.ID)
-		if exp, own := d.ownClaim(n.ID); !own || time.Until(exp) < d.cfg.Timeout+claimMargin {
+		if d.ownClaimLeft(n.ID, time.Now()) < d.cfg.Timeout+claimMargin {
 			claim := it
 			claim.State, claim.NextAttempt = "sending", time.Now().Add(d.cfg.Timeout+claimMargin)
 			if cerr := d.store.UpdateOutbox(ctx, claim); cerr != nil {

@@ -379,7 +379,8 @@ func (m *Manager) Sync(ctx context.Context, now time.Time) error {
 func (m *Manager) sync(ctx context.Context, now time.Time) error {
 	// Under WithFence, a tick that made no term check since the last sync
 	// leaves the silences and acks as they are until the next tick's.
-	if seen := m.store.silencesSeen.Load(); deferred(ctx) && seen != nil && seen.seq == m.silencesAt.seq {
+	seen := m.store.silencesSeen.Load()
+	if deferred(ctx) && seen != nil && seen.seq == m.silencesAt.seq {
 		return nil
 	}
 	// The acks of the active alerts are read beside the silences: two
@@ -398,7 +399,7 @@ func (m *Manager) sync(ctx context.Context, now time.Time) error {
 		defer close(ackDone)
 		acks, ackErr = m.store.LoadAcks(ctx, ids)
 	}()
-	serr := m.syncSilences(ctx, now)
+	serr := m.syncSilences(ctx, now, seen)
 	<-ackDone
 	if err := errors.Join(serr, ackErr); err != nil {
 		return err
@@ -407,11 +408,10 @@ func (m *Manager) sync(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// syncSilences reads the silences again unless a term check made since
-// the last sync saw them unchanged: a stamp the last sync already used
-// says nothing of writes made after it.
-func (m *Manager) syncSilences(ctx context.Context, now time.Time) error {
-	seen := m.store.silencesSeen.Load()
+// syncSilences reads the silences again unless seen, the stamp of the
+// newest term check, says they are unchanged since the last sync: a stamp
+// the last sync already used says nothing of writes made after it.
+func (m *Manager) syncSilences(ctx context.Context, now time.Time, seen *silenceStamp) error {
 	if seen != nil && m.silencesAt.seq != 0 && seen.seq != m.silencesAt.seq && seen.hash == m.silencesAt.hash {
 		m.silencesAt.seq = seen.seq
 		return nil

@@ -28,8 +28,8 @@ type Store struct {
 	// ClaimEnqueued, if above zero, writes each notification already
 	// claimed for that long (state sending, by this store's term), so that
 	// the deliverer OnEnqueue tells of it sends it without a claim write
-	// of its own (Deliverer.EnqueueClaim): one insert fewer between a
-	// firing alert and its notification.
+	// of its own: one insert fewer between a firing alert and its
+	// notification. DeliverWith sets both.
 	ClaimEnqueued time.Duration
 	// silencesSeen is the newest stamp of the silences table a term check
 	// read (nil before the first); probes numbers the checks.
@@ -37,6 +37,13 @@ type Store struct {
 	probes       atomic.Uint64
 	// ruleSetSeen is the newest stored rule set version a term check read.
 	ruleSetSeen atomic.Uint64
+}
+
+// DeliverWith hands each notification written from now on to d
+// (OnEnqueue), claimed for it (ClaimEnqueued): the leader's wiring.
+func (s *Store) DeliverWith(d *Deliverer) {
+	s.OnEnqueue = d.Enqueued
+	s.ClaimEnqueued = d.enqueueClaim()
 }
 
 // SetTerm sets the leadership term stored with the alert states and

@@ -407,8 +407,7 @@ func TestClaimedWhenEnqueued(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	d := NewDeliverer(DeliveryConfig{}, st, map[string]Notifier{"ops": ops}, logger)
 	other := NewDeliverer(DeliveryConfig{}, NewStore(conn), map[string]Notifier{"ops": ops}, logger)
-	st.OnEnqueue = d.Enqueued
-	st.ClaimEnqueued = d.EnqueueClaim()
+	st.DeliverWith(d)
 	now := time.Now()
 	enqueue := func(id string) {
 		t.Helper()
@@ -418,8 +417,8 @@ func TestClaimedWhenEnqueued(t *testing.T) {
 	}
 	enqueue("n1")
 	due, err := st.Store.Due(ctx, now, 10)
-	if err != nil || len(due) != 1 || due[0].State != "sending" || due[0].NextAttempt.Sub(now) < d.EnqueueClaim()-time.Second {
-		t.Fatalf("outbox after Enqueue: %+v, %v; want n1 claimed for %s", due, err, d.EnqueueClaim())
+	if err != nil || len(due) != 1 || due[0].State != "sending" || due[0].NextAttempt.Sub(now) < d.enqueueClaim()-time.Second {
+		t.Fatalf("outbox after Enqueue: %+v, %v; want n1 claimed for %s", due, err, d.enqueueClaim())
 	}
 	other.Once(ctx, time.Now())
 	if len(ops.ids) != 0 {

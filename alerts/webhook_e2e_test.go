@@ -196,8 +196,7 @@ func BenchmarkFiringToNotification(b *testing.B) {
 	d := alerts.NewDeliverer(alerts.DeliveryConfig{}, st, map[string]alerts.Notifier{"hook": hook}, slog.New(slog.DiscardHandler))
 	// Delivery runs as the leader runs it: told of each notification
 	// written to the outbox, which the store claims for it.
-	st.OnEnqueue = d.Enqueued
-	st.ClaimEnqueued = d.EnqueueClaim()
+	st.DeliverWith(d)
 	rctx, stop := context.WithCancel(ctx)
 	running := make(chan struct{})
 	go func() {

@@ -299,8 +299,7 @@ func (a *alerting) session(ctx context.Context, generation int64) error {
 	a.deliverer.Fence = fence
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	a.store.OnEnqueue = a.deliverer.Enqueued
-	a.store.ClaimEnqueued = a.deliverer.EnqueueClaim()
+	a.store.DeliverWith(a.deliverer)
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
