@@ -28,6 +28,12 @@ func fenced(ctx context.Context) error {
 	return nil
 }
 
+// fenceChecked returns ctx for writes whose term check ctx's fence has
+// just made: they do not call it again, so they may run side by side.
+func fenceChecked(ctx context.Context) context.Context {
+	return context.WithValue(ctx, fenceKey{}, nil)
+}
+
 // deferred reports whether ctx checks the term only before a write.
 func deferred(ctx context.Context) bool {
 	_, ok := ctx.Value(fenceKey{}).(func(context.Context) error)

@@ -277,7 +277,7 @@ func (m *Manager) save(ctx context.Context, changed []Record, history []HistoryE
 	if err := fenced(ctx); err != nil {
 		return err
 	}
-	wctx := context.WithValue(ctx, fenceKey{}, nil) // checked above
+	wctx := fenceChecked(ctx)
 	var herr error
 	done := make(chan struct{})
 	go func() {
