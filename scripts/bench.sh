@@ -117,6 +117,9 @@ run() {
 
 {
 	echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	# The commit measured ("-dirty": with changes not committed), so a
+	# report says what it is of without its commit message.
+	echo "# commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), $(nproc) cores"
 	echo "# memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 	echo "# kernel: $(uname -sr)"
