@@ -96,21 +96,22 @@ const ProgressInterval = 10 * time.Second
 func (c *Consumer) reportProgress(stop <-chan struct{}) {
 	t := time.NewTicker(ProgressInterval)
 	defer t.Stop()
-	var lastC, lastI, lastR int64
+	var lastC, lastI, lastR, lastD int64
 	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
-			cons, ins, rej := c.stats.Consumed.Load(), c.stats.Inserted.Load(), c.stats.Rejected.Load()
+			cons, ins, rej, dup := c.stats.Consumed.Load(), c.stats.Inserted.Load(), c.stats.Rejected.Load(), c.stats.Duplicates.Load()
 			if cons != lastC {
 				secs := now.Sub(last).Seconds()
 				c.logger.Info("ingest progress",
 					"consumed_per_s", int64(float64(cons-lastC)/secs), "inserted_per_s", int64(float64(ins-lastI)/secs),
-					"rejected", rej-lastR, "consumed_total", cons, "inserted_total", ins, "rejected_total", rej)
+					"rejected", rej-lastR, "duplicates", dup-lastD, "consumed_total", cons, "inserted_total", ins,
+					"rejected_total", rej, "duplicates_total", dup)
 			}
-			lastC, lastI, lastR, last = cons, ins, rej, now
+			lastC, lastI, lastR, lastD, last = cons, ins, rej, dup, now
 		}
 	}
 }

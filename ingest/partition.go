@@ -398,7 +398,10 @@ func (p *partition) flush(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		c.logger.Info("repeated event_ids sent to the dead-letter topic; the first stored versions stand",
+		// Debug, as the rejects below: a producer that repeats deliveries
+		// would otherwise log a line every batch, for as long as it runs.
+		// The progress report carries the counts.
+		c.logger.Debug("repeated event_ids sent to the dead-letter topic; the first stored versions stand",
 			append(attrs, "count", len(p.dups), "repeats", duplicatesSummary(p.dups))...)
 	}
 	if len(p.rejects) > 0 {
