@@ -17,14 +17,29 @@ import (
 	"github.com/cockpit-cs/cockpit/internal/chstore"
 )
 
+// handedOut holds the addresses freeAddr has returned. The port of a
+// listener just closed is free again, and the kernel may hand it to the
+// next one: two servers started in a row were given the same port, and the
+// second could not listen.
+var handedOut sync.Map
+
+// freeAddr returns a loopback address with a port free now and not
+// returned before in this process.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port that was not handed out before in 100 tries")
+	return ""
 }
 
 // syncBuffer collects the demo's log while it runs.
