@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -15,32 +14,8 @@ import (
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/chstore"
+	"github.com/cockpit-cs/cockpit/internal/testaddr"
 )
-
-// handedOut holds the addresses freeAddr has returned. The port of a
-// listener just closed is free again, and the kernel may hand it to the
-// next one: two servers started in a row were given the same port, and the
-// second could not listen.
-var handedOut sync.Map
-
-// freeAddr returns a loopback address with a port free now and not
-// returned before in this process.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
-			return addr
-		}
-	}
-	t.Fatal("no free port that was not handed out before in 100 tries")
-	return ""
-}
 
 // syncBuffer collects the demo's log while it runs.
 type syncBuffer struct {
@@ -94,7 +69,7 @@ var insertedRE = regexp.MustCompile(`(?m)^cockpit_ingest_inserted_total (\S+)$`)
 // from the simulator through Kafka and ingest into ClickHouse, through the
 // same ports a user's own clients would use.
 func TestDemo(t *testing.T) {
-	httpAddr, kafkaAddr, chAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, kafkaAddr, chAddr := testaddr.Free(t), testaddr.Free(t), testaddr.Free(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer

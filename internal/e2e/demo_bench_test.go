@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockpit-cs/cockpit/internal/procstat"
 	"github.com/cockpit-cs/cockpit/internal/simulate"
+	"github.com/cockpit-cs/cockpit/internal/testaddr"
 	"github.com/cockpit-cs/cockpit/pipeline/kpi"
 )
 
@@ -66,7 +67,7 @@ const backfillLagDone = 1000
 // Each run lasts the spans above whatever b.N.
 func BenchmarkDemo(b *testing.B) {
 	dir := b.TempDir()
-	httpAddr, kafkaAddr, chAddr := freeAddr(b), freeAddr(b), freeAddr(b)
+	httpAddr, kafkaAddr, chAddr := testaddr.Free(b), testaddr.Free(b), testaddr.Free(b)
 	args := []string{"demo", "--data-dir", dir, "--http", httpAddr, "--kafka-listen", kafkaAddr, "--clickhouse-listen", chAddr}
 	demoArgs := append(slices.Clone(args), "--simulate-floor", strconv.FormatFloat(*demoFloor, 'f', -1, 64))
 	cockpitBinary(b) // built before the clock starts

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/internal/kafkatest"
+	"github.com/cockpit-cs/cockpit/internal/testaddr"
 )
 
 // SPEC §10 as processes: the cockpit binary killed with SIGKILL, its store
@@ -27,7 +28,7 @@ import (
 func setup(t testing.TB, config string) (*deployment, *storeProc, driver.Conn) {
 	t.Helper()
 	brokers := kafkatest.Broker(t)
-	st := startStore(t, freeAddr(t), filepath.Join(t.TempDir(), "clickhouse"))
+	st := startStore(t, testaddr.Free(t), filepath.Join(t.TempDir(), "clickhouse"))
 	topic := kafkatest.Topic(t, brokers, 4)
 	d := &deployment{t: t, brokers: brokers, store: st.url(), db: uniqueName("fault"),
 		topic: topic, dlq: kafkatest.Topic(t, brokers, 1), group: "g-" + topic, config: config}

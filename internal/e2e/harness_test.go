@@ -25,6 +25,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/cockpit-cs/cockpit/internal/chstore"
+	"github.com/cockpit-cs/cockpit/internal/testaddr"
 )
 
 // The fault tests run the product as it ships: the cockpit binary, built
@@ -302,7 +303,7 @@ func (d *deployment) startServe(name string) *serveProc {
 func (d *deployment) startServeNoWait(name string) *serveProc {
 	t := d.t
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testaddr.Free(t)
 	p := startProc(t, name, d.environ(), "serve", "--brokers", d.brokers, "--clickhouse", d.store, "--http", addr)
 	return &serveProc{proc: p, base: "http://" + addr}
 }

@@ -6,49 +6,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockpit-cs/cockpit/internal/app"
 	"github.com/cockpit-cs/cockpit/internal/chtest"
 	"github.com/cockpit-cs/cockpit/internal/kafkatest"
+	"github.com/cockpit-cs/cockpit/internal/testaddr"
 )
 
 func TestMain(m *testing.M) {
 	code := chtest.Main(m)
 	removeBinary()
 	os.Exit(code)
-}
-
-// handedOut holds the addresses freeAddr has returned. The port of a
-// listener just closed is free again, and the kernel may hand it to the
-// next one: two servers started in a row were given the same port, and the
-// second could not listen.
-var handedOut sync.Map
-
-// freeAddr returns a loopback address with a port free now and not
-// returned before in this process.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
-			return addr
-		}
-	}
-	t.Fatal("no free port that was not handed out before in 100 tries")
-	return ""
 }
 
 // TestServeEventsToKPIs runs `cockpit serve` against real Kafka and the
@@ -65,7 +39,7 @@ func TestServeEventsToKPIs(t *testing.T) {
 	t.Setenv("COCKPIT_INGEST_TOPIC", topic)
 	t.Setenv("COCKPIT_INGEST_GROUP_ID", "g-"+topic)
 	t.Setenv("COCKPIT_INGEST_BATCH_INTERVAL", "50ms")
-	httpAddr := freeAddr(t)
+	httpAddr := testaddr.Free(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs bytes.Buffer
