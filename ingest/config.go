@@ -32,7 +32,7 @@ type Config struct {
 	// fewer than 1,000 records also waits until 1s after the previous
 	// flush began (partition.go, small batches). Default 200ms. Longer is
 	// not faster on two cores: a backlog cut at 1s (batches of 50,000)
-	// went in at 84k events/s against 103k at 200ms (batches of about
+	// went in at 83-84k events/s against 101-103k at 200ms (batches of about
 	// 18,000), and 100ms at 81-86k.
 	BatchInterval time.Duration `yaml:"batch_interval"`
 	// FetchMaxBytes bounds one fetch from a partition. Default 8 MiB.
