@@ -49,6 +49,20 @@ func histKeySQL(v string, dist int) string {
 		strconv.FormatFloat(histGamma, 'f', -1, 64) + `))))))`
 }
 
+// histBucket is the bucket of the value v (ms): histKeySQL's formula
+// in Go, for the live view's refresh (livePieces).
+// TestHistBucketAgreesWithSQL holds the two to the same buckets.
+func histBucket(v int64) int32 {
+	if v >= -histExact && v <= histExact {
+		return int32(v)
+	}
+	sign := int64(1)
+	if v < 0 {
+		sign, v = -1, -v
+	}
+	return int32(sign * (histExact + 1 + int64(math.Floor(math.Log(float64(v)/histExact)/math.Log(histGamma)))))
+}
+
 // histValue is the value a bucket stands for, in milliseconds.
 func histValue(bucket int32) float64 {
 	b := int64(bucket)

@@ -21,18 +21,6 @@ func exactInclusive(v []float64, p float64) float64 {
 	return s[r] + (pos-float64(r))*(s[r+1]-s[r])
 }
 
-// histKey is histKeySQL in Go, for the test.
-func histKey(v int64) int32 {
-	if v >= -histExact && v <= histExact {
-		return int32(v)
-	}
-	sign := int64(1)
-	if v < 0 {
-		sign, v = -1, -v
-	}
-	return int32(sign * (histExact + 1 + int64(math.Floor(math.Log(float64(v)/histExact)/math.Log(histGamma)))))
-}
-
 // TestHistQuantilesWithinOnePercent draws samples of many shapes and
 // sizes (one value, two values far apart, heavy tails, ties) and requires
 // the histogram's p50 and p90 within 1% of the exact ones.
@@ -52,7 +40,7 @@ func TestHistQuantilesWithinOnePercent(t *testing.T) {
 			for range n {
 				v := gen()
 				vals = append(vals, float64(v))
-				h[histKey(v)]++
+				h[histBucket(v)]++
 			}
 			got := h.quantiles(0.5, 0.9)
 			for i, p := range []float64{0.5, 0.9} {

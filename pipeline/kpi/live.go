@@ -30,11 +30,13 @@ import (
 // one conversation and is computed from that conversation's events and
 // attributes alone, so a bucket is the sum of its conversations' pieces.
 // A refresh asks the store which conversations got rows since the
-// previous one (by ingested_at), computes their pieces anew with
-// windowByConversationSQL restricted to them, and swaps each one's old
-// pieces for the new: a reply hours late, a conversation.started after
-// its messages, a repeated delivery all come out right without the view
-// knowing which buckets they touch. A window is then a sum of buckets in
+// previous one (by ingested_at), computes their pieces anew from their
+// events and their row of the conversations rollup (live_items.go: the
+// items of windowByConversationSQL restricted to them, which a test holds
+// it to), and swaps each one's old pieces for the new: a reply hours
+// late, a conversation.started after its messages, a repeated delivery
+// all come out right without the view knowing which buckets they touch.
+// A load computes the pieces of the whole horizon with the SQL. A window is then a sum of buckets in
 // memory: any length within the horizon, any filter or breakdown but the
 // agent, for every consumer, with no store query.
 //
@@ -504,12 +506,11 @@ const liveAnySQL = `SELECT now64(3), count() FROM events
     WHERE occurred_at >= {day:DateTime64(3, 'UTC')} AND ingested_at >= {since:DateTime64(3, 'UTC')}
     SETTINGS enable_analyzer = 0`
 
-// liveOpenSQL returns the state the "now" gauges need of the
-// conversations of the ids subquery, and whether they are still open.
-const liveOpenSQL = `SELECT conversation_id,
-        toString(tupleElement(min(start), 3)), toString(tupleElement(min(start), 4)),
-        toString(tupleElement(min(start), 5)), toString(tupleElement(min(start), 6)),
-        ifNull(toUnixTimestamp64Milli(min(started_at)), 0) AS start_ms,
+// liveOpenSQL returns the row of the conversations rollup of each
+// conversation of the ids subquery: what its items take from it
+// (conversationAttrsSQL), what the "now" gauges need of it, and whether
+// it is still open.
+var liveOpenSQL = `SELECT conversation_id, ` + conversationAttrsSQL + `,
         ifNull(toUnixTimestamp64Milli(max(last_transfer_at)), 0) AS transfer_ms,
         ifNull(toUnixTimestamp64Milli(max(last_assigned_at)), 0) AS assigned_ms,
         min(closed_at) IS NULL AND min(abandoned_at) IS NULL AS open
@@ -633,20 +634,20 @@ func (l *liveView) refresh(ctx context.Context) (more bool, err error) {
 	if l.paused && len(recompute) > liveReloadAbove {
 		return false, l.load(ctx)
 	}
-	fresh := map[string][]int64{}
-	for chunk := range slices.Chunk(recompute, liveIDsPerQuery) {
-		if err := l.read(ctx, fromMs, toMs, chunk, fresh); err != nil {
-			return false, err
-		}
-	}
-	open := map[string]openConv{}
+	attrs := map[string]convAttrs{}
 	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
 		p := clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}
 		o, err := l.readOpen(ctx, liveOpenChangedSQL, p)
 		if err != nil {
 			return false, err
 		}
-		maps.Copy(open, o)
+		maps.Copy(attrs, o)
+	}
+	fresh := map[string][]int64{}
+	for chunk := range slices.Chunk(recompute, liveIDsPerQuery) {
+		if err := l.recompute(ctx, fromMs, toMs, chunk, attrs, fresh); err != nil {
+			return false, err
+		}
 	}
 	l.mu.Lock()
 	for b := range l.buckets {
@@ -659,8 +660,8 @@ func (l *liveView) refresh(ctx context.Context) (more bool, err error) {
 		l.replace(id, fresh[id])
 	}
 	for _, id := range ids {
-		if c, ok := open[id]; ok {
-			l.open[id] = c
+		if c, ok := attrs[id]; ok && c.open {
+			l.open[id] = c.openConv
 		} else {
 			delete(l.open, id)
 		}
@@ -852,9 +853,15 @@ func (l *liveView) load(ctx context.Context) error {
 		}
 		end, f = f, l.floor(f-liveChunk.Milliseconds())
 	}
-	open, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
+	attrs, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
 	if err != nil {
 		return err
+	}
+	open := map[string]openConv{}
+	for id, c := range attrs {
+		if c.open {
+			open[id] = c.openConv
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -1067,10 +1074,11 @@ func (l *liveView) read(ctx context.Context, from, to int64, ids []string, m map
 	return nil
 }
 
-// The two shapes of windowByConversationSQL the view runs, rendered once.
-// A refresh by ids reads few rows: its sums come as one array, which the
-// engine plans sooner; a load reads every row of the horizon: its sums
-// come as columns, which the driver reads without boxing.
+// The two shapes of windowByConversationSQL, rendered once. A load reads
+// every row of the horizon: its sums come as columns, which the driver
+// reads without boxing. The shape by ids is the reference a refresh's
+// computation (recompute) is held to, and reads few rows: its sums come
+// as one array, which the engine plans sooner.
 var (
 	liveLoadSQL  = strings.Replace(render(windowByConversationSQL, dimFullGrain, false, false), "{{sums}}", sumColumnsSQL(), 1)
 	liveByIDsSQL = strings.Replace(render(windowByConversationSQL, dimFullGrain, false, true), "{{sums}}", sumArraySQL, 1)
@@ -1094,10 +1102,10 @@ func (l *liveView) internKey(s string) (uint32, error) {
 	return id, nil
 }
 
-// readOpen reads the open conversations among those of the ids
-// subquery.
-func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parameters) (map[string]openConv, error) {
-	out := map[string]openConv{}
+// readOpen reads the conversations rollup's row of the conversations of
+// the ids subquery (liveOpenSQL).
+func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parameters) (map[string]convAttrs, error) {
+	out := map[string]convAttrs{}
 	q := strings.Replace(liveOpenSQL, "{{ids}}", ids, 1)
 	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), q)
 	if err != nil {
@@ -1106,17 +1114,22 @@ func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parame
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id   string
-			c    openConv
-			open bool
+			id         string
+			c          convAttrs
+			start, end *int64
 		)
-		if err := rows.Scan(&id, &c.key.region, &c.key.queue, &c.key.channel, &c.key.businessLine,
-			&c.startMs, &c.transferMs, &c.assignedMs, &open); err != nil {
+		if err := rows.Scan(&id, &c.entry, &c.key.region, &c.key.queue, &c.key.channel, &c.key.businessLine,
+			&start, &end, &c.frMs, &c.hfrMs, &c.hasFR, &c.hasHFR, &c.hasTransfer, &c.contained,
+			&c.transferMs, &c.assignedMs, &c.open); err != nil {
 			return nil, fmt.Errorf("cannot read open conversations: %w", err)
 		}
-		if open {
-			out[id] = c
+		if start != nil {
+			c.hasStart, c.startMs = true, *start
 		}
+		if end != nil {
+			c.hasEnd, c.endMs = true, *end
+		}
+		out[id] = c
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read open conversations: %w", err)

@@ -336,8 +336,7 @@ var windowItemsSQL = `(
             row_number() OVER c AS nth
         FROM events
         WHERE occurred_at >= {from:DateTime64(3, 'UTC')} AND occurred_at < {{followUntil}}
-            AND type IN ('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
-                'message.sent', 'transfer.requested', 'agent.assigned'){{convs}}
+            AND type IN ` + itemTypesSQL + `{{convs}}
             {{afterW}}
         GROUP BY conversation_id, event_id
         WINDOW w AS (PARTITION BY conversation_id ORDER BY ms RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
@@ -350,9 +349,24 @@ var windowItemsSQL = `(
         if(ms < {to_ms:Int64} AND e_type = 'transfer.requested', [2], []),
         if(nth = 1 AND conv_seen, [3, 4], [])) AS kind
     LEFT JOIN (
-        SELECT conversation_id, tupleElement(min(start), 7) AS entry,
+        SELECT conversation_id, ` + conversationAttrsSQL + `, {{agents}} AS c_agents
+        FROM conversations
+        {{inW}}
+        GROUP BY conversation_id
+    ) AS a ON p.conversation_id = a.conversation_id`
+
+// itemTypesSQL is the event types windowItemsSQL reads.
+const itemTypesSQL = `('conversation.started', 'conversation.closed', 'conversation.abandoned', 'complaint.filed', 'csat.submitted',
+                'message.sent', 'transfer.requested', 'agent.assigned')`
+
+// conversationAttrsSQL is what an item of windowItemsSQL takes from its
+// conversation's row of the conversations rollup (grouped by
+// conversation_id): its attributes, its start and end, its first
+// responses and whether it was contained. The live view's refresh reads
+// the same columns (liveOpenSQL).
+const conversationAttrsSQL = `tupleElement(min(start), 7) AS entry,
             tupleElement(min(start), 3) AS c_region, tupleElement(min(start), 4) AS c_queue, tupleElement(min(start), 5) AS c_channel,
-            tupleElement(min(start), 6) AS c_business_line, {{agents}} AS c_agents,
+            tupleElement(min(start), 6) AS c_business_line,
             toUnixTimestamp64Milli(min(started_at)) AS start_ms,
             toUnixTimestamp64Milli(if(min(closed_at) IS NULL, min(abandoned_at),
                 if(min(abandoned_at) IS NULL, min(closed_at), least(min(closed_at), min(abandoned_at))))) AS end_ms,
@@ -361,11 +375,7 @@ var windowItemsSQL = `(
             min(first_reply_at) IS NOT NULL AS has_fr,
             min(first_agent_msg_at) IS NOT NULL AS has_hfr,
             min(first_transfer_at) IS NOT NULL AS has_transfer,
-            min(closed_at) IS NOT NULL AND max(resolved) = 1 AND min(first_transfer_at) IS NULL AND max(agent_seen) = 0 AS contained
-        FROM conversations
-        {{inW}}
-        GROUP BY conversation_id
-    ) AS a ON p.conversation_id = a.conversation_id`
+            min(closed_at) IS NOT NULL AND max(resolved) = 1 AND min(first_transfer_at) IS NULL AND max(agent_seen) = 0 AS contained`
 
 // windowItemsWithSQL names the columns of an item of windowItemsSQL that
 // are not read as they are (kind, and the conversation's fr_ms, hfr_ms,
