@@ -36,9 +36,10 @@ import (
 // it to), and swaps each one's old pieces for the new: a reply hours
 // late, a conversation.started after its messages, a repeated delivery
 // all come out right without the view knowing which buckets they touch.
-// A load computes the pieces of the whole horizon with the SQL. A window is then a sum of buckets in
-// memory: any length within the horizon, any filter or breakdown but the
-// agent, for every consumer, with no store query.
+// A load computes the pieces of the whole horizon with the SQL. A window
+// is then a sum of buckets in memory: any length within the horizon, any
+// filter or breakdown but the agent, for every consumer, with no store
+// query.
 //
 // Windows are aligned to buckets: a window's start is rounded down to a
 // bucket and its end is the end of the newest bucket, so a 15-minute
@@ -637,7 +638,7 @@ func (l *liveView) refresh(ctx context.Context) (more bool, err error) {
 	attrs := map[string]convAttrs{}
 	for chunk := range slices.Chunk(ids, liveIDsPerQuery) {
 		p := clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}
-		o, err := l.readOpen(ctx, liveOpenChangedSQL, p)
+		o, err := l.readOpen(ctx, liveOpenChangedSQL, p, false)
 		if err != nil {
 			return false, err
 		}
@@ -853,7 +854,7 @@ func (l *liveView) load(ctx context.Context) error {
 		}
 		end, f = f, l.floor(f-liveChunk.Milliseconds())
 	}
-	attrs, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)})
+	attrs, err := l.readOpen(ctx, liveOpenDaySQL, clickhouse.Parameters{"day": serverNow.Add(-24 * time.Hour).Format(chTime)}, true)
 	if err != nil {
 		return err
 	}
@@ -1103,8 +1104,9 @@ func (l *liveView) internKey(s string) (uint32, error) {
 }
 
 // readOpen reads the conversations rollup's row of the conversations of
-// the ids subquery (liveOpenSQL).
-func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parameters) (map[string]convAttrs, error) {
+// the ids subquery (liveOpenSQL), of the open ones only when openOnly is
+// set (a load's: a day of conversations, most of them ended).
+func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parameters, openOnly bool) (map[string]convAttrs, error) {
 	out := map[string]convAttrs{}
 	q := strings.Replace(liveOpenSQL, "{{ids}}", ids, 1)
 	rows, err := l.s.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(p)), q)
@@ -1129,7 +1131,9 @@ func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parame
 		if end != nil {
 			c.hasEnd, c.endMs = true, *end
 		}
-		out[id] = c
+		if c.open || !openOnly {
+			out[id] = c
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read open conversations: %w", err)

@@ -215,7 +215,7 @@ func BenchmarkLiveRecomputeLarge(b *testing.B) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			p := clickhouse.Parameters{"ids": schemas.StringsParam(ids[:n])}
 			for b.Loop() {
-				attrs, err := l.readOpen(ctx, liveOpenChangedSQL, p)
+				attrs, err := l.readOpen(ctx, liveOpenChangedSQL, p, false)
 				if err != nil {
 					b.Fatal(err)
 				}

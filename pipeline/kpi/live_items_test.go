@@ -126,7 +126,7 @@ func TestLivePiecesAgreeWithSQL(t *testing.T) {
 				if err := l.read(ctx, c.from, c.to, chunk, want); err != nil {
 					t.Fatal(err)
 				}
-				o, err := l.readOpen(ctx, liveOpenChangedSQL, clickhouse.Parameters{"ids": schemas.StringsParam(chunk)})
+				o, err := l.readOpen(ctx, liveOpenChangedSQL, clickhouse.Parameters{"ids": schemas.StringsParam(chunk)}, false)
 				if err != nil {
 					t.Fatal(err)
 				}
