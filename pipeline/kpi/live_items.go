@@ -140,8 +140,24 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 	slices.SortStableFunc(evs, func(x, y liveEvent) int { return cmp.Compare(x.ms, y.ms) })
 
 	var accs []*pieceAcc
+	conv := a.key
+	convID, convErr := uint32(0), error(nil)
+	convInterned := false
 	group := func(ms int64, k liveKey) (*pieceAcc, error) {
-		id, err := intern(k)
+		// Most items take the conversation's key: it is looked up once.
+		var (
+			id  uint32
+			err error
+		)
+		if k == conv {
+			if !convInterned {
+				convID, convErr = intern(k)
+				convInterned = true
+			}
+			id, err = convID, convErr
+		} else {
+			id, err = intern(k)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +177,6 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 		}
 		g.hist[int32(dist*histDistStride)+histBucket(v)]++
 	}
-	conv := a.key
 	// The first reply, assignment and abandon at or after each event (0:
 	// none), found walking back from the latest: events of the same time
 	// are each other's followers.

@@ -259,3 +259,38 @@ func liveEdgeEvents(now time.Time) []schemas.Event {
 	add("E-before", schemas.ConversationClosed, -19*m, func(e *schemas.Event) { e.Resolution = "resolved" })
 	return out
 }
+
+// BenchmarkLivePieces measures livePieces alone (no store) on a
+// conversation of the demo's usual shape: a bot-entry start, six
+// messages, a transfer, an assignment, a close and a CSAT, one delivery
+// repeated.
+func BenchmarkLivePieces(b *testing.B) {
+	l := newLiveView(nil, DefaultLiveConfig())
+	const from = int64(1_800_000_000_000)
+	key := liveKey{"广州", "q1", "chat", "billing"}
+	f := float32(-0.5)
+	evs := []liveEvent{
+		{id: "e1", typ: "conversation.started", ms: from + 1000},
+		{id: "e2", typ: "message.sent", role: "customer", ms: from + 2000, sentiment: &f},
+		{id: "e3", typ: "message.sent", role: "bot", ms: from + 3000},
+		{id: "e4", typ: "message.sent", role: "customer", ms: from + 9000, sentiment: &f},
+		{id: "e5", typ: "transfer.requested", ms: from + 10000},
+		{id: "e6", typ: "agent.assigned", role: "agent", ms: from + 25000},
+		{id: "e7", typ: "message.sent", role: "agent", ms: from + 26000},
+		{id: "e8", typ: "message.sent", role: "customer", ms: from + 40000},
+		{id: "e9", typ: "message.sent", role: "agent", ms: from + 45000},
+		{id: "e10", typ: "conversation.closed", resolution: "resolved", ms: from + 60000},
+		{id: "e11", typ: "csat.submitted", score: 4, ms: from + 61000},
+		{id: "e4", typ: "message.sent", role: "customer", ms: from + 9000, sentiment: &f},
+	}
+	a := convAttrs{openConv: openConv{key: key, startMs: from + 1000}, entry: "bot", hasStart: true, hasEnd: true,
+		endMs: from + 60000, frMs: 2000, hfrMs: 25000, hasFR: true, hasHFR: true, hasTransfer: true}
+	in := make([]liveEvent, len(evs))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(in, evs)
+		if _, err := livePieces(in, a, from, from+3_600_000, 10_000, 20_000, l.internLiveKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
