@@ -1126,10 +1126,10 @@ func (l *liveView) readOpen(ctx context.Context, ids string, p clickhouse.Parame
 			return nil, fmt.Errorf("cannot read open conversations: %w", err)
 		}
 		if start != nil {
-			c.hasStart, c.startMs = true, *start
+			c.startMs = *start
 		}
 		if end != nil {
-			c.hasEnd, c.endMs = true, *end
+			c.endMs = *end
 		}
 		if c.open || !openOnly {
 			out[id] = c

@@ -62,8 +62,7 @@ type liveEvent struct {
 type convAttrs struct {
 	openConv
 	entry                                 string
-	hasStart, hasEnd                      bool
-	endMs, frMs, hfrMs                    int64
+	endMs, frMs, hfrMs                    int64 // endMs 0: none
 	hasFR, hasHFR, hasTransfer, contained bool
 	open                                  bool
 }
@@ -128,8 +127,8 @@ type pieceAcc struct {
 }
 
 // livePieces returns the pieces (appendPiece) of one conversation over
-// [from, to) (unix ms, from a whole bucket; every event of evs lies in
-// it): its events as liveEventsSQL read them (repeated event_ids
+// [from, to) (unix ms, from a whole bucket, after 0; every event of evs
+// lies in it): its events as liveEventsSQL read them (repeated event_ids
 // included, in any order), its rollup row a, the width of a bucket and
 // the service level's threshold (ms). intern gives a key's id.
 func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, intern func(liveKey) (uint32, error)) ([]int64, error) {
@@ -139,37 +138,24 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 	evs = slices.CompactFunc(evs, func(x, y liveEvent) bool { return x.id == y.id })
 	slices.SortStableFunc(evs, func(x, y liveEvent) int { return cmp.Compare(x.ms, y.ms) })
 
-	var accs []*pieceAcc
+	// Every item takes the conversation's key but a complaint filed with
+	// attributes of its own.
 	conv := a.key
-	convID, convErr := uint32(0), error(nil)
-	convInterned := false
-	group := func(ms int64, k liveKey) (*pieceAcc, error) {
-		// Most items take the conversation's key: it is looked up once.
-		var (
-			id  uint32
-			err error
-		)
-		if k == conv {
-			if !convInterned {
-				convID, convErr = intern(k)
-				convInterned = true
-			}
-			id, err = convID, convErr
-		} else {
-			id, err = intern(k)
-		}
-		if err != nil {
-			return nil, err
-		}
+	convID, err := intern(conv)
+	if err != nil {
+		return nil, err
+	}
+	var accs []*pieceAcc
+	group := func(ms int64, id uint32) *pieceAcc {
 		b := (ms - from) / bucketMs
 		for _, g := range accs {
 			if g.bucket == b && g.key == id {
-				return g, nil
+				return g
 			}
 		}
 		g := &pieceAcc{bucket: b, key: id}
 		accs = append(accs, g)
-		return g, nil
+		return g
 	}
 	hist := func(g *pieceAcc, v int64, dist int) {
 		if g.hist == nil {
@@ -203,9 +189,6 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 	seen := false // a lifecycle event was read: the conversation's start and end are items
 	for i := range evs {
 		e := &evs[i]
-		if e.ms >= to {
-			continue
-		}
 		switch e.typ {
 		case "conversation.started", "conversation.closed", "conversation.abandoned":
 			seen = true
@@ -214,18 +197,20 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 		switch {
 		case e.typ == "conversation.started", e.typ == "conversation.closed", e.typ == "conversation.abandoned",
 			e.typ == "complaint.filed", e.typ == "csat.submitted", customer && e.sentiment != nil:
-			k := conv
+			id := convID
 			if e.typ == "complaint.filed" {
 				// A complaint is counted where it was filed.
+				k := conv
 				k.region = cmp.Or(e.region, k.region)
 				k.queue = cmp.Or(e.queue, k.queue)
 				k.businessLine = cmp.Or(e.businessLine, k.businessLine)
+				if k != conv {
+					if id, err = intern(k); err != nil {
+						return nil, err
+					}
+				}
 			}
-			g, err := group(e.ms, k)
-			if err != nil {
-				return nil, err
-			}
-			s := &g.sums
+			s := &group(e.ms, id).sums
 			switch e.typ {
 			case "conversation.started":
 				s[sStarted]++
@@ -252,10 +237,7 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 			}
 		}
 		if customer {
-			g, err := group(e.ms, conv)
-			if err != nil {
-				return nil, err
-			}
+			g := group(e.ms, convID)
 			if r := next[i][0]; r > 0 {
 				g.sums[sRespN]++
 				g.sums[sRespSum] += r - e.ms
@@ -263,10 +245,7 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 			}
 		}
 		if e.typ == "transfer.requested" {
-			g, err := group(e.ms, conv)
-			if err != nil {
-				return nil, err
-			}
+			g := group(e.ms, convID)
 			assigned, abandoned := next[i][1], next[i][2]
 			if assigned > 0 {
 				g.sums[sWaitN]++
@@ -281,12 +260,10 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 			}
 		}
 	}
+	// No start or end is 0, before any window.
 	in := func(ms int64) bool { return ms >= from && ms < to }
-	if seen && a.hasStart && in(a.startMs) {
-		g, err := group(a.startMs, conv)
-		if err != nil {
-			return nil, err
-		}
+	if seen && in(a.startMs) {
+		g := group(a.startMs, convID)
 		if a.hasFR {
 			g.sums[sFRN]++
 			g.sums[sFRSum] += a.frMs
@@ -298,11 +275,8 @@ func livePieces(evs []liveEvent, a convAttrs, from, to, bucketMs, slMs int64, in
 			hist(g, a.hfrMs, distHumanFirstResponse)
 		}
 	}
-	if seen && a.hasEnd && in(a.endMs) && a.entry == "bot" {
-		g, err := group(a.endMs, conv)
-		if err != nil {
-			return nil, err
-		}
+	if seen && in(a.endMs) && a.entry == "bot" {
+		g := group(a.endMs, convID)
 		g.sums[sBotEnded]++
 		if a.hasTransfer {
 			g.sums[sTransferred]++

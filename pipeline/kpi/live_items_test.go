@@ -283,7 +283,7 @@ func BenchmarkLivePieces(b *testing.B) {
 		{id: "e11", typ: "csat.submitted", score: 4, ms: from + 61000},
 		{id: "e4", typ: "message.sent", role: "customer", ms: from + 9000, sentiment: &f},
 	}
-	a := convAttrs{openConv: openConv{key: key, startMs: from + 1000}, entry: "bot", hasStart: true, hasEnd: true,
+	a := convAttrs{openConv: openConv{key: key, startMs: from + 1000}, entry: "bot",
 		endMs: from + 60000, frMs: 2000, hfrMs: 25000, hasFR: true, hasHFR: true, hasTransfer: true}
 	in := make([]liveEvent, len(evs))
 	b.ReportAllocs()
